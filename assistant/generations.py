@@ -1,0 +1,183 @@
+"""The index directory: immutable generations, an atomic `CURRENT` pointer, a writer lock.
+
+    index/
+      CURRENT                 name of the generation being served (replaced with os.replace)
+      .lock                   flock'ed by the one writer; holds its pid (the kernel frees it on death)
+      generations/<name>/     manifest.json, assistant.sqlite, dense.faiss, bm25/
+      generations/.tmp-*      a build in progress; removed by the next writer if it was abandoned
+
+A build or update writes a whole new generation in a temporary directory, renames it into place,
+then switches `CURRENT`. A crash at any point leaves the previous generation serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import REBUILD_HINT, IndexCorruptError, IndexLockedError, IndexMissingError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+KEEP_GENERATIONS = 2  # the current one and the one before (readers may still hold it)
+
+
+def current_generation(index_dir: Path) -> Path:
+    """The directory of the generation being served, or IndexMissingError."""
+    pointer = index_dir / "CURRENT"
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexMissingError(
+            f"Aucun index dans {index_dir}. Lancez `assistant index build` pour le créer."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"{pointer} est illisible ({exc}). {REBUILD_HINT}") from None
+    path = index_dir / "generations" / name
+    if not name or "/" in name or not path.is_dir():
+        raise IndexCorruptError(
+            f"{pointer} désigne une génération absente ({name!r}). {REBUILD_HINT}"
+        )
+    return path
+
+
+def current_marker(index_dir: Path) -> str | None:
+    """A cheap token that changes when a new generation is published (for hot reload)."""
+    try:
+        return (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def new_workdir(index_dir: Path) -> Path:
+    gens = index_dir / "generations"
+    gens.mkdir(parents=True, exist_ok=True)
+    work = gens / f".tmp-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    return work
+
+
+def publish(index_dir: Path, workdir: Path) -> Path:
+    """Move a finished work directory into place and point CURRENT at it, atomically."""
+    _fsync_tree(workdir)
+    name = time.strftime("%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
+    final = workdir.parent / name
+    os.replace(workdir, final)
+    tmp_pointer = index_dir / f".CURRENT.{uuid.uuid4().hex[:8]}"
+    with open(tmp_pointer, "w", encoding="utf-8") as fh:
+        fh.write(name + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp_pointer, index_dir / "CURRENT")
+    _fsync_dir(index_dir)
+    _prune(index_dir, keep=final)
+    return final
+
+
+def discard(workdir: Path) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _prune(index_dir: Path, keep: Path) -> None:
+    gens = sorted(
+        (p for p in (index_dir / "generations").iterdir() if not p.name.startswith(".")),
+        key=lambda p: p.name,
+    )
+    old = [p for p in gens if p != keep][: max(0, len(gens) - KEEP_GENERATIONS)]
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def clean_abandoned(index_dir: Path) -> None:
+    """Remove work directories left by killed builds (call with the lock held)."""
+    gens = index_dir / "generations"
+    if gens.is_dir():
+        for p in gens.iterdir():
+            if p.name.startswith(".tmp-"):
+                log.info("Suppression d'une construction interrompue : %s", p.name)
+                shutil.rmtree(p, ignore_errors=True)
+    for p in index_dir.glob(".CURRENT.*"):
+        p.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path, wait: float = 0.0) -> Iterator[None]:
+    """Exclusive lock for writers. A lock left by a dead process is free (flock dies with it)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                    raise IndexLockedError(
+                        f"Une autre construction de l'index est en cours (pid {holder}). "
+                        "Attendez qu'elle se termine, puis relancez la commande."
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    data = {"format_version": FORMAT_VERSION, **manifest}
+    (directory / MANIFEST).write_text(json.dumps(data, indent=2, ensure_ascii=False), "utf-8")
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path} est manquant. {REBUILD_HINT}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexCorruptError(f"{path} est illisible ({exc}). {REBUILD_HINT}") from None
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        raise IndexCorruptError(
+            f"{path} n'a pas le format attendu (version {FORMAT_VERSION}). {REBUILD_HINT}"
+        )
+    for key in ("embedding", "chunking", "analyzer", "corpus", "faiss"):
+        if not isinstance(data.get(key), dict):
+            raise IndexCorruptError(f"{path} : section « {key} » manquante. {REBUILD_HINT}")
+    return data
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,66 @@
+"""Typed records passed between the parts of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Article:
+    """One cleaned article. `text` is the cleaned text every chunk offset points into."""
+
+    source: str  # path relative to the corpus directory, with forward slashes
+    title: str
+    text: str
+    sha256: str  # hash of the raw file bytes: what incremental updates compare
+    date: str | None = None  # ISO date (YYYY-MM-DD) when the article states one
+    url: str | None = None
+    author: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A slice of an article's cleaned text: `article.text[start:end] == text`."""
+
+    source: str
+    ordinal: int
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One search result."""
+
+    chunk_id: int
+    score: float
+    text: str
+    source: str
+    title: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer: `text` cites passages as [n], `citations[n-1]` is passage n."""
+
+    text: str
+    citations: list[Passage] = field(default_factory=list)
+    in_corpus: bool = True
+    notice: str | None = None  # e.g. "LLM indisponible, réponse extractive"
+    leads: list[Passage] = field(default_factory=list)  # closest articles when refused
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "in_corpus": self.in_corpus,
+            "citations": [p.to_dict() for p in self.citations],
+            "notice": self.notice,
+            "leads": [p.to_dict() for p in self.leads],
+        }

@@ -1,0 +1,278 @@
+"""Storage of one index generation: SQLite (articles, chunks, embedding cache) and FAISS (dense).
+
+FAISS lives here alone. Vector ids are chunk ids, so an article's vectors can be removed.
+Index types: `flat` (exact, IndexIDMap2 over IndexFlatIP), `ivf` (IndexIVFFlat, inner product,
+supports removal), `hnsw` (IndexIDMap2 over IndexHNSWFlat; no removal, rebuilt on change).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import REBUILD_HINT, IndexCorruptError
+from .records import Article, Chunk
+
+SQLITE = "assistant.sqlite"
+FAISS = "dense.faiss"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    title TEXT NOT NULL,
+    date TEXT, url TEXT, author TEXT,
+    text TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    tokens TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE TABLE IF NOT EXISTS embedding_cache (
+    model TEXT NOT NULL,
+    text_sha TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model, text_sha)
+) WITHOUT ROWID;
+"""
+
+
+class Database:
+    """A SQLite file of one generation. Thread-safe for the server's worker threads."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        try:
+            self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            if not readonly:
+                self.conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"{path} est endommagé ({exc}). {REBUILD_HINT}") from None
+        self.path = path
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def check(self) -> None:
+        """Raise IndexCorruptError unless SQLite's quick integrity check passes."""
+        try:
+            with self._lock:
+                row = self.conn.execute("PRAGMA quick_check").fetchone()
+                self.conn.execute("SELECT count(*) FROM chunks").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"{self.path} est endommagé ({exc}). {REBUILD_HINT}") from None
+        if not row or row[0] != "ok":
+            raise IndexCorruptError(f"{self.path} est endommagé ({row}). {REBUILD_HINT}")
+
+    # -- reads -------------------------------------------------------------------------------
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            with self._lock:
+                return self.conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"{self.path} est endommagé ({exc}). {REBUILD_HINT}") from None
+
+    def article_states(self) -> dict[str, tuple[str, int, int]]:
+        """source -> (sha256, size, mtime_ns) of every indexed article."""
+        rows = self._all("SELECT source, sha256, size, mtime_ns FROM articles")
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def articles(self) -> list[dict[str, Any]]:
+        rows = self._all(
+            "SELECT a.source, a.title, a.date, a.url, count(c.id) FROM articles a "
+            "LEFT JOIN chunks c ON c.article_id = a.id GROUP BY a.id ORDER BY a.source"
+        )
+        keys = ("source", "title", "date", "url", "chunks")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def article_text(self, source: str) -> str | None:
+        rows = self._all("SELECT text FROM articles WHERE source = ?", (source,))
+        return rows[0][0] if rows else None
+
+    def chunks_by_id(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str, int, int]]:
+        """chunk id -> (text, source, title, start, end)."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._all(
+            f'SELECT c.id, c.text, a.source, a.title, c.start, c."end" FROM chunks c '
+            f"JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
+            ids,
+        )
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    def all_tokens(self) -> tuple[list[int], list[str]]:
+        rows = self._all("SELECT id, tokens FROM chunks ORDER BY id")
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def counts(self) -> tuple[int, int]:
+        a = self._all("SELECT count(*) FROM articles")[0][0]
+        c = self._all("SELECT count(*) FROM chunks")[0][0]
+        return a, c
+
+    def cached_vectors(self, model: str, shas: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for i in range(0, len(shas), 500):
+            part = list(shas[i : i + 500])
+            marks = ",".join("?" * len(part))
+            rows = self._all(
+                f"SELECT text_sha, vector FROM embedding_cache WHERE model = ? "
+                f"AND text_sha IN ({marks})",
+                [model, *part],
+            )
+            for sha, blob in rows:
+                found[sha] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    # -- writes (only ever on a work copy, under the writer lock) ------------------------------
+    def add_article(
+        self, article: Article, size: int, mtime_ns: int, chunks: Sequence[Chunk],
+        tokens: Sequence[str],
+    ) -> list[int]:
+        cur = self.conn.execute(
+            "INSERT INTO articles (source, sha256, title, date, url, author, text, size, "
+            "mtime_ns) VALUES (?,?,?,?,?,?,?,?,?)",
+            (article.source, article.sha256, article.title, article.date, article.url,
+             article.author, article.text, size, mtime_ns),
+        )
+        article_id = cur.lastrowid
+        ids = []
+        for chunk, toks in zip(chunks, tokens):
+            cur = self.conn.execute(
+                'INSERT INTO chunks (article_id, ordinal, start, "end", text, tokens) '
+                "VALUES (?,?,?,?,?,?)",
+                (article_id, chunk.ordinal, chunk.start, chunk.end, chunk.text, toks),
+            )
+            ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    def remove_article(self, source: str) -> list[int]:
+        ids = [r[0] for r in self.conn.execute(
+            "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id "
+            "WHERE a.source = ?", (source,))]
+        self.conn.execute("DELETE FROM articles WHERE source = ?", (source,))
+        return ids
+
+    def touch_article(self, source: str, size: int, mtime_ns: int) -> None:
+        self.conn.execute(
+            "UPDATE articles SET size = ?, mtime_ns = ? WHERE source = ?", (size, mtime_ns, source)
+        )
+
+    def cache_vectors(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO embedding_cache (model, text_sha, vector) VALUES (?,?,?)",
+            ((model, sha, np.asarray(v, dtype=np.float32).tobytes()) for sha, v in items),
+        )
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+
+def copy_database(src: Path, dst: Path) -> None:
+    """A consistent copy of a generation's SQLite file (SQLite's online backup)."""
+    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+    target = sqlite3.connect(dst)
+    try:
+        source.backup(target)
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorruptError(f"{src} est endommagé ({exc}). {REBUILD_HINT}") from None
+    finally:
+        source.close()
+        target.close()
+
+
+# -- FAISS ------------------------------------------------------------------------------------
+def choose_index_type(requested: str, n_vectors: int) -> str:
+    """`auto`: exact flat search up to 200k chunks, then HNSW (see README "Benchmarks")."""
+    if requested != "auto":
+        return requested
+    return "flat" if n_vectors <= 200_000 else "hnsw"
+
+
+def new_dense_index(kind: str, dim: int, train: np.ndarray | None = None) -> Any:
+    import faiss
+
+    if kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if kind == "hnsw":
+        hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 80
+        hnsw.hnsw.efSearch = 64
+        return faiss.IndexIDMap2(hnsw)
+    if kind == "ivf":
+        n = 0 if train is None else len(train)
+        nlist = max(1, min(4096, int(4 * np.sqrt(max(n, 1)))))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        if train is None or len(train) < nlist:
+            raise ValueError("IVF needs at least nlist training vectors")
+        index.train(train)
+        index.nprobe = max(1, nlist // 16)
+        index.make_direct_map()
+        return index
+    raise ValueError(f"unknown FAISS index type {kind!r}")
+
+
+def index_kind(index: Any) -> str:
+    import faiss
+
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+    if isinstance(inner, faiss.IndexHNSWFlat):
+        return "hnsw"
+    if isinstance(inner, faiss.IndexIVFFlat):
+        return "ivf"
+    return "flat"
+
+
+def write_dense(index: Any, path: Path) -> None:
+    import faiss
+
+    faiss.write_index(index, str(path))
+
+
+def read_dense(path: Path) -> Any:
+    import faiss
+
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "?"
+        raise IndexCorruptError(f"{path} est illisible ({first}). {REBUILD_HINT}") from None
+    if index_kind(index) == "ivf":
+        faiss.extract_index_ivf(index).make_direct_map()
+    return index
+
+
+def all_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) stored in an index (used to rebuild it when its type must change)."""
+    import faiss
+
+    if index_kind(index) == "ivf":
+        invlists = faiss.extract_index_ivf(index).invlists
+        parts = [
+            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+            for i in range(invlists.nlist) if invlists.list_size(i)
+        ]
+        ids = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+    else:
+        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    if len(ids) == 0:
+        return ids, np.zeros((0, index.d), dtype=np.float32)
+    return ids, index.reconstruct_batch(ids)
