@@ -1,0 +1,67 @@
+"""Shared fixtures: the real packaged embedding model (loaded once), real indexes in tmp dirs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant import Assistant, Settings
+from assistant.embeddings import SentenceTransformerEmbedder
+from assistant.indexer import build
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_CORPUS = ROOT / "corpus"
+DATA = Path(__file__).resolve().parent / "data"
+SHARED_DEV = ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"
+DEV_QUESTIONS = SHARED_DEV if SHARED_DEV.exists() else DATA / "dev_questions.jsonl"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The packaged all-MiniLM-L6-v2, loaded once for the whole session (read-only use)."""
+    return SentenceTransformerEmbedder(Settings())
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Settings:
+    """Settings of an index of the five seed articles, built once. Do not write to it."""
+    root = tmp_path_factory.mktemp("seed")
+    corpus = root / "corpus"
+    shutil.copytree(SEED_CORPUS, corpus)
+    settings = Settings(corpus_dir=corpus, index_dir=root / "index")
+    build(settings, lambda: embedder, progress=False)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def seed_assistant(seed_settings: Settings, embedder: Any) -> Assistant:
+    return Assistant.load(seed_settings, embedder=embedder)
+
+
+@pytest.fixture
+def make_corpus(tmp_path: Path) -> Callable[..., Settings]:
+    """A writable copy of the seed corpus (or an empty one) with its own index directory."""
+
+    def make(seeds: bool = True) -> Settings:
+        corpus = tmp_path / "corpus"
+        if seeds:
+            shutil.copytree(SEED_CORPUS, corpus)
+        else:
+            corpus.mkdir()
+        return Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def dev_questions() -> list[dict[str, Any]]:
+    with open(DEV_QUESTIONS, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
