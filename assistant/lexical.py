@@ -77,30 +77,35 @@ class BM25Index:
     """bm25s over analyzed chunk texts; row i of the index is chunk `ids[i]`."""
 
     def __init__(self, bm25: Any, ids: np.ndarray) -> None:
-        self._bm25 = bm25
+        self._bm25 = bm25  # None for an empty corpus (bm25s cannot index zero documents)
         self.ids = ids
-        self._vocab: dict[str, int] = bm25.vocab_dict
-        indptr = bm25.scores["indptr"]
+        self._vocab: dict[str, int] = bm25.vocab_dict if bm25 is not None else {}
+        indptr = bm25.scores["indptr"] if bm25 is not None else np.zeros(1)
         self._df = np.diff(indptr)  # documents per vocabulary term (CSC columns are terms)
 
     @classmethod
     def build(cls, ids: list[int], token_lists: list[list[str]]) -> BM25Index:
         import bm25s
 
+        if not ids:
+            return cls(None, np.zeros(0, dtype=np.int64))
         bm25 = bm25s.BM25()
         bm25.index([toks or [""] for toks in token_lists], show_progress=False)
         return cls(bm25, np.asarray(ids, dtype=np.int64))
 
     def save(self, directory: Path) -> None:
-        self._bm25.save(str(directory), show_progress=False)
+        if self._bm25 is not None:
+            self._bm25.save(str(directory), show_progress=False)
         np.save(directory / "chunk_ids.npy", self.ids, allow_pickle=False)
 
     @classmethod
     def load(cls, directory: Path) -> BM25Index:
         import bm25s
 
-        bm25 = bm25s.BM25.load(str(directory), mmap=False, allow_pickle=False, show_progress=False)
         ids = np.load(directory / "chunk_ids.npy", allow_pickle=False)
+        if len(ids) == 0:
+            return cls(None, ids)
+        bm25 = bm25s.BM25.load(str(directory), mmap=False, allow_pickle=False, show_progress=False)
         return cls(bm25, ids)
 
     def __len__(self) -> int:

