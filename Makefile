@@ -31,7 +31,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[ui,langchain,dev]"
 	touch $@
 
-# Headless Chromium for the browser tests, from Debian (never `playwright install`).
+# Headless Chromium for the browser tests, from Debian (Playwright never downloads a browser).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver; }
