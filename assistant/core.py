@@ -11,8 +11,9 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from .backends import make_embedder
 from .config import Settings
-from .embeddings import Embedder, SentenceTransformerEmbedder
+from .embeddings import Embedder
 from .errors import QuestionError
 from .generations import current_marker, read_manifest
 from .records import Answer, Passage
@@ -33,7 +34,7 @@ class Assistant:
         """Open the current index (errors name the command that fixes them) and the model."""
         settings = settings or Settings.from_env()
         index = LoadedIndex.open(settings)
-        embedder = embedder or SentenceTransformerEmbedder(settings)
+        embedder = embedder or make_embedder(settings)
         return cls(settings, HybridRetriever(index, embedder, settings))
 
     # -- retrieval ----------------------------------------------------------------------------
@@ -117,6 +118,7 @@ def index_status(settings: Settings) -> dict[str, Any]:
         "articles": manifest["corpus"]["articles"],
         "chunks": manifest["corpus"]["chunks"],
         "model": manifest["embedding"]["model"],
+        "backend": manifest["embedding"].get("backend", "torch"),
         "dimension": manifest["embedding"]["dimension"],
         "faiss_index": manifest["faiss"]["type"],
         "built_at": manifest["built_at"],

@@ -10,6 +10,7 @@ A file that cannot be read (binary, empty, undecodable, extraction found no text
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import os
@@ -145,26 +146,35 @@ def decode(raw: bytes) -> str:
     elif b"\x00" in raw[:8192]:
         raise ArticleError("fichier binaire, pas du texte")
     else:
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            try:
-                text = raw.decode("cp1252")
-            except UnicodeDecodeError:
-                text = raw.decode("latin-1")
+        # UTF-8 (BOM optional); a byte that is not valid UTF-8 is read as cp1252 (latin-1 where
+        # cp1252 has no character): a cp1252/latin-1 file decodes right, and so does a UTF-8 file
+        # with a few pasted cp1252 bytes (decoding all of it as cp1252 would garble every accent).
+        codecs.register_error(_CP1252_BYTES, _cp1252_bytes)
+        body = raw[len(codecs.BOM_UTF8):] if raw.startswith(codecs.BOM_UTF8) else raw
+        text = body.decode("utf-8", errors=_CP1252_BYTES)
     controls = sum(1 for c in text if unicodedata.category(c) == "Cc" and c not in "\n\r\t\f")
     if controls > max(8, len(text) // 100):
         raise ArticleError("fichier binaire ou corrompu (caractères de contrôle)")
     return text
 
 
+_CP1252_BYTES = "assistant-cp1252-bytes"
+
+
+def _cp1252_bytes(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: each undecodable byte as cp1252, else latin-1."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start:exc.end]
+    return "".join(bytes([b]).decode("cp1252", "ignore") or chr(b) for b in bad), exc.end
+
+
 def normalize(text: str) -> str:
     """NFC, Unix newlines, no zero-width characters or control characters."""
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = text.translate(_ZERO_WIDTH)
-    return "".join(
-        c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc"
-    ).replace("\t", " ").replace("\f", "\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n").replace("\t", " ")
+    text = "".join(c for c in text if c == "\n" or unicodedata.category(c) != "Cc")
+    # NFC last: "e" + U+200B + U+0301 only composes into "é" once the U+200B is gone.
+    return unicodedata.normalize("NFC", text.translate(_ZERO_WIDTH))
 
 
 def clean(text: str) -> str:
@@ -225,7 +235,7 @@ def _split_front_matter(text: str) -> tuple[str, dict[str, str]]:
 
     try:
         data = yaml.safe_load(m.group(1))
-    except yaml.YAMLError as exc:
+    except Exception as exc:  # YAMLError, but also ValueError (date: 2020-13-45), RecursionError
         raise ArticleError(f"en-tête YAML invalide ({exc.__class__.__name__})") from None
     meta = {}
     if isinstance(data, dict):

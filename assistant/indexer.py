@@ -19,19 +19,36 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .backends import make_embedder
 from .chunking import chunk_article, indexed_text, make_splitter, splitter_description
 from .config import Settings
 from .corpus import ArticleError, CorpusFile, Skipped, read_article, scan_corpus
-from .embeddings import Embedder, SentenceTransformerEmbedder, cache_key, embedding_identity
+from .embeddings import Embedder, cache_key, embedding_identity
 from .errors import REBUILD_HINT, IndexMismatchError, IndexMissingError
 from .generations import (
-    clean_abandoned, current_generation, discard, new_workdir, publish, read_manifest,
-    write_manifest, writer_lock,
+    clean_abandoned,
+    current_generation,
+    discard,
+    file_digests,
+    new_workdir,
+    publish,
+    read_manifest,
+    verify_files,
+    write_manifest,
+    writer_lock,
 )
 from .lexical import BM25Index, analyze, analyzer_description, dump_tokens, load_tokens
 from .store import (
-    FAISS, SQLITE, Database, all_vectors, choose_index_type, copy_database, index_kind,
-    new_dense_index, read_dense, write_dense,
+    FAISS,
+    SQLITE,
+    Database,
+    all_vectors,
+    choose_index_type,
+    copy_database,
+    index_kind,
+    new_dense_index,
+    read_dense,
+    write_dense,
 )
 
 log = logging.getLogger(__name__)
@@ -146,6 +163,7 @@ def _write(
         assert previous is not None
         manifest = read_manifest(previous)
         check_compatible(manifest, settings)
+        verify_files(previous, manifest)  # never carry damaged files into the next generation
         old = Database(previous / SQLITE, readonly=True)
         old.check()
         old_states = old.article_states()
@@ -160,12 +178,16 @@ def _write(
     workdir = new_workdir(settings.index_dir)
     try:
         _fill(settings, embedder_factory, progress, workdir, previous, incremental, todo, report)
-        report.generation = publish(settings.index_dir, workdir).name
+        if incremental and not (report.added or report.changed or report.removed):
+            discard(workdir)  # only unreadable files to (re)index: the same index, kept as is
+        else:
+            report.generation = publish(settings.index_dir, workdir).name
     except BaseException:
         discard(workdir)
         raise
     report.seconds = time.perf_counter() - t0
-    log.info("Génération %s publiée en %.1f s", report.generation, report.seconds)
+    if report.generation:
+        log.info("Génération %s publiée en %.1f s", report.generation, report.seconds)
     return report
 
 
@@ -209,7 +231,7 @@ def _fill(
     else:
         db = Database(db_path)
         if previous is not None:
-            _import_cache(db, previous / SQLITE)
+            _import_cache(db, previous)
         dense = None
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -270,6 +292,7 @@ def _fill(
         "faiss": {"type": index_kind(dense), "ntotal": int(dense.ntotal)},
         "corpus": {"articles": report.articles, "chunks": report.chunks,
                    "fingerprint": fingerprint},
+        "files": file_digests(workdir),
     })
 
 
@@ -282,7 +305,7 @@ def _embed(
     cached = db.cached_vectors(key, shas)
     missing = list(dict.fromkeys(s for s in shas if s not in cached))
     if missing:
-        embedder = (factory or (lambda: SentenceTransformerEmbedder(settings)))()
+        embedder = (factory or (lambda: make_embedder(settings, batch=True)))()
         by_sha = dict(zip(shas, texts))
         fresh = embedder.embed_passages([by_sha[s] for s in missing], progress=progress)
         db.cache_vectors(key, zip(missing, fresh))
@@ -326,9 +349,14 @@ def _updated_dense(
     return fresh
 
 
-def _import_cache(db: Database, old_sqlite: Path) -> None:
-    """Carry the previous generation's embedding cache into a full rebuild (best effort)."""
+def _import_cache(db: Database, previous: Path) -> None:
+    """Carry the previous generation's embedding cache into a full rebuild (best effort).
+
+    Only from a SQLite file the manifest vouches for: damaged bytes could be wrong vectors.
+    """
+    old_sqlite = previous / SQLITE
     try:
+        verify_files(previous, read_manifest(previous), only=SQLITE)
         db.conn.execute("ATTACH DATABASE ? AS old", (f"file:{old_sqlite}?mode=ro",))
         db.conn.execute("INSERT OR IGNORE INTO embedding_cache SELECT * FROM old.embedding_cache")
         db.conn.commit()

@@ -17,7 +17,7 @@ import numpy as np
 from .config import Settings
 from .embeddings import Embedder
 from .errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
-from .generations import current_generation, read_manifest
+from .generations import current_generation, read_manifest, verify_files
 from .indexer import check_compatible
 from .lexical import BM25Index, analyze
 from .records import Passage
@@ -39,6 +39,7 @@ class LoadedIndex:
         path = current_generation(settings.index_dir)
         manifest = read_manifest(path)
         check_compatible(manifest, settings)
+        verify_files(path, manifest)
         db = Database(path / SQLITE, readonly=True)
         db.check()
         dense = read_dense(path / FAISS)

@@ -199,11 +199,29 @@ def copy_database(src: Path, dst: Path) -> None:
 
 
 # -- FAISS ------------------------------------------------------------------------------------
+# Measured by bench/scale.py (README "Benchmarks"), 2 cores, d=384, one query on one thread:
+# flat 13-15 ms at 100k, 170-300 ms at 1M; IVF (sqrt(n) cells, 32-62 probed) 1.4-2 ms at 100k
+# and 16-21 ms at 1M for recall@10 0.97-0.98, built in 18-46 s at 1M and updated in place;
+# HNSW ~0.4 ms at 100k but built at 1,500-2,400 vectors/s and rebuilt on every change
+# (about ten minutes per `index update` at 1M).
+FLAT_MAX = 200_000  # `auto`: exact search up to here, then IVF
+IVF_TRAIN_PER_LIST = 50  # k-means training points per cell (faiss warns below 39)
+IVF_NPROBE = 32  # cells visited per query, at least; nlist/16 for large indexes
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
+
+
 def choose_index_type(requested: str, n_vectors: int) -> str:
-    """`auto`: exact flat search up to 200k chunks, then HNSW (see README "Benchmarks")."""
+    """`auto`: exact flat search up to `FLAT_MAX` chunks, then IVF, which keeps incremental
+    updates cheap (vectors added and removed in place). HNSW answers faster but is rebuilt on
+    every change, so it is only used when asked for (see README "Benchmarks")."""
     if requested != "auto":
         return requested
-    return "flat" if n_vectors <= 200_000 else "hnsw"
+    return "flat" if n_vectors <= FLAT_MAX else "ivf"
+
+
+def ivf_lists(n: int) -> int:
+    """IVF cells for n training vectors: ~sqrt(n), so k-means and adds stay cheap on few cores."""
+    return max(1, min(65_536, int(round(float(np.sqrt(max(n, 1)))))))
 
 
 def new_dense_index(kind: str, dim: int, train: np.ndarray | None = None) -> Any:
@@ -212,20 +230,26 @@ def new_dense_index(kind: str, dim: int, train: np.ndarray | None = None) -> Any
     if kind == "flat":
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     if kind == "hnsw":
-        hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = 80
-        hnsw.hnsw.efSearch = 64
+        hnsw = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        hnsw.hnsw.efSearch = HNSW_EF_SEARCH
         return faiss.IndexIDMap2(hnsw)
     if kind == "ivf":
         n = 0 if train is None else len(train)
-        nlist = max(1, min(4096, int(4 * np.sqrt(max(n, 1)))))
+        nlist = ivf_lists(n)
+        if train is None or n < nlist:
+            raise ValueError("IVF needs at least nlist training vectors")
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        if train is None or len(train) < nlist:
-            raise ValueError("IVF needs at least nlist training vectors")
-        index.train(train)
-        index.nprobe = max(1, nlist // 16)
-        index.make_direct_map()
+        sample = IVF_TRAIN_PER_LIST * nlist
+        if n > sample:  # k-means on a seeded sample: same quality, a fraction of the time
+            rows = np.sort(np.random.default_rng(0).choice(n, size=sample, replace=False))
+            train = train[rows]
+        index.train(np.ascontiguousarray(train, dtype=np.float32))
+        index.nprobe = min(nlist, max(IVF_NPROBE, nlist // 16))
+        # A hash-table direct map: `reconstruct` works with arbitrary (chunk) ids and removals;
+        # the default array map refuses `add_with_ids`.
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
         return index
     raise ValueError(f"unknown FAISS index type {kind!r}")
 
@@ -256,7 +280,9 @@ def read_dense(path: Path) -> Any:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "?"
         raise IndexCorruptError(f"{path} est illisible ({first}). {REBUILD_HINT}") from None
     if index_kind(index) == "ivf":
-        faiss.extract_index_ivf(index).make_direct_map()
+        ivf = faiss.extract_index_ivf(index)
+        if ivf.direct_map.type == faiss.DirectMap.NoMap:  # saved without one (older files)
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
     return index
 
 

@@ -24,6 +24,16 @@ DEV_QUESTIONS = SHARED_DEV if SHARED_DEV.exists() else DATA / "dev_questions.jso
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def default_backend_exported() -> None:
+    """Export the default embedding backend into the user's model cache once, up front (reused
+    by every later session), so that no CLI subprocess of a test pays it under its timeout."""
+    from assistant.model_export import ensure_export
+
+    if Settings().embedding_backend != "torch":
+        ensure_export(Settings())
+
+
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
     """The packaged all-MiniLM-L6-v2, loaded once for the whole session (read-only use)."""

@@ -1,0 +1,411 @@
+"""Answers with numbered citations, and an honest "not in the corpus".
+
+    question ──contextualize(history)──> query ──search──> passages
+                                                   │
+           coverage(query, passages) < min_coverage ──> NOT_FOUND (+ leads, one per article)
+                                                   │
+           ExtractiveAnswerer: best sentences, each cited [n]   |   LLMAnswerer (llm.py)
+
+**Coverage** (the out-of-corpus decision) is the IDF-weighted share of the query's content words
+present in the best single passage, title included (see `question.Terms`: entities weigh more,
+lower-case words unknown to the corpus less). A cosine threshold alone cannot tell "who runs the
+French Tech in Bordeaux?" from an answerable question; a missing rare word can.
+
+**Sentences** of the articles around the passages (split on the whole article, so a chunk cut never
+truncates one; overlapping chunks give each sentence once) are scored on: IDF-weighted overlap with
+the query, the same with the previous sentence and the title as context, the kind of fact asked
+(a new name for "Qui ?", a figure with a unit for "Combien ?", a date for "Quand ?"), the passage's
+search score, and dense similarity (one embedding batch for the best few). At most
+`max_answer_sentences` close to the best are kept, in reading order, each cited [n].
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from .config import Settings
+from .errors import ConfigError
+from .lexical import STOPWORDS, analyze, words
+from .question import Terms, contextualize, question_kind
+from .records import Answer, Passage
+from .sentences import (
+    dates,
+    display,
+    is_bullet,
+    names,
+    numbers,
+    proper_nouns,
+    split_sentences,
+)
+
+if TYPE_CHECKING:
+    from .retriever import HybridRetriever
+
+__all__ = ["NOT_FOUND", "Answerer", "ExtractiveAnswerer", "answer_pieces", "contextualize",
+           "coverage", "make_answerer", "not_found"]
+
+_BIG = 1 << 62
+NOT_FOUND = "Je n'ai pas trouvé cette information dans les articles du corpus."
+MAX_LEADS = 3
+DENSE_POOL = 6  # sentences embedded per question (the best by the other signals), one batch
+DENSE_CHARS = 200  # of each, enough for its meaning, short enough to stay fast
+NEAR_CHARS = 400  # sentences of one article this close are read in their order
+LEAD = 20_000  # characters of an article read to judge what it is about
+KEEP_RATIO = 0.75  # further sentences must score at least this share of the best one
+WEIGHTS = {  # sentence features, see `ExtractiveAnswerer.ranked`
+    "own": 0.4,  # IDF-weighted share of the query's terms in the sentence
+    "local": 0.1,  # ... in the sentence, the previous one, the list introduction, the title
+    "article": 0.15,  # ... in its whole article
+    "prior": 0.1,  # the passage's search score (x0.75 for a sentence just outside it)
+    "fact": 0.35,  # holds the kind of fact asked (name, figure, date)
+    "shape": 1.0,  # minus a penalty for headings, questions, list introductions
+}  # + settings.answer_dense_weight x cosine with the query (0: no sentence embeddings)
+
+
+class Answerer(Protocol):
+    def stream(self, question: str, query: str, passages: list[Passage],
+               retriever: HybridRetriever) -> Iterator[str | Answer]:
+        """Text pieces, then exactly one final `Answer` (whose text is authoritative)."""
+        ...
+
+
+def make_answerer(settings: Settings, mode: str | None = None) -> Answerer:
+    """The answerer for `mode` ("extractive" or "llm"; None: `settings.answerer`)."""
+    mode = mode or settings.answerer
+    if mode == "extractive":
+        return ExtractiveAnswerer(settings)
+    if mode == "llm":
+        if not settings.llm_configured:
+            raise ConfigError(
+                "Le mode « llm » demande un modèle de langage : définissez "
+                "ASSISTANT_LLM_BASE_URL (ex. http://localhost:11434/v1) et ASSISTANT_LLM_MODEL, "
+                "ou utilisez le mode « extractive »."
+            )
+        from .llm import LLMAnswerer
+
+        return LLMAnswerer(settings)
+    raise ConfigError(f"Mode de réponse inconnu : {mode!r}. Choisissez extractive ou llm.")
+
+
+def coverage(query: str, passages: Sequence[Passage], retriever: HybridRetriever) -> float:
+    """How much of the query's weighted content the best single passage holds, read with its
+    title and the sentences just before and after it (a chunk cut can separate a name from
+    its fact)."""
+    terms = Terms.of(query, retriever)
+    articles = {p.source: retriever.index.db.article_text(p.source) for p in passages}
+    return max((terms.covered(_terms(f"{p.title}\n{_window(p, articles.get(p.source))}"))
+                for p in passages), default=0.0)
+
+
+@lru_cache(maxsize=1024)
+def _terms(text: str) -> frozenset[str]:
+    """Analyzed terms of a text (cached: the same articles and sentences come back often)."""
+    return frozenset(analyze(text))
+
+
+def _window(p: Passage, article: str | None) -> str:
+    """The passage's text from the start of the sentence before it to the end of the one after."""
+    if article is None or article[p.start:p.end] != p.text:
+        return p.text
+    spans = split_sentences(article)
+    touched = _touching(spans, p.start, p.end)
+    if not touched:
+        return p.text
+    lo = spans[max(touched[0] - 1, 0)][0]
+    hi = spans[min(touched[-1] + 1, len(spans) - 1)][1]
+    return article[min(lo, p.start):max(hi, p.end)]
+
+
+def _touching(spans: Sequence[tuple[int, int]], start: int, end: int) -> range:
+    """Indices of the sentence spans (sorted, disjoint) that overlap [start, end)."""
+    first = bisect_right(spans, (start, _BIG)) - 1  # the last span starting at or before start
+    if first < 0 or spans[first][1] <= start:
+        first += 1
+    last = bisect_left(spans, (end, -1))  # the first span starting at or after end
+    return range(first, max(first, last))
+
+
+def not_found(passages: Sequence[Passage], notice: str | None = None) -> Answer:
+    """The honest refusal, with the closest passages (one per article, at most 3) as leads."""
+    leads: list[Passage] = []
+    for p in passages:
+        if len(leads) < MAX_LEADS and all(p.source != q.source for q in leads):
+            leads.append(p)
+    return Answer(NOT_FOUND, [], in_corpus=False, notice=notice, leads=leads)
+
+
+def answer_pieces(answer: Answer) -> Iterator[str]:
+    """The answer text in a few pieces (one per cited sentence) that join to `answer.text`."""
+    pieces = re.split(r"(?<=\]) (?=\S)", answer.text) if answer.in_corpus else [answer.text]
+    for i, piece in enumerate(pieces):
+        yield piece if i == 0 else " " + piece
+
+
+# -- extractive answers ------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    """One sentence of an article near a retrieved passage."""
+
+    passage: Passage  # the passage it is cited from, widened to cover the sentence if needed
+    rank: int
+    start: int  # offsets of the sentence in the article text
+    end: int
+    text: str  # as displayed
+    prior: float  # the passage's search score (halved for a neighbouring sentence)
+    context: str = ""  # previous sentence, list introduction
+    intro: str | None = None  # the line introducing a bulleted list item
+    terms: set[str] = field(default_factory=set)
+    features: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0
+
+
+class ExtractiveAnswerer:
+    """Offline and deterministic: the best supporting sentences of the passages, cited [n]."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def stream(self, question: str, query: str, passages: list[Passage],
+               retriever: HybridRetriever) -> Iterator[str | Answer]:
+        answer = self.answer(question, query, passages, retriever)
+        yield from answer_pieces(answer)
+        yield answer
+
+    def answer(self, question: str, query: str, passages: list[Passage],
+               retriever: HybridRetriever, *, notice: str | None = None,
+               check_coverage: bool = True) -> Answer:
+        if not passages or (check_coverage and
+                            coverage(query, passages, retriever) < self.settings.min_coverage):
+            return not_found(passages, notice)
+        chosen = self.select(question, query, passages, retriever)
+        return cite(chosen, notice) if chosen else not_found(passages, notice)
+
+    def select(self, question: str, query: str, passages: list[Passage],
+               retriever: HybridRetriever) -> list[Candidate]:
+        """The best sentences, at most `max_answer_sentences`, in reading order."""
+        # The article gives the topic (names); the sentence must hold what is asked about it.
+        terms = Terms.of(query, retriever, entity_boost=0.5, absent_discount=1.0)
+        pool = self.ranked(question, query, passages, retriever, terms)
+        if not pool:
+            return []
+        chosen = [pool[0]]
+        for c in pool[1:]:
+            if len(chosen) >= self.settings.max_answer_sentences:
+                break
+            if c.score < KEEP_RATIO * chosen[0].score or not terms.covered(c.terms):
+                continue
+            if not any(_redundant(c, other) for other in chosen):
+                chosen.append(c)
+        return natural_order(chosen)
+
+    def ranked(self, question: str, query: str, passages: list[Passage],
+               retriever: HybridRetriever, terms: Terms) -> list[Candidate]:
+        """The `DENSE_POOL` best candidate sentences, best first, with their `features`."""
+        articles = {p.source: retriever.index.db.article_text(p.source) for p in passages}
+        candidates = sentence_candidates(passages, articles)
+        if not candidates or not terms.weights:
+            return []
+        kind = question_kind(question)
+        topical = {source: terms.covered(_terms(f"{title}\n{(articles[source] or '')[:LEAD]}"))
+                   for source, title in {p.source: p.title for p in passages}.items()}
+        for c in candidates:
+            c.terms = set(_terms(c.text))
+            c.features = {
+                "own": terms.covered(c.terms),
+                "local": terms.covered(c.terms | _terms(f"{c.passage.title}\n{c.context}")),
+                "article": topical[c.passage.source],
+                "prior": c.prior,
+                "fact": fact_score(kind, c.text, question) if kind else 0.0,
+                "shape": -shape_penalty(c.text, bullet=c.intro is not None),
+            }
+            c.score = sum(WEIGHTS[k] * v for k, v in c.features.items())
+        candidates.sort(key=lambda c: (-c.score, c.rank, c.start))
+        pool = candidates[:DENSE_POOL]
+        weight = self.settings.answer_dense_weight
+        if weight > 0:  # one batch: the few best sentences, cut to their first words
+            embedder = retriever.embedder
+            vectors = embedder.embed_passages([c.text[:DENSE_CHARS] for c in pool])
+            sims = np.asarray(vectors @ embedder.embed_query(query), dtype=float)
+            for c, sim in zip(pool, sims):
+                c.features["dense"] = max(0.0, float(sim))
+                c.score += weight * c.features["dense"]
+            pool.sort(key=lambda c: (-c.score, c.rank, c.start))
+        return pool
+
+
+def natural_order(chosen: Sequence[Candidate]) -> list[Candidate]:
+    """Best first, except that sentences of one article close together (a stretch of text,
+    gaps under `NEAR_CHARS`) are kept together and read in their order."""
+    stretches: list[list[Candidate]] = []
+    for c in chosen:  # best first
+        for stretch in stretches:
+            if stretch[0].passage.source == c.passage.source and any(
+                    c.start - o.end < NEAR_CHARS and o.start - c.end < NEAR_CHARS
+                    for o in stretch):
+                stretch.append(c)
+                break
+        else:
+            stretches.append([c])
+    return [c for stretch in stretches for c in sorted(stretch, key=lambda c: c.start)]
+
+
+def fact_score(kind: str | None, sentence: str, question: str) -> float:
+    """How well the sentence carries the kind of fact asked (0..1), ignoring what the question
+    already says (a year or a name copied from the question answers nothing)."""
+    asked = set(words(question))
+    if kind == "person":
+        new = [n for n in names(sentence)
+               if not set(n.split()) & asked and n.split()[0] not in STOPWORDS]
+        return 1.0 if new else 0.0
+    if kind == "name":  # "Quels clusters... ?": the more new names, the better
+        fresh = [n for n in proper_nouns(sentence) if n not in asked and n not in STOPWORDS]
+        return 0.0 if not fresh else 0.75 if len(fresh) == 1 else 1.0
+    if kind == "place":  # "à Valenciennes", "en Moselle", "au nord de Lille"
+        new_places = [m.group(1) for m in _PLACE.finditer(sentence)
+                      if m.group(1).lower() not in asked]
+        if new_places:
+            return 1.0
+        return 0.5 if any(n not in asked for n in proper_nouns(sentence)) else 0.0
+    if kind == "date":
+        asked_numbers = set(re.findall(r"\d+", question))
+        return 1.0 if any(not set(re.findall(r"\d+", d)) <= asked_numbers
+                          for d in dates(sentence)) else 0.0
+    if kind in {"number", "money", "area"}:
+        asked_numbers = {re.sub(r"\D", "", n)
+                         for n in re.findall(r"\d[\d \u00a0\u202f.]*", question)}
+        figures = [(d, unit) for d, unit in numbers(sentence) if d not in asked_numbers]
+        if not figures:  # "le million d'euros", "un millier de visiteurs", "une quarantaine"
+            spelled = _SPELLED.search(sentence)
+            return 0.0 if spelled is None else 1.0 if _MONEY.search(sentence) else 0.6
+        if kind == "money":
+            return 1.0 if _MONEY.search(sentence) else 0.5
+        if kind == "area":
+            return 1.0 if _AREA.search(sentence) else 0.4
+        return 1.0 if any(unit for _, unit in figures) else 0.6
+    return 0.0
+
+
+_SPELLED = re.compile(
+    r"\b(?:millions?|milliards?|milliers?|centaines?|dizaines?|douzaines?|vingtaines?"
+    r"|trentaines?|quarantaines?|cinquantaines?|soixantaines?|deux|trois|quatre|cinq|six|sept"
+    r"|huit|neuf|dix|onze|douze|quinze|vingt|trente|quarante|cinquante|soixante|cent|mille)\b",
+    re.IGNORECASE,
+)
+_PLACE = re.compile(r"\b(?:à|au|aux|en|dans|près de|sur|de|basée?s? à)\s+(?:l['’]|la\s+|le\s+)?"
+                    r"([A-ZÀ-ÖØ-Þ][\w-]+)")
+_MONEY = re.compile(r"€|\beuros?\b|\bmillions? d['’]euros", re.IGNORECASE)
+_AREA = re.compile(r"m²|\bm2\b|mètres? carrés|hectares?|\bkm²", re.IGNORECASE)
+
+
+def shape_penalty(text: str, *, bullet: bool = False) -> float:
+    """Headings, list introductions, interview questions and run-on paragraphs answer poorly
+    (a bulleted item is short by nature: its list introduction gives the context)."""
+    n = len(text.split())
+    end = text.rstrip(" »\"”’)")
+    penalty = 0.0
+    if end.endswith("?"):
+        penalty += 0.3
+    if end.endswith(":"):
+        penalty += 0.3
+    elif n < 12 and not bullet and not end.endswith((".", "!", "…")):
+        penalty += 0.1  # a heading
+    if n < 4 and not bullet:
+        penalty += 0.15
+    if n > 80:
+        penalty += 0.1
+    return penalty
+
+
+def _redundant(a: Candidate, b: Candidate) -> bool:
+    if a.passage.source == b.passage.source and a.start < b.end and b.start < a.end:
+        return True
+    union = a.terms | b.terms
+    return bool(union) and len(a.terms & b.terms) / len(union) > 0.6
+
+
+def sentence_candidates(passages: Sequence[Passage],
+                        articles: dict[str, str | None]) -> list[Candidate]:
+    """Every sentence mostly inside a retrieved passage, and the one just before and after it,
+    once (overlapping chunks de-duplicated), attached to the best-ranked passage holding it
+    (widened to cover it), with exact offsets into the article text."""
+    seen: set[tuple[str, int]] = set()
+    out: list[Candidate] = []
+    for rank, p in enumerate(passages):
+        article, base = articles.get(p.source), 0
+        if article is None or article[p.start:p.end] != p.text:
+            article, base = p.text, p.start  # stale or missing article: split the chunk alone
+        spans = split_sentences(article)
+        near = _touching(spans, p.start - base, p.end - base)
+        inside = [i for i in near if _mostly_inside(spans[i][0] + base, spans[i][1] + base, p)]
+        if not inside:
+            continue
+        around = [i for i in (inside[0] - 1, inside[-1] + 1) if 0 <= i < len(spans)]
+        for i in sorted(set(inside) | set(around)):
+            a, b = spans[i]
+            lo, hi = a + base, b + base
+            if (p.source, lo) in seen:
+                continue
+            seen.add((p.source, lo))
+            intro = _list_intro(article, spans, i) if is_bullet(article[a:b]) else None
+            first = min(lo, intro[1] + base if intro else lo)
+            cited = p
+            if base == 0 and (first < p.start or hi > p.end):
+                start, end = min(p.start, first), max(p.end, hi)
+                cited = replace(p, text=article[start:end], start=start, end=end)
+            context = display(article[spans[i - 1][0]:spans[i - 1][1]]) if i else ""
+            prior = float(p.score) * (1.0 if i in inside else 0.75)
+            out.append(Candidate(cited, rank, lo, hi, display(article[a:b]), prior,
+                                 context=f"{context}\n{intro[0] if intro else ''}",
+                                 intro=intro[0] if intro else None))
+    return out
+
+
+def _mostly_inside(lo: int, hi: int, p: Passage) -> bool:
+    inside = min(hi, p.end) - max(lo, p.start)
+    return inside > 0 and (inside >= (hi - lo) / 2 or inside >= 100)
+
+
+def _list_intro(article: str, spans: Sequence[tuple[int, int]],
+                i: int) -> tuple[str, int] | None:
+    """The line ending with ":" that introduces the bulleted item `spans[i]`, and its start."""
+    for a, b in reversed(spans[max(0, i - 12):i]):
+        if is_bullet(article[a:b]):
+            continue
+        return (display(article[a:b]), a) if article[a:b].rstrip().endswith(":") else None
+    return None
+
+
+def cite(chosen: Sequence[Candidate], notice: str | None = None) -> Answer:
+    """The answer text, each sentence followed by [n], numbered in order of first use."""
+    citations: list[Passage] = []
+    number_of: dict[int, int] = {}
+    parts: list[str] = []
+    intros_shown: set[str] = set()
+    for c in chosen:
+        n = number_of.get(c.passage.chunk_id)
+        if n is None:
+            citations.append(c.passage)
+            n = number_of[c.passage.chunk_id] = len(citations)
+        else:
+            citations[n - 1] = _union(citations[n - 1], c.passage)
+        text = c.text
+        if c.intro and c.intro not in intros_shown:
+            intros_shown.add(c.intro)
+            text = f"{c.intro.rstrip(' :')} : {text}"
+        parts.append(f"{text} [{n}]")
+    return Answer(" ".join(parts), citations, in_corpus=True, notice=notice)
+
+
+def _union(a: Passage, b: Passage) -> Passage:
+    """Two views of one chunk, widened differently: the span covering both."""
+    left, right = (a, b) if a.start <= b.start else (b, a)
+    if right.end <= left.end:
+        return left
+    return replace(left, text=left.text + right.text[left.end - right.start:], end=right.end)

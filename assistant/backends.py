@@ -1,0 +1,211 @@
+"""Embedding backends behind the one `Embedder` interface, and `make_embedder(settings)`.
+
+    torch          sentence-transformers itself (`embeddings.SentenceTransformerEmbedder`)
+    onnx           ONNX Runtime, fp32 export           } exported once, offline, from the local
+    onnx-int8      ONNX Runtime, dynamic int8 export   } model directory into the model cache
+    openvino       OpenVINO, fp32 IR                   } (`model_export.py`), reused at every
+    openvino-int8  OpenVINO, static int8 (NNCF)        } start after that
+
+Every backend returns what sentence-transformers returns for the model (mean pooling, L2
+normalisation, `max_seq_length` truncation, the model's own tokenizer); the index manifest records
+the backend, so vectors of two backends never share an index (see `embeddings.embedding_identity`).
+
+Threads (`embedding_threads`): 0 = automatic, i.e. all cores for index builds (`batch=True`) and
+one intra-op thread per request when serving, so concurrent questions do not fight over cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Settings
+from .embeddings import Embedder, SentenceTransformerEmbedder, embedding_identity
+from .errors import ConfigError
+from .model_export import REQUIREMENTS, ensure_export, missing_package
+
+log = logging.getLogger(__name__)
+
+
+def make_embedder(settings: Settings, *, batch: bool = False) -> Embedder:
+    """The embedder `settings.embedding_backend` names (exported on first use if needed).
+
+    `batch=True` for index builds: with `embedding_threads=0` it uses every core; otherwise one
+    thread per call, the right choice for a server answering several questions at once.
+    """
+    backend = settings.embedding_backend
+    if backend == "torch":
+        return SentenceTransformerEmbedder(settings)
+    if backend.startswith("onnx"):
+        return OnnxEmbedder(settings, batch=batch)
+    return OpenVinoEmbedder(settings, batch=batch)
+
+
+def resolve_threads(settings: Settings, *, batch: bool) -> int:
+    """Intra-op threads for one call: the setting, else all usable cores (builds) or 1 (serving)."""
+    if settings.embedding_threads > 0:
+        return settings.embedding_threads
+    if not batch:
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class ExportedEmbedder:
+    """Shared part of the exported backends: tokenization, length-sorted batches, prompts.
+
+    Subclasses load `directory / meta["file"]` in `_load` and run one batch in `_run`.
+    """
+
+    family = ""
+
+    def __init__(self, settings: Settings, *, batch: bool = False) -> None:
+        if not settings.embedding_backend.startswith(self.family):
+            raise ValueError(f"{type(self).__name__} cannot run {settings.embedding_backend}")
+        self.backend = settings.embedding_backend
+        self._identity = embedding_identity(settings)
+        self.query_prompt: str = self._identity["query_prompt"]
+        self.passage_prompt: str = self._identity["passage_prompt"]
+        self.model_id = settings.embedding_model
+        self.batch_size = max(1, settings.embedding_batch_size)
+        self.threads = resolve_threads(settings, batch=batch)
+        self.directory, self.meta = ensure_export(settings)
+        self.dimension = int(self.meta["dimension"])
+        self.max_length = int(self.meta["max_length"])
+        self._inputs: list[str] = list(self.meta["inputs"])
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        self._tokenizer = AutoTokenizer.from_pretrained(
+            str(self.directory / "tokenizer"), local_files_only=True
+        )
+        self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not re-entrant
+        try:
+            self._load(self.directory / str(self.meta["file"]))
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                f"Modèle exporté illisible ({self.directory} : {exc.__class__.__name__}: {exc}). "
+                "Supprimez ce dossier : l'export sera refait au prochain démarrage."
+            ) from None
+
+    # -- what subclasses provide ----------------------------------------------------------------
+    def _load(self, path: Path) -> None:
+        raise NotImplementedError
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def runtime(self) -> dict[str, Any]:
+        return {}
+
+    # -- the Embedder interface -----------------------------------------------------------------
+    def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        """Normalised float32 vectors, one row per text, in the order given."""
+        return self._encode([self.passage_prompt + t for t in texts], progress=progress)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._encode([self.query_prompt + text])[0]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self._identity, "dimension": self.dimension, "threads": self.threads,
+            "export": str(self.directory), "export_version": self.meta.get("export_version"),
+            **self.runtime(),
+        }
+
+    # -- internals ------------------------------------------------------------------------------
+    def _encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # little padding per batch
+        starts = range(0, len(texts), self.batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="Vectorisation", unit="lot")
+        for start in starts:
+            rows = order[start:start + self.batch_size]
+            out[rows] = self._run(self._tokenize([texts[i] for i in rows]))
+        return out
+
+    def _tokenize(self, texts: list[str]) -> dict[str, np.ndarray]:
+        with self._tokenizer_lock:
+            enc = self._tokenizer(texts, padding=True, truncation=True,
+                                  max_length=self.max_length, return_tensors="np")
+        return {k: np.ascontiguousarray(enc[k], dtype=np.int64) for k in self._inputs}
+
+
+class OnnxEmbedder(ExportedEmbedder):
+    """ONNX Runtime on CPU: `onnx` (fp32) or `onnx-int8` (dynamic int8 MatMuls, VNNI)."""
+
+    family = "onnx"
+
+    def _load(self, path: Path) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise missing_package(self.backend, exc) from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        self._version = ort.__version__
+        self._session = ort.InferenceSession(str(path), options,
+                                             providers=["CPUExecutionProvider"])
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        # InferenceSession.run is thread-safe: concurrent questions share one session.
+        return np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+
+    def runtime(self) -> dict[str, Any]:
+        return {"runtime": f"onnxruntime {self._version}"}
+
+
+class OpenVinoEmbedder(ExportedEmbedder):
+    """OpenVINO on CPU: `openvino` (fp32 IR) or `openvino-int8` (NNCF static int8).
+
+    Runs with `INFERENCE_PRECISION_HINT=f32`: on CPUs with AMX/AVX512-BF16 OpenVINO would
+    otherwise compute in bf16, and the vectors of one backend name would depend on the CPU.
+    """
+
+    family = "openvino"
+
+    def _load(self, path: Path) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:
+            raise missing_package(self.backend, exc) from None
+        self._version = ov.get_version()
+        config = {"INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": "f32",
+                  "PERFORMANCE_HINT": "LATENCY"}
+        self._compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self._local = threading.local()  # one infer request per thread (they are not shared)
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        result = request.infer(feed)
+        return np.array(result[self._compiled.output(0)], dtype=np.float32)
+
+    def runtime(self) -> dict[str, Any]:
+        return {"runtime": f"openvino {self._version}"}
+
+
+__all__ = [
+    "REQUIREMENTS", "ExportedEmbedder", "OnnxEmbedder", "OpenVinoEmbedder", "make_embedder",
+    "resolve_threads",
+]

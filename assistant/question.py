@@ -1,0 +1,240 @@
+"""What a question asks: its weighted content words, the kind of fact wanted, its follow-ups.
+
+- `Terms.of(query, retriever)`: the query's content terms (French analysis, minus the words that
+  only phrase a question) weighted by BM25 IDF. Words written with a capital inside the question
+  name an entity and weigh `ENTITY_BOOST` times more for the coverage decision; lower-case words
+  absent from the whole corpus are most often paraphrases ("surface" for "m²") and weigh
+  `ABSENT_DISCOUNT` times as much (twice that when the question has no capital at all, since
+  its names cannot be told from other words).
+- `question_kind(question)`: "person", "date", "money", "area", "number", "place", "name" or
+  None (a description: "Qu'est-ce que ... ?").
+- `contextualize(question, history)`: a short follow-up ("Et combien d'emplois ?", "Qui la
+  dirige ?", "Et à Nancy ?") gets the previous question's key words; no LLM involved.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from .lexical import analyze, fold_accents
+
+if TYPE_CHECKING:
+    from .retriever import HybridRetriever
+
+ENTITY_BOOST = 3.0
+ABSENT_DISCOUNT = 0.35
+
+# Words that phrase a question without naming its topic (compared after analysis).
+_QUESTION_PHRASING = """nom appel appelle exist existe savoir sait dire dit connaitre connaît
+expliquer explique parle parler pouvez peux peut pourriez voudrais aimerais chose quelqu
+quelque agit agissait concerne concernant elle il trouve situe située compte comptent
+selon fait font faire sert servent""".split()
+
+_TOKEN = re.compile(r"[\w’'-]+")
+_ELIDED = re.compile(r"^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|presqu)['’]", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _phrasing_terms() -> frozenset[str]:
+    return frozenset(t for w in _QUESTION_PHRASING for t in analyze(w))
+
+
+def _tokens(text: str) -> list[str]:
+    """Words in their written form, elision removed ("l'Australie" -> "Australie")."""
+    out = [_ELIDED.sub("", m.group(0)).strip("-’'") for m in _TOKEN.finditer(text)]
+    return [t for t in out if t]
+
+
+_COMPOUND = re.compile(r"\b(co|vice|ex|e|re|pré|pre|post|anti|auto|multi|inter|micro|sous|néo"
+                       r"|neo|bio|éco|eco|euro|cyber|télé|tele)-(\w+)", re.IGNORECASE)
+
+
+def content_terms(text: str) -> list[str]:
+    """Distinct analyzed terms of a question, without the words that only phrase it (nor the
+    particle of a compound: "co-fondateur" gives "fondateur", see `compound_forms`)."""
+    phrasing = _phrasing_terms() | {t for m in _COMPOUND.finditer(text) for t in analyze(m[1])}
+    return [t for t in dict.fromkeys(analyze(text)) if t not in phrasing]
+
+
+def compound_forms(text: str) -> dict[str, str]:
+    """Term of a compound's head -> term of the joined spelling ("fondateur" -> "cofond")."""
+    out = {}
+    for m in _COMPOUND.finditer(text):
+        head, joined = analyze(m[2]), analyze(m[1] + m[2])
+        if head and joined and head[0] != joined[0]:
+            out[head[0]] = joined[0]
+    return out
+
+
+def entity_terms(text: str) -> set[str]:
+    """Analyzed terms of the words written with a capital (not the first word of the text)."""
+    if text.isupper():
+        return set()
+    found: set[str] = set()
+    for i, token in enumerate(_tokens(text)):
+        if not token[0].isupper() or (i == 0 and not (token.isupper() and len(token) > 1)):
+            continue
+        found.update(analyze(token))
+    return found
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The query's content terms and their weights."""
+
+    weights: dict[str, float]
+    alternates: dict[str, str] = field(default_factory=dict)  # see `compound_forms`
+
+    @classmethod
+    def of(cls, query: str, retriever: HybridRetriever, *, entity_boost: float = ENTITY_BOOST,
+           absent_discount: float = ABSENT_DISCOUNT) -> Terms:
+        """Weights for the coverage decision; (1.0, 1.0) gives plain IDF weights."""
+        entities = entity_terms(query)
+        # A question written all in lower case names nothing we can see: discount less.
+        discount = absent_discount if entities else min(1.0, 2 * absent_discount)
+        unseen = retriever.idf("\x00")  # the IDF of a term absent from the corpus
+        weights: dict[str, float] = {}
+        for term in content_terms(query):
+            idf = retriever.idf(term)
+            if term in entities:
+                idf *= entity_boost
+            elif idf >= unseen - 1e-9 and not term.isdigit():
+                idf *= discount
+            weights[term] = idf
+        return cls(weights, compound_forms(query))
+
+    def covered(self, found: AbstractSet[str]) -> float:
+        """IDF-weighted share of the terms present in `found` (analyzed terms of some text)."""
+        total = sum(self.weights.values())
+        if total <= 0:
+            return 0.0
+        return sum(w for t, w in self.weights.items()
+                   if matches(t, found) or (t in self.alternates and self.alternates[t] in found)
+                   ) / total
+
+
+def matches(term: str, found: AbstractSet[str]) -> bool:
+    """Exact stem, or a derivation: one stem is a prefix (5+ letters) of the other, or a long
+    stem ends the other (a compound: "fondateur" in "cofondateur")."""
+    if term in found:
+        return True
+    if not term.isalpha():
+        return False
+    return any(
+        (len(term) >= 5 and f.startswith(term)) or (len(f) >= 5 and term.startswith(f))
+        or (len(term) >= 7 and f.endswith(term)) or (len(f) >= 7 and term.endswith(f))
+        for f in found
+    )
+
+
+# -- the kind of fact asked --------------------------------------------------------------------
+_PERSON_Q = re.compile(r"^(?:et\s+)?(?:a|par|avec|pour|de|chez)?\s*qui\b"
+                       r"|\bqui (?:dirige|preside|pilote|a fonde|a cree|est|etait)\b")
+_DATE_Q = re.compile(r"\b(?:quand|quelle date|quel jour|quel mois|quelle annee)\b")
+_NUMBER_Q = re.compile(
+    r"\bcombien\b|\bquel(?:le)?s?\s+(?:est\s+|etait\s+|sont\s+|sera\s+)?(?:le\s+|la\s+|l')?"
+    r"(montant|nombre|somme|budget|cout|surface|superficie|taille|pourcentage|part|chiffre"
+    r"|effectif|capacite|prix|valeur|investissement|financement|enveloppe|fonds)\b"
+)
+_MONEY_WORDS = {"montant", "somme", "budget", "cout", "prix", "investissement", "financement",
+                "enveloppe", "fonds"}
+# "Quels clusters ... ?", "Quelle école ... ?", "Quel est le nom ... ?" (not "Quel est le rôle ?")
+_NAME_Q = re.compile(r"^(?:et\s+)?(?:(?:a|dans|de|en|par|avec|pour|sur|chez)\s+)?quel(?:le)?s?\s+"
+                     r"(?!est\b|sont\b|etait\b|etaient\b|sera\b|seront\b|serait\b"
+                     r"|(?:role|objectif|but|mission|ambition|vocation|interet|enjeu|avantage"
+                     r"|raison|particularite|principe|strategie|impact|statut|activite|type"
+                     r"|forme|idee|sens|lien|difference|probleme|defi)s?\b)"
+                     r"|\bquel(?:le)?s? (?:est|sont|etait) (?:le|les) noms?\b")
+_PLACE_Q = re.compile(r"^(?:et\s+)?(?:d')?ou\b|\bou (?:se trouve|est|sont|a lieu|se situe|sera)"
+                      r"|\b(?:dans|en|a) quel(?:le)? (?:ville|region|departement|pays|quartier"
+                      r"|lieu|commune)")
+
+
+def question_kind(question: str) -> str | None:
+    """The kind of fact the question wants, from its wording (None: a description)."""
+    q = fold_accents(question.lower().replace("’", "'")).strip()
+    if _PERSON_Q.search(q):
+        return "person"
+    if _DATE_Q.search(q):
+        return "date"
+    m = _NUMBER_Q.search(q)
+    if m:
+        word = m.group(1) or ""
+        if word in {"surface", "superficie", "taille"} or re.search(r"\bsurface\b|\bm2\b", q):
+            return "area"
+        if word in _MONEY_WORDS or re.search(r"\bcout|\beuros?\b|\bfinanc|\binvest", q):
+            return "money"
+        return "number"
+    if _PLACE_Q.search(q):
+        return "place"
+    if _NAME_Q.search(q):
+        return "name"
+    return None
+
+
+# -- follow-up questions -----------------------------------------------------------------------
+_FOLLOW_UP_START = re.compile(
+    r"^\s*(?:et|mais|alors|aussi|puis|ensuite|idem|pareil|même question)\b", re.IGNORECASE
+)
+_ANAPHORA = re.compile(
+    r"(?:\b(?:la|le|les|lui|leur|y|en|il|elle|ils|elles|celui-ci|celle-ci|ceux-ci|celles-ci"
+    r"|là-bas|ce dernier|cette dernière|ce lieu|cette structure|ce projet|ce cluster)\b"
+    r"|\bl['’])", re.IGNORECASE,
+)
+
+
+def contextualize(question: str, history: list[dict[str, str]] | None) -> str:
+    """The retrieval query: the question, plus the previous question's key words when it is a
+    short follow-up. A self-contained question passes through unchanged."""
+    topic: str | None = None
+    for message in history or []:
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str) and content.strip():
+            topic = _resolve(" ".join(content.split()), topic)
+    return question if topic is None else _resolve(question, topic)
+
+
+def is_follow_up(question: str) -> bool:
+    content = content_terms(question)
+    own_names = entity_terms(question)
+    if _FOLLOW_UP_START.match(question):
+        return len(content) <= 4
+    if not own_names and len(content) <= 1:
+        return True
+    return bool(_ANAPHORA.search(question)) and not own_names and len(content) <= 2
+
+
+def _resolve(question: str, previous: str | None) -> str:
+    """`question`, completed from `previous` (itself already resolved) when it is a follow-up."""
+    if previous is None or not is_follow_up(question):
+        return question
+    own_names = entity_terms(question)
+    own_terms = set(analyze(question))
+    previous_names = entity_terms(previous)
+    phrasing = _phrasing_terms()
+    carried: list[str] = []
+    content_words: list[str] = []
+    after_name = False
+    for token in _tokens(previous):
+        terms = [t for t in analyze(token) if t not in phrasing]
+        if not terms or set(terms) <= own_terms:
+            after_name = False
+            continue
+        content_words.append(token)
+        # A lower-case word right after a name belongs to it ("Serre numérique").
+        is_name = bool(set(terms) & previous_names) or (after_name and token.islower())
+        after_name = bool(set(terms) & previous_names)
+        # "Et à Nancy ?" names its own place: keep what was asked, drop the old place.
+        # "Qui la dirige ?" names nothing: keep the old names (the topic).
+        if is_name != bool(own_names):
+            carried.append(token)
+    if not carried and not own_names:
+        carried = content_words  # the previous question named nothing: carry its content
+    carried = list(dict.fromkeys(carried))
+    return f"{question} {' '.join(carried)}" if carried else question

@@ -1,0 +1,193 @@
+"""French sentence splitting with exact character offsets, and what a sentence holds.
+
+`split_sentences(text)` returns `(start, end)` spans with `text[start:end]` a sentence stripped of
+surrounding whitespace. Lines are hard boundaries (headings, bullet items "•", quoted interview
+questions); inside a line a sentence ends at `.`, `!`, `?`, `…` or `...`, with any closing quote or
+bracket kept, when the next word starts like a sentence (capital, digit, opening quote). It does not
+end after an abbreviation (M., Mme., St., p. ex., cf., janv. ...) or an initial ("J. Dupont"), nor
+inside a short quotation (« », “ ”, "...") that closes on the same line; figures never split
+("3.000", "34 000 000 €", "2 M€").
+
+The feature helpers (`has_person`, `numbers`, `has_date`...) tell which kind of fact a sentence
+carries, so a "Qui ?" question can prefer a sentence with a name and "Combien ?" one with a figure.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from .lexical import fold_accents
+
+Span = tuple[int, int]
+MAX_QUOTE = 600  # a longer quotation is split into its own sentences
+
+_SPACE = "[ \t\u00a0\u202f\u2009]"
+_BULLETS = "•◦▪▫‣●○·*–—-"
+# An end mark, then closing quotes/brackets (French style allows a space before »), then space,
+# then what starts a sentence: a capital, a digit, an opening quote/bracket or a bullet.
+_END = re.compile(
+    rf"(?:\.\.\.|[.!?…])+(?:{_SPACE}*[»\"”’)\]])*(?={_SPACE}+[«\"“(\[•\d\w])"
+)
+_NEXT_START = re.compile(rf"{_SPACE}+(?P<first>[«\"“(\[•]?{_SPACE}*\w)")
+_TOKEN_BEFORE = re.compile(r"(\S+)$")
+_DOTTED = re.compile(r"(?:\w{1,3}\.-?)+\w{1,3}")
+
+# Abbreviations after which a period does not end a sentence (compared without accents).
+_TITLES = frozenset("m mm mme mmes mlle mlles me mgr dr pr st ste sts stes prof".split())
+_ABBREVIATIONS = frozenset(
+    """cf ex env av apr vol chap fig ed coll tel fax ref art no nos num min max approx hab
+    janv fevr avr juil sept oct nov dec bd boul ca resp cie ets dept sq ss vs""".split()
+)
+
+
+@lru_cache(maxsize=64)
+def split_sentences(text: str) -> tuple[Span, ...]:
+    """Sentence spans of `text` (cached: articles are split again at every question)."""
+    spans: list[Span] = []
+    for line in re.finditer(r"[^\n]+", text):
+        spans.extend(_split_line(text, line.start(), line.end()))
+    return tuple(spans)
+
+
+def _split_line(text: str, lo: int, hi: int) -> list[Span]:
+    spans: list[Span] = []
+    start = counted = lo
+    straight = 0  # '"' seen on the line before `counted`
+    for match in _END.finditer(text, lo, hi):
+        cut = match.end()
+        if _is_abbreviation(text[max(start, match.start() - 40):match.start()],
+                            text[match.start()]):
+            continue
+        straight += text.count('"', counted, cut)
+        counted = cut
+        if _inside_quote(text, straight % 2 == 1, start, cut, hi):
+            continue
+        nxt = _NEXT_START.match(text, cut, hi)
+        if nxt is None or not _starts_sentence(nxt.group("first")):
+            continue
+        spans.append((start, cut))
+        start = cut
+    spans.append((start, hi))
+    return [s for s in (_strip(text, a, b) for a, b in spans) if s is not None]
+
+
+def _is_abbreviation(before: str, mark: str) -> bool:
+    if mark != ".":
+        return False
+    token = _TOKEN_BEFORE.search(before)
+    if token is None:
+        return False
+    word = token.group(1).lstrip("«\"“([").split("'")[-1].split("’")[-1]
+    if _DOTTED.fullmatch(word):  # "J.-C.", "c.-à-d.", "U.S.", "p.ex."
+        return True
+    if len(word) == 1 and word.isalpha():  # initials, "p." of "p. ex."
+        return True
+    folded = fold_accents(word).lower()
+    return folded in _ABBREVIATIONS or (folded in _TITLES and word[:1].isupper())
+
+
+def _inside_quote(text: str, odd_straight: bool, start: int, cut: int, hi: int) -> bool:
+    """True inside a quotation (« », “ ” or a pair of ") that closes later on the line, within
+    `MAX_QUOTE` characters: a quoted statement stays one sentence with its attribution
+    (« ... », explique-t-elle.). Every search is bounded: long lines stay linear."""
+    lo = max(start, cut - MAX_QUOTE)
+    for opening, closing in (("«", "»"), ("“", "”"), ('"', '"')):
+        if opening == '"' and not odd_straight:
+            continue
+        opened = text.rfind(opening, lo, cut)
+        if opened < 0 or (opening != closing and text.rfind(closing, opened, cut) >= 0):
+            continue
+        if text.find(closing, cut, min(hi, opened + MAX_QUOTE + 1)) >= 0:
+            return True
+    return False
+
+
+def _starts_sentence(first: str) -> bool:
+    char = first[-1]
+    return char.isupper() or char.isdigit() or first[0] in "«\"“([•"
+
+
+def _strip(text: str, a: int, b: int) -> Span | None:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return (a, b) if b > a and any(c.isalnum() for c in text[a:b]) else None
+
+
+def display(sentence: str) -> str:
+    """A sentence as shown in an answer: one line, no bullet mark (NBSP kept), no quotation
+    mark left dangling at either end by the split (`Ce lieu de 17 000 m²."` -> `... m².`)."""
+    sentence = re.sub(r"[ \t\r\n]+", " ", sentence).strip()
+    sentence = sentence.lstrip(_BULLETS + " ").strip()
+    if sentence.count('"') % 2:
+        sentence = sentence[:-1] if sentence.endswith('"') else (
+            sentence[1:] if sentence.startswith('"') else sentence)
+    if sentence.count("«") < sentence.count("»") and sentence.endswith("»"):
+        sentence = sentence[:-1]
+    elif sentence.count("«") > sentence.count("»") and sentence.startswith("«"):
+        sentence = sentence[1:]
+    return sentence.strip(" \u00a0\u202f")
+
+
+def is_bullet(sentence: str) -> bool:
+    return sentence[:1] in "•◦▪▫‣●○·*" or bool(re.match(r"[–—-]\s", sentence))
+
+
+# -- what a sentence holds ----------------------------------------------------------------------
+_NAME_WORD = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+(?:-[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+)?"
+_PERSON = re.compile(
+    rf"(?<![\w'’])({_NAME_WORD})(?:{_SPACE}+(?:de{_SPACE}+|d[’'])?({_NAME_WORD}|[A-ZÀ-ÖØ-Þ]{{2,}}))"
+)
+_UPPER_NAME = re.compile(r"\b([A-ZÀ-ÖØ-Þ]{2,}(?:-[A-ZÀ-ÖØ-Þ]{2,})?)\s+([A-ZÀ-ÖØ-Þ]{3,})\b")
+_NUMBER = re.compile(
+    r"(?<![\w.,])\d{1,3}(?:(?:[ \u00a0\u202f.]\d{3})+|\d*)(?:,\d+)?(?![\w])"
+)
+_UNIT = re.compile(
+    r"[ \u00a0\u202f]*(?:%|€|\$|m²|m2|k€|m€|md€|euros?\b|millions?\b|milliards?\b|mètres?\b"
+    r"|hectares?\b|km\b|places?\b|emplois?\b|salariés?\b|entreprises?\b|startups?\b"
+    r"|start-up\b|personnes?\b|membres?\b|participants?\b|projets?\b|lieux\b|visiteurs?\b)",
+    re.IGNORECASE,
+)
+_MONTH = (r"janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre"
+          r"|novembre|décembre|decembre")
+_DATE = re.compile(
+    rf"\b(?:\d{{1,2}}(?:er)?\s+(?:{_MONTH})(?:\s+\d{{4}})?|(?:{_MONTH})\s+\d{{4}}"
+    r"|\d{1,2}/\d{1,2}/\d{2,4}|(?:en|depuis|dès|des|fin|début|debut|d'ici)\s+\d{4})\b",
+    re.IGNORECASE,
+)
+_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+
+
+def names(sentence: str) -> set[str]:
+    """Capitalised word pairs that look like names of people (folded: "wafaa maadnous")."""
+    found = {f"{m.group(1)} {m.group(2)}" for m in _PERSON.finditer(sentence)}
+    found |= {f"{m.group(1)} {m.group(2)}" for m in _UPPER_NAME.finditer(sentence)}
+    return {fold_accents(n).lower() for n in found}
+
+
+_PROPER = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-Þ][\w'’-]*")
+
+
+def proper_nouns(sentence: str) -> set[str]:
+    """Words written with a capital, except the sentence's first word (folded)."""
+    body = display(sentence)
+    first = re.match(r"[^\w]*[\w'’-]+", body)
+    start = first.end() if first else 0
+    return {fold_accents(m.group(0)).lower() for m in _PROPER.finditer(body, start)}
+
+
+def numbers(sentence: str) -> list[tuple[str, bool]]:
+    """Figures in the sentence as (digits only, followed by a unit or a magnitude)."""
+    out = []
+    for m in _NUMBER.finditer(sentence):
+        digits = re.sub(r"\D", "", m.group(0).split(",")[0])
+        out.append((digits, bool(_UNIT.match(sentence, m.end()))))
+    return out
+
+
+def dates(sentence: str) -> set[str]:
+    """Dates and years mentioned ("9 avril 2015", "juin 2012", "en 2015", "01/10/2020")."""
+    found = {fold_accents(m.group(0)).lower() for m in _DATE.finditer(sentence)}
+    return found | set(_YEAR.findall(sentence))

@@ -1,0 +1,138 @@
+"""Run every benchmark and rewrite the README's "Benchmarks" section (`make bench`).
+
+Runs bench/quality.py, bench/speed.py, bench/scale.py and bench/load.py when it exists, each in
+its own process (its log in bench/out/<name>.log), then replaces the text between
+`<!-- bench:start -->` and `<!-- bench:end -->` in README.md with their tables, the machine and
+the commands to reproduce. Without the markers README.md is left alone and the section is printed
+(and saved as bench/out/benchmarks.md).
+
+    python bench/run_all.py [--quick] [--only quality speed ...] [--readme PATH] [--no-readme]
+    python bench/run_all.py --assemble [--only quality]   # rerun only these, keep the rest
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import BENCH, OUT, ROOT, child_env, describe_machine, machine
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+BENCHES = ("quality", "speed", "scale", "load")
+QUICK_FLAGS = {"quality": ["--quick"], "speed": ["--quick"], "scale": ["--quick"]}
+COMMANDS = {
+    "quality": "python bench/quality.py",
+    "speed": "python bench/speed.py",
+    "scale": "python bench/scale.py",
+    "load": "python bench/load.py",
+}
+
+
+def run_bench(name: str, quick: bool, out: Path) -> dict[str, Any]:
+    """One benchmark script in a child process; its stdout/stderr go to bench/out/<name>.log."""
+    script = BENCH / f"{name}.py"
+    flags = QUICK_FLAGS.get(name, []) if quick else []
+    if name != "load":
+        flags = [*flags, "--out", str(out)]
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(out / f"{name}.log", "w", encoding="utf-8") as log:
+        code = subprocess.call([sys.executable, str(script), *flags], stdout=log,
+                               stderr=subprocess.STDOUT, cwd=ROOT, env=child_env())
+    seconds = time.perf_counter() - t0
+    print(f"{name}: exit {code} in {seconds:.0f} s (log: {out / f'{name}.log'})", file=sys.stderr)
+    return {"name": name, "exit": code, "seconds": round(seconds, 1), "flags": flags,
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def section(results: list[dict[str, Any]], info: dict[str, Any], out: Path, quick: bool) -> str:
+    """The markdown that goes between the README markers."""
+    total = sum(r["seconds"] for r in results)
+    runs = ", ".join(f"{r['name']} {r.get('date', info['date'])} ({r['seconds']:.0f} s)"
+                     for r in results)
+    parts = [
+        f"Measured on {describe_machine(info)}; runs: {runs}, {total / 60:.0f} min in all"
+        f"{' (--quick)' if quick else ''}. Other jobs may have shared the cores: compare "
+        "numbers within one table, not across runs.",
+        "",
+    ]
+    for r in results:
+        md = out / f"{r['name']}.md"
+        if r["exit"] != 0:
+            parts += [f"**{r['name']}** failed (exit {r['exit']}); see "
+                      f"`bench/out/{r['name']}.log`.", ""]
+        elif md.exists():  # the machine is said once, at the top
+            paragraphs = md.read_text(encoding="utf-8").strip().split("\n\n")
+            kept = [p for p in paragraphs if not p.startswith("Machine: ")]
+            parts += ["\n\n".join(kept), ""]
+        else:
+            parts += [f"**{r['name']}** ran ({r['seconds']:.0f} s) and wrote no table; see "
+                      f"`bench/out/{r['name']}.log`.", ""]
+    parts += [
+        "#### Reproduce",
+        "",
+        "```sh",
+        "make bench                     # everything below, then rewrites this section",
+        *[f"{COMMANDS[r['name']]:<30} # {r['seconds']:.0f} s here" for r in results],
+        "python bench/run_all.py --quick   # a small version of everything (a few minutes)",
+        "python bench/run_all.py --assemble --only speed   # rerun one, keep the others",
+        "assistant eval /path/to/questions.jsonl [--k 5] [--json]",
+        "```",
+        "",
+        "Numbers and per-question details: `bench/out/*.json` (git-ignored).",
+    ]
+    return "\n".join(parts).strip()
+
+
+def replace_section(readme: str, body: str) -> str | None:
+    """README text with the markers' content replaced; None when a marker is missing."""
+    start, end = readme.find(START), readme.find(END)
+    if start < 0 or end < start:
+        return None
+    return readme[: start + len(START)] + "\n" + body + "\n" + readme[end:]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small versions (smoke run)")
+    parser.add_argument("--only", nargs="+", choices=BENCHES, help="run only these")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--assemble", action="store_true",
+                        help="run nothing: rebuild the section from the last run's outputs")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    if args.assemble:
+        last = json.loads((args.out / "run_all.json").read_text(encoding="utf-8"))
+        info, results = last["machine"], last["results"]
+        reruns = {n: run_bench(n, args.quick, args.out) for n in (args.only or ())}
+        results = [reruns.get(r["name"], r) for r in results]
+    else:
+        info = machine()
+        names = [n for n in (args.only or BENCHES) if (BENCH / f"{n}.py").exists()]
+        results = [run_bench(name, args.quick, args.out) for name in names]
+    body = section(results, info, args.out, args.quick)
+    (args.out / "benchmarks.md").write_text(body + "\n", encoding="utf-8")
+    (args.out / "run_all.json").write_text(
+        json.dumps({"machine": info, "results": results}, indent=2), encoding="utf-8")
+    if not args.no_readme:
+        text = args.readme.read_text(encoding="utf-8") if args.readme.exists() else ""
+        updated = replace_section(text, body)
+        if updated is None:
+            print(body)
+            print(f"\n{args.readme} has no {START} … {END} markers: section printed above and "
+                  f"saved to {args.out / 'benchmarks.md'}; README left unchanged.",
+                  file=sys.stderr)
+        elif updated != text:
+            args.readme.write_text(updated, encoding="utf-8")
+            print(f"{args.readme}: Benchmarks section rewritten.", file=sys.stderr)
+    return 0 if all(r["exit"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Test-only helpers: a fault-injecting indexer driver and shared test articles."""

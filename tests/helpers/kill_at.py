@@ -1,0 +1,118 @@
+"""Run `assistant.indexer.build|update` and SIGKILL this very process at the Nth call of a function.
+
+    python tests/helpers/kill_at.py {build|update} CORPUS INDEX TARGET N {before|after}
+
+Test-only fault injection: the functions are monkeypatched here, the package stays untouched.
+`before` kills on entry of the Nth call, `after` once the Nth call has returned (its effect done).
+TARGET is one of `TARGETS`. When the target is called fewer than N times the run completes and
+prints "NOT KILLED" (the test then fails: a kill point that is never reached proves nothing).
+No embedding model is loaded: the test prepares an index whose embedding cache already holds the
+vectors needed, and the `embed` target replaces the model with one that dies when asked for vectors.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import assistant.generations as generations
+import assistant.indexer as indexer
+import assistant.lexical as lexical
+import assistant.store as store
+from assistant.config import Settings
+
+TARGETS = (
+    "add_article",  # store.Database.add_article: SQLite rows of one article in the work copy
+    "write_dense",  # store.write_dense: FAISS file of the new generation
+    "bm25_save",  # lexical.BM25Index.save: BM25 arrays of the new generation
+    "write_manifest",  # generations.write_manifest: last file of the work directory
+    "os_replace",  # os.replace in generations.publish: 1 = rename work dir, 2 = switch CURRENT
+    "prune",  # generations._prune: after CURRENT was switched
+    "clean_abandoned",  # generations.clean_abandoned: cleaning up after an earlier crash
+    "embed",  # the embedding model, when the indexer asks it for vectors
+)
+
+
+def die() -> None:
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def killing(func: Callable[..., Any], nth: int, when: str) -> Callable[..., Any]:
+    calls = 0
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == nth and when == "before":
+            die()
+        result = func(*args, **kwargs)
+        if calls == nth and when == "after":
+            die()
+        return result
+
+    return wrapper
+
+
+class _OsProxy:
+    """`os` as seen by generations.py, with `replace` wrapped (other modules keep the real one)."""
+
+    def __init__(self, replace: Callable[..., Any]) -> None:
+        self.replace = replace
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+
+class _DyingEmbedder:
+    def __init__(self, settings: Settings) -> None:
+        self.model_id = settings.embedding_model
+        self.dimension = 384
+
+    def embed_passages(self, texts: list[str], *, progress: bool = False) -> Any:
+        die()
+
+    def embed_query(self, text: str) -> Any:
+        die()
+
+
+def install(target: str, nth: int, when: str) -> None:
+    if target == "add_article":
+        store.Database.add_article = killing(store.Database.add_article, nth, when)  # type: ignore[method-assign]
+    elif target == "write_dense":
+        indexer.write_dense = killing(indexer.write_dense, nth, when)
+    elif target == "bm25_save":
+        lexical.BM25Index.save = killing(lexical.BM25Index.save, nth, when)  # type: ignore[method-assign]
+    elif target == "write_manifest":
+        indexer.write_manifest = killing(indexer.write_manifest, nth, when)
+    elif target == "os_replace":
+        generations.os = _OsProxy(killing(os.replace, nth, when))  # type: ignore[assignment]
+    elif target == "prune":
+        generations._prune = killing(generations._prune, nth, when)
+    elif target == "clean_abandoned":
+        indexer.clean_abandoned = killing(indexer.clean_abandoned, nth, when)
+    elif target == "embed":  # whichever factory the indexer uses to get its model
+        if hasattr(indexer, "make_embedder"):
+            indexer.make_embedder = lambda settings, **_: _DyingEmbedder(settings)
+        else:
+            indexer.SentenceTransformerEmbedder = _DyingEmbedder  # type: ignore[misc,assignment]
+    else:
+        raise SystemExit(f"unknown target {target!r}; one of {', '.join(TARGETS)}")
+
+
+def main(argv: list[str]) -> int:
+    mode, corpus, index, target, nth, when = argv
+    install(target, int(nth), when)
+    settings = Settings(corpus_dir=Path(corpus), index_dir=Path(index))
+    run = indexer.build if mode == "build" else indexer.update
+    report = run(settings, progress=False)
+    print("NOT KILLED", report.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

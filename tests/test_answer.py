@@ -1,0 +1,328 @@
+"""Extractive answers with numbered citations, honest refusals, follow-ups, sentence splitting.
+
+Real parts: the packaged embedding model and the session's seed index (read-only).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assistant import Answer, Assistant, ConfigError, Passage, Settings
+from assistant.answer import (
+    NOT_FOUND,
+    ExtractiveAnswerer,
+    answer_pieces,
+    contextualize,
+    coverage,
+    make_answerer,
+)
+from assistant.cli import main
+from assistant.question import question_kind
+from assistant.sentences import split_sentences
+
+NEAR_DOMAIN = [
+    "Qui dirige la French Tech de Bordeaux ?",
+    "Combien de startups accueille Station F ?",
+    "Quel est le rôle de l'incubateur de Grenoble ?",
+    "Quelle est la capitale de l'Australie ?",
+    "Quel est le budget de la French Tech Rennes ?",
+    "Quand a été inauguré le Wacano de Nice ?",
+    "qui dirige la french tech de bordeaux ?",
+]
+
+
+def _fact_questions(dev_questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    facts = [q for q in dev_questions if q["kind"] == "fact"]
+    assert facts, "no dev questions"
+    return facts
+
+
+def _check_citations(answer: Answer, bot: Assistant, max_sentences: int) -> None:
+    """[n] numbered 1..N in order of first use; each citation an exact slice of its article."""
+    used = [int(n) for n in re.findall(r"\[(\d+)\]", answer.text)]
+    assert used, answer.text
+    first_use = list(dict.fromkeys(used))
+    assert first_use == list(range(1, len(answer.citations) + 1)), answer.text
+    assert len(used) <= max_sentences
+    for p in answer.citations:
+        article = bot.article_text(p.source)
+        assert article is not None and article[p.start:p.end] == p.text
+        chunk = bot.retriever.index.db.chunks_by_id([p.chunk_id])[p.chunk_id]
+        text, source, title, start, end = chunk
+        assert (source, title) == (p.source, p.title)
+        assert p.start <= start and end <= p.end  # the chunk, widened at most to whole sentences
+
+
+# -- answers to the dev questions --------------------------------------------------------------
+def test_every_dev_question_is_answered_with_its_fact(
+    seed_assistant: Assistant, dev_questions: list[dict[str, Any]]
+) -> None:
+    failures = []
+    for q in _fact_questions(dev_questions):
+        answer = seed_assistant.ask(q["question"])
+        pattern = q["answer_pattern"]
+        ok = (answer.in_corpus and re.search(pattern, answer.text)
+              and any(re.search(pattern, p.text) for p in answer.citations))
+        if not ok:
+            failures.append(f"{q['id']} {q['question']} -> {answer.text[:200]!r}")
+            continue
+        _check_citations(answer, seed_assistant, seed_assistant.settings.max_answer_sentences)
+    assert not failures, "\n".join(failures)
+
+
+def test_out_of_scope_dev_question_is_refused(
+    seed_assistant: Assistant, dev_questions: list[dict[str, Any]]
+) -> None:
+    out = [q for q in dev_questions if q["kind"] == "out_of_scope"]
+    assert out
+    for q in out:
+        answer = seed_assistant.ask(q["question"])
+        assert (answer.text, answer.in_corpus, answer.citations) == (NOT_FOUND, False, [])
+
+
+@pytest.mark.parametrize("question", NEAR_DOMAIN)
+def test_near_domain_questions_about_absent_places_are_refused(
+    seed_assistant: Assistant, question: str
+) -> None:
+    answer = seed_assistant.ask(question)
+    assert answer.text == NOT_FOUND
+    assert not answer.in_corpus and answer.citations == []
+    assert len(answer.leads) <= 3
+    assert len({p.source for p in answer.leads}) == len(answer.leads)  # one per article
+
+
+def test_coverage_threshold_separates_dev_from_near_domain(
+    seed_assistant: Assistant, dev_questions: list[dict[str, Any]]
+) -> None:
+    """The margins the default `min_coverage` was chosen from (see README "Answers")."""
+    retriever, k = seed_assistant.retriever, seed_assistant.settings.k
+
+    def cov(q: str) -> float:
+        return coverage(q, retriever.search(q, k), retriever)
+
+    answerable = min(cov(q["question"]) for q in _fact_questions(dev_questions))
+    refused = max(cov(q) for q in NEAR_DOMAIN)
+    threshold = Settings().min_coverage
+    assert refused + 0.05 < threshold < answerable - 0.05, (refused, threshold, answerable)
+
+
+def test_answer_keeps_at_most_the_configured_sentences(seed_assistant: Assistant) -> None:
+    one = seed_assistant.settings.replace(max_answer_sentences=1)
+    bot = Assistant(one, seed_assistant.retriever)
+    answer = bot.ask("Quelles écoles sont installées dans la Serre numérique ?")
+    assert answer.in_corpus and len(re.findall(r"\[\d+\]", answer.text)) == 1
+
+
+def test_answers_are_deterministic(seed_assistant: Assistant) -> None:
+    q = "Combien de projets la Louvre Lens Vallée a-t-elle accompagnés depuis 2013 ?"
+    assert seed_assistant.ask(q) == seed_assistant.ask(q)
+
+
+def test_bulleted_fact_comes_with_its_list_introduction(seed_assistant: Assistant) -> None:
+    answer = seed_assistant.ask(
+        "Combien de projets la Louvre Lens Vallée a-t-elle accompagnés depuis 2013 ?")
+    assert "en quelques chiffres : 79 projets accompagnés depuis 2013 [" in answer.text
+    assert "•" not in answer.text
+
+
+# -- streaming ---------------------------------------------------------------------------------
+def test_stream_yields_pieces_then_one_answer(seed_assistant: Assistant) -> None:
+    items = list(seed_assistant.ask_stream("Quels clusters fusionnent en Languedoc-Roussillon ?"))
+    *pieces, answer = items
+    assert isinstance(answer, Answer) and all(isinstance(p, str) for p in pieces)
+    assert "".join(pieces) == answer.text
+    assert len(pieces) == len(re.findall(r"\[\d+\]", answer.text)) >= 2
+
+
+def test_refusal_streams_the_sentence_then_the_answer(seed_assistant: Assistant) -> None:
+    items = list(seed_assistant.ask_stream("Quelle est la capitale de l'Australie ?"))
+    assert items[:-1] == [NOT_FOUND] and isinstance(items[-1], Answer)
+
+
+def test_answer_pieces_join_to_the_text() -> None:
+    answer = Answer("Une [1] phrase [2]. Autre [1]. [Diaporama] fin [3]", [])
+    assert "".join(answer_pieces(answer)) == answer.text
+
+
+# -- the answerer on unusual input -------------------------------------------------------------
+def test_no_passages_means_not_found(seed_assistant: Assistant) -> None:
+    answer = ExtractiveAnswerer(seed_assistant.settings).answer(
+        "Qui dirige la Louvre Lens Vallée ?", "Qui dirige la Louvre Lens Vallée ?", [],
+        seed_assistant.retriever)
+    assert (answer.text, answer.in_corpus, answer.leads) == (NOT_FOUND, False, [])
+
+
+def test_passage_of_an_unknown_article_is_split_on_its_own(seed_assistant: Assistant) -> None:
+    """A passage whose article is gone (index swapped mid-request) still answers, exactly."""
+    text = "Préambule. M. Jean Testeur dirige la Ruche de Zorglub depuis 2019. Fin."
+    p = Passage(999_999, 1.0, text, "absent.txt", "La Ruche de Zorglub", 100, 100 + len(text))
+    q = "Qui dirige la Ruche de Zorglub ?"
+    answer = ExtractiveAnswerer(seed_assistant.settings).answer(q, q, [p],
+                                                                seed_assistant.retriever)
+    assert answer.in_corpus and "Jean Testeur" in answer.text
+    assert answer.citations == [p]
+
+
+def test_make_answerer_modes(seed_settings: Settings) -> None:
+    assert isinstance(make_answerer(seed_settings, None), ExtractiveAnswerer)
+    with pytest.raises(ConfigError, match="ASSISTANT_LLM_BASE_URL"):
+        make_answerer(seed_settings, "llm")
+    with pytest.raises(ConfigError, match="inconnu"):
+        make_answerer(seed_settings, "oracle")
+
+
+# -- follow-up questions -----------------------------------------------------------------------
+def _history(*user_turns: str) -> list[dict[str, str]]:
+    out = []
+    for turn in user_turns:
+        out += [{"role": "user", "content": turn}, {"role": "assistant", "content": "[1] …"}]
+    return out
+
+
+def test_self_contained_question_passes_through_unchanged() -> None:
+    q = "Qui préside Media Cloud Cluster ?"
+    assert contextualize(q, None) == q
+    assert contextualize(q, []) == q
+    assert contextualize(q, _history("Quelle est la surface de la Serre numérique ?")) == q
+
+
+def test_follow_up_carries_the_previous_topic() -> None:
+    h = _history("Quelle est la surface de la Serre numérique de Valenciennes ?")
+    query = contextualize("Et combien d'emplois ?", h)
+    assert query.startswith("Et combien d'emplois ?")
+    assert "Serre numérique" in query and "Valenciennes" in query and "surface" not in query
+
+
+def test_follow_up_with_a_pronoun() -> None:
+    query = contextualize("Qui la dirige ?", _history("Qu'est-ce que La Poudrière à Nancy ?"))
+    assert "Poudrière" in query and "Nancy" in query
+
+
+def test_follow_up_naming_a_new_place_keeps_what_was_asked() -> None:
+    h = _history("Combien d'emplois représente le numérique sur le Sillon Lorrain ?")
+    query = contextualize("Et à Nancy ?", h)
+    assert "emplois" in query and "Nancy" in query
+    assert "Lorrain" not in query  # the old place is replaced, not added
+
+
+def test_follow_ups_chain_and_ignore_assistant_turns_and_junk() -> None:
+    h = [{"role": "user", "content": "Qu'est-ce que La Poudrière à Nancy ?"},
+         {"role": "assistant", "content": "Un espace de coworking à Nancy [1]. Rubika"},
+         {"role": "user", "content": "Qui la dirige ?"},
+         {"role": "system", "content": "Station F"}, {"role": "user"}, {"content": "x"},
+         "pas un message", {"role": "user", "content": 42}]  # type: ignore[list-item]
+    query = contextualize("Et combien de membres ?", h)
+    assert "Poudrière" in query and "Rubika" not in query and "Station" not in query
+
+
+@pytest.mark.parametrize("question", ["澳大利亚的首都是什么？", "🙂 ?", "???", "Qui ?"])
+def test_questions_without_known_words_are_refused(seed_assistant: Assistant,
+                                                   question: str) -> None:
+    answer = seed_assistant.ask(question)
+    assert (answer.text, answer.in_corpus, answer.citations) == (NOT_FOUND, False, [])
+
+
+def test_follow_up_is_answered_from_the_right_article(seed_assistant: Assistant) -> None:
+    h = _history("Quel fonds numérique la Région Lorraine a-t-elle voté ?")
+    answer = seed_assistant.ask("Et combien d'emplois représente le numérique ?", history=h)
+    assert answer.in_corpus and re.search(r"10[\s\u00a0\u202f]?000 emplois", answer.text)
+
+
+# -- what a question asks ----------------------------------------------------------------------
+@pytest.mark.parametrize(("question", "kind"), [
+    ("Qui dirige la Louvre Lens Vallée ?", "person"),
+    ("Par qui le projet a-t-il été piloté ?", "person"),
+    ("Combien a coûté la construction ?", "money"),
+    ("Quel montant est prévu ?", "money"),
+    ("Quelle est la surface de la Serre ?", "area"),
+    ("Combien d'emplois ?", "number"),
+    ("Quand a-t-elle été inaugurée ?", "date"),
+    ("En quelle année le cluster est-il né ?", "date"),
+    ("Où se trouve la Serre numérique ?", "place"),
+    ("Quelles écoles sont installées là ?", "name"),
+    ("Quel est le rôle d'un cluster ?", None),
+    ("Quel rôle joue la Région ?", None),
+    ("En quelle ville se trouve Rubika ?", "place"),
+    ("Avec quelle école travaille-t-il ?", "name"),
+    ("Qu'est-ce que La Poudrière ?", None),
+])
+def test_question_kind(question: str, kind: str | None) -> None:
+    assert question_kind(question) == kind
+
+
+# -- sentence splitting ------------------------------------------------------------------------
+def _sentences(text: str) -> list[str]:
+    return [text[a:b] for a, b in split_sentences(text)]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("M. Dupont est arrivé. Mme Durand aussi.", ["M. Dupont est arrivé.", "Mme Durand aussi."]),
+    ("Il habite St. Malo. Elle non.", ["Il habite St. Malo.", "Elle non."]),
+    ("Des lieux, p. ex. La Cantine. Puis Lille.", ["Des lieux, p. ex. La Cantine.", "Puis Lille."]),
+    ("Le site fait 3.000 mètres carrés. Il ouvre.", ["Le site fait 3.000 mètres carrés.",
+                                                     "Il ouvre."]),
+    ("Coût : 34 000 000 €. La Région paie 2 M€. Fin.",
+     ["Coût : 34 000 000 €.", "La Région paie 2 M€.", "Fin."]),
+    ("Le 19 novembre. 240 000 € seraient consacrés.",
+     ["Le 19 novembre.", "240 000 € seraient consacrés."]),
+    ("créateurs, étudiants… L'ensemble est moderne.",
+     ["créateurs, étudiants…", "L'ensemble est moderne."]),
+    ("Après une période de flottement... La LLV accélère.",
+     ["Après une période de flottement...", "La LLV accélère."]),
+    ("(IBM, banques, sponsors...). Ensuite.", ["(IBM, banques, sponsors...).", "Ensuite."]),
+    ("« Je voulais du sens. C'est motivant », explique-t-elle. Puis elle part.",
+     ["« Je voulais du sens. C'est motivant », explique-t-elle.", "Puis elle part."]),
+    ('"Bienvenue ici. Ce lieu fait 17 000 m²." Caroline Tisserand sourit. Oui.',
+     ['"Bienvenue ici. Ce lieu fait 17 000 m²."', "Caroline Tisserand sourit.", "Oui."]),
+    ("“On se projette. On travaille”, dit-elle. Fin.",
+     ["“On se projette. On travaille”, dit-elle.", "Fin."]),
+    ("Il a dit : « C'est fini. » Puis il est parti.",
+     ["Il a dit : « C'est fini. »", "Puis il est parti."]),
+    ("En chiffres :\n  • 3000 m2 de bâtiment\n  • 160 entreprises partenaires ",
+     ["En chiffres :", "• 3000 m2 de bâtiment", "• 160 entreprises partenaires"]),
+    ("J. Dupont et J.-C. Martin arrivent. Voilà.",
+     ["J. Dupont et J.-C. Martin arrivent.", "Voilà."]),
+    ("Est-ce utile ? Oui ! Très.", ["Est-ce utile ?", "Oui !", "Très."]),
+    ("Titre sans point\n\nTexte\u00a0: fin.", ["Titre sans point", "Texte\u00a0: fin."]),
+])
+def test_split_sentences(text: str, expected: list[str]) -> None:
+    assert _sentences(text) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(list("ab .?!…«»\"'\n•MSt3,€\u00a0") + ["M. ", " Mme ", "..."]),
+                max_size=60).map("".join))
+def test_split_sentences_spans_are_exact_ordered_and_cover_the_text(text: str) -> None:
+    spans = split_sentences(text)
+    last = 0
+    for a, b in spans:
+        assert last <= a < b <= len(text)
+        piece = text[a:b]
+        assert piece == piece.strip() and any(c.isalnum() for c in piece)
+        last = b
+    covered = {i for a, b in spans for i in range(a, b)}
+    assert all(i in covered for i, c in enumerate(text) if c.isalnum())
+
+
+# -- the command line --------------------------------------------------------------------------
+def test_cli_ask_json_shape(seed_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--index", str(seed_settings.index_dir), "--corpus", str(seed_settings.corpus_dir)]
+    code = main(["ask", "Qui préside Media Cloud Cluster ?", "--json", *args])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"answer", "in_corpus", "citations", "notice", "leads"} <= set(data)
+    assert data["in_corpus"] is True and "Molini" in data["answer"]
+    assert data["citations"]
+    for p in data["citations"]:
+        assert set(p) == {"chunk_id", "score", "text", "source", "title", "start", "end"}
+
+    code = main(["ask", "Quelle est la capitale de l'Australie ?", "--json", *args])
+    refused = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert (refused["answer"], refused["in_corpus"], refused["citations"]) == (NOT_FOUND, False, [])

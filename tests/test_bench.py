@@ -1,0 +1,112 @@
+"""Smoke runs of the benchmark scripts with tiny parameters: files and tables come out, numbers
+are sane. Speed itself is never asserted (the machine is shared)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(BENCH))
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(name: str, out: Path, *flags: str, timeout: int = 240) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), *flags, "--out", str(out)],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / f"{name}.md").exists()
+    return json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _rate(value: Any) -> bool:
+    return isinstance(value, float | int) and 0.0 <= value <= 1.0
+
+
+def test_quality(tmp_path: Path) -> None:
+    data = run_script("quality", tmp_path, "--quick", "--limit", "4")
+    md = (tmp_path / "quality.md").read_text(encoding="utf-8")
+    assert "(b) LangChain tutorial" in md and "dense_weight sweep" in md
+    assert data["tutorial"]["chunk_size"] == 4000  # the splitter's class defaults, untouched
+    assert data["tutorial"]["chunks"] < data["chunks"]
+    for totals in (data["project"]["totals"], data["tutorial"]["totals"],
+                   *data["sweep"].values()):
+        assert all(_rate(totals[key]) for key in ("hit@1", "hit@k", "mrr"))
+        assert totals["hit@1"] <= totals["hit@k"]
+    assert set(data["sweep"]) >= {"0.0", "0.3", "1.0"}
+
+
+def test_speed(tmp_path: Path) -> None:
+    data = run_script("speed", tmp_path, "--tiny")
+    tp = data["throughput"]
+    assert tp["chunks"] > 0 and tp["overhead_ratio"] > 0
+    assert all(v > 0 for v in tp["chunks_per_s"].values()) and "bare" in tp["chunks_per_s"]
+    lat = data["latency"]
+    for config in lat["configs"]:
+        assert lat[f"search|{config}"]["p50"] > 0 and lat[f"ask|{config}"]["n"] > 0
+    assert data["startup"]["median_s"] > 0
+    for key in ("serving", "seed_build"):
+        assert 50 < data[key]["max_rss_mb"] < 8000  # a real peak, not the parent's
+    sizes = [r["articles"] for r in data["incremental"]]
+    assert sizes == [3, 10]
+    for row in data["incremental"]:
+        assert row["chunks"] >= row["articles"]
+        assert row["no_change_s"]["median"] >= 0 and row["add_one_s"]["median"] > 0
+    assert data["incremental"][-1]["add_one_profile"][0]["step"] == "total"
+    assert "Incremental update" in (tmp_path / "speed.md").read_text(encoding="utf-8")
+
+
+def test_scale(tmp_path: Path) -> None:
+    data = run_script("scale", tmp_path, "--sizes", "3000", "--queries", "20", "--single", "5",
+                      "--hnsw-max", "3000")
+    kinds = {r["kind"]: r for r in data["dense"]}
+    assert set(kinds) == {"flat", "ivf", "hnsw"}
+    assert kinds["flat"]["settings"][0]["recall@10"] == 1.0
+    for row in data["dense"]:
+        assert row["n"] == 3000 and row["build_s"] >= 0
+        assert all(_rate(s["recall@10"]) for s in row["settings"])
+    assert data["lexical"][0]["latency_ms"]["p50"] > 0
+    assert "recall@10" in (tmp_path / "scale.md").read_text(encoding="utf-8")
+
+
+def test_run_all_rewrites_only_between_markers(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# Titre\n\n## Benchmarks\n<!-- bench:start -->\nold\n<!-- bench:end -->\n"
+                      "\n## Development\nkeep me\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--only", "scale", "--quick",
+         "--readme", str(readme), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=240, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("# Titre\n\n## Benchmarks\n<!-- bench:start -->\n")
+    assert text.endswith("<!-- bench:end -->\n\n## Development\nkeep me\n")
+    assert "old" not in text and "Dense search at scale" in text and "make bench" in text
+
+
+def test_replace_section_without_markers() -> None:
+    from run_all import replace_section
+
+    assert replace_section("# README\nno markers\n", "body") is None
+    assert replace_section("a<!-- bench:start -->x<!-- bench:end -->b", "new") == (
+        "a<!-- bench:start -->\nnew\n<!-- bench:end -->b")
+
+
+def test_synthetic_articles_are_reproducible_and_distinct(tmp_path: Path) -> None:
+    from synthetic import synthetic_article, write_corpus
+
+    assert synthetic_article(3, seed=1) == synthetic_article(3, seed=1)
+    assert synthetic_article(3, seed=1) != synthetic_article(3, seed=2)
+    paths = write_corpus(tmp_path, 50)
+    texts = {p.read_text(encoding="utf-8") for p in paths}
+    assert len(texts) == 50 and all("n°" in t for t in texts)

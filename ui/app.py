@@ -1,0 +1,91 @@
+"""The web server: one FastAPI app with the HTTP API under `/api` and the Gradio chat at `/`.
+
+    from ui.app import create_app, serve
+    serve(Settings.from_env())          # what `assistant serve` runs
+    app = create_app(settings)          # for uvicorn / tests (pass `assistant=` to reuse one)
+
+The assistant (embedding model + index) is loaded once per process, before the server starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from typing import Any
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+
+from assistant import __version__
+from assistant.config import Settings
+from assistant.core import Assistant
+
+from .api import install_api
+from .chat import CSS, TITLE, build_blocks
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """\
+API HTTP de l'assistant : recherche de passages et réponses citant leurs sources.
+Le chat web est servi à la racine `/`.
+"""
+
+
+def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
+    """The FastAPI app: `/api/*` routes, OpenAPI at `/openapi.json`, Gradio mounted at `/`."""
+    assistant = assistant or Assistant.load(settings)
+    app = FastAPI(title=TITLE, version=__version__, description=API_DESCRIPTION,
+                  docs_url="/api/docs", redoc_url=None)
+    app.state.assistant = assistant
+    app.state.gate = install_api(app, assistant, settings)
+
+    blocks = build_blocks(assistant, settings)
+    blocks.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
+    app.state.blocks = blocks
+    hard_cap = max(2 * settings.max_upload_bytes, 1) if settings.upload_enabled else 1
+    return gr.mount_gradio_app(
+        app, blocks, path="/", server_name=settings.host, server_port=settings.port,
+        footer_links=["api"], run_history=False, max_file_size=hard_cap, show_error=True,
+        ssr_mode=False, mcp_server=False, css=CSS, theme=theme(),
+    )
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's Soft theme with system fonts: the page loads nothing from other sites."""
+    return gr.themes.Soft(font=["system-ui", "Segoe UI", "Roboto", "sans-serif"],
+                          font_mono=["ui-monospace", "Consolas", "monospace"])
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, announcing its URL once the socket listens."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            print(f"Assistant prêt sur {self.url}", file=sys.stderr, flush=True)
+
+    @property
+    def url(self) -> str:
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                return f"http://{host}:{port}"
+        return f"http://{self.config.host}:{self.config.port}"
+
+
+def server_config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Config:
+    """uvicorn settings for `app`: host and port from `settings`, no reload, one process."""
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False,
+                               "timeout_graceful_shutdown": 5, **kwargs}
+    return uvicorn.Config(app, host=settings.host, port=settings.port, **options)
+
+
+def serve(settings: Settings) -> None:
+    """Load the assistant, then serve the chat and the API until interrupted."""
+    log.info("Chargement de l'index %s et du modèle %s…", settings.index_dir,
+             settings.embedding_model)
+    assistant = Assistant.load(settings)
+    app = create_app(settings, assistant=assistant)
+    Server(server_config(app, settings)).run()
