@@ -24,7 +24,8 @@ from common import BENCH, OUT, ROOT, child_env, describe_machine, machine
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 BENCHES = ("quality", "speed", "scale", "load")
-QUICK_FLAGS = {"quality": ["--quick"], "speed": ["--quick"], "scale": ["--quick"]}
+QUICK_FLAGS = {"quality": ["--quick"], "speed": ["--quick"], "scale": ["--quick"],
+               "load": ["--clients", "4", "--questions", "3", "--burst", "6"]}
 COMMANDS = {
     "quality": "python bench/quality.py",
     "speed": "python bench/speed.py",
@@ -37,8 +38,7 @@ def run_bench(name: str, quick: bool, out: Path) -> dict[str, Any]:
     """One benchmark script in a child process; its stdout/stderr go to bench/out/<name>.log."""
     script = BENCH / f"{name}.py"
     flags = QUICK_FLAGS.get(name, []) if quick else []
-    if name != "load":
-        flags = [*flags, "--out", str(out)]
+    flags = [*flags, "--out", str(out)]
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with open(out / f"{name}.log", "w", encoding="utf-8") as log:

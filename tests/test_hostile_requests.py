@@ -1,0 +1,89 @@
+"""Hostile questions and requests: never a 500, always a clear answer or a 422 (issue: reliability).
+
+Also runs schemathesis against the served OpenAPI schema (bounded examples) and the load script
+`bench/load.py` in a small bounded configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assistant import Assistant, Settings
+
+from .conftest import ROOT
+from .ui_server import GRADIO_WARNINGS, running_app
+
+pytestmark = GRADIO_WARNINGS
+
+
+@pytest.fixture(scope="module")
+def base_url(seed_settings: Settings, seed_assistant: Assistant) -> Iterator[str]:
+    with running_app(seed_settings, seed_assistant) as url:
+        yield url
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["", "   \n\t ", "x" * 100_000, "\x00\x01\x02\x1b[31m Lens ?", "🚀🤖🇫🇷 ?",
+     "東京のスタートアップは？", "Кто руководит кластером?", "<script>alert(1)</script>",
+     "' OR 1=1 --", "\u202e\u200b\ufeff"],
+)
+@pytest.mark.parametrize("path", ["/api/ask", "/api/search"])
+def test_hostile_questions_never_500(base_url: str, path: str, question: str) -> None:
+    response = httpx.post(f"{base_url}{path}", json={"question": question}, timeout=120)
+    assert response.status_code in (200, 422), response.text
+    body = response.json()
+    if response.status_code == 422:
+        assert body.get("message") or body.get("detail")
+    elif path == "/api/ask":
+        assert isinstance(body["answer"], str) and body["answer"]
+        assert "<script>" not in body["answer"] or body["in_corpus"] is False
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b"[]", b'{"question": 5}', b'{"question": null}',
+                                  b'{"question": "Lens", "k": "cinq"}',
+                                  b'{"question": "Lens", "history": "oops"}'])
+def test_malformed_bodies_get_422(base_url: str, body: bytes) -> None:
+    response = httpx.post(f"{base_url}/api/ask", content=body,
+                          headers={"Content-Type": "application/json"}, timeout=60)
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error(base_url: str, tmp_path: Path) -> None:
+    st = Path(sys.executable).with_name("st")
+    if not st.exists():
+        pytest.fail("schemathesis is a dev dependency: make test installs it")
+    result = subprocess.run(
+        [str(st), "run", f"{base_url}/openapi.json", "--checks", "not_a_server_error",
+         "--max-examples", "15", "--phases", "examples,coverage,fuzzing", "--workers", "1",
+         "--request-timeout", "120", "--seed", "1"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "No issues found" in result.stdout and " passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_bounded_load_run_has_no_failures(tmp_path: Path) -> None:
+    """bench/load.py with 3 clients x 2 questions, then a burst at a server with a tiny queue."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "load.py"), "--clients", "3", "--questions", "2",
+         "--burst", "6", "--max-seconds", "120", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    data = json.loads((tmp_path / "load.json").read_text())
+    assert data["steady"]["failed"] == 0 and data["steady"]["ok"] == 6
+    burst = data["burst"]
+    assert burst["other"] == 0 and burst["recovered"]
+    assert burst["ok"] + burst["busy_503"] == 6 and burst["ok"] >= 1
+    shutil.rmtree(tmp_path, ignore_errors=True)
