@@ -11,8 +11,15 @@ __version__ = "0.1.0"
 from .config import Settings  # noqa: E402
 from .core import Assistant  # noqa: E402
 from .errors import (  # noqa: E402
-    AssistantError, ConfigError, CorpusError, IndexCorruptError, IndexLockedError,
-    IndexMismatchError, IndexMissingError, LLMError, QuestionError,
+    AssistantError,
+    ConfigError,
+    CorpusError,
+    IndexCorruptError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexMissingError,
+    LLMError,
+    QuestionError,
 )
 from .records import Answer, Article, Passage  # noqa: E402
 

@@ -1,7 +1,8 @@
 """One frozen `Settings` object. The environment is read in exactly one place: `Settings.from_env`.
 
 Every field can be set with an `ASSISTANT_<FIELD NAME IN CAPITALS>` environment variable, e.g.
-`ASSISTANT_CORPUS_DIR`, `ASSISTANT_INDEX_DIR`, `ASSISTANT_EMBEDDING_MODEL`, `ASSISTANT_DENSE_WEIGHT`.
+`ASSISTANT_CORPUS_DIR`, `ASSISTANT_INDEX_DIR`, `ASSISTANT_EMBEDDING_MODEL`,
+`ASSISTANT_DENSE_WEIGHT`.
 CLI flags override the environment; Python callers pass keyword arguments. The one other read
 is `user_cache_dir` (`XDG_CACHE_HOME`), the default home of exported embedding models.
 """

@@ -30,7 +30,9 @@ class Assistant:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, settings: Settings | None = None, *, embedder: Embedder | None = None) -> Assistant:
+    def load(
+        cls, settings: Settings | None = None, *, embedder: Embedder | None = None
+    ) -> Assistant:
         """Open the current index (errors name the command that fixes them) and the model."""
         settings = settings or Settings.from_env()
         index = LoadedIndex.open(settings)

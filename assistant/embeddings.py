@@ -80,7 +80,10 @@ class SentenceTransformerEmbedder:
                 "disponible hors ligne ou un dossier local via ASSISTANT_EMBEDDING_MODEL."
             ) from None
         self.model_id = settings.embedding_model
-        self.dimension = int(self._model.get_embedding_dimension())
+        dimension = self._model.get_embedding_dimension()
+        if dimension is None:
+            raise ConfigError(f"Le modèle {settings.embedding_model} ne déclare pas de dimension.")
+        self.dimension = int(dimension)
         self.batch_size = settings.embedding_batch_size
 
     def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
@@ -108,7 +111,9 @@ def embedding_identity(settings: Settings) -> dict[str, Any]:
     query_default, passage_default = default_prompts(settings.embedding_model)
     return {
         "model": settings.embedding_model,
-        "query_prompt": settings.query_prompt if settings.query_prompt is not None else query_default,
+        "query_prompt": (
+            settings.query_prompt if settings.query_prompt is not None else query_default
+        ),
         "passage_prompt": (
             settings.passage_prompt if settings.passage_prompt is not None else passage_default
         ),

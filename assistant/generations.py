@@ -2,7 +2,7 @@
 
     index/
       CURRENT                 name of the generation being served (replaced with os.replace)
-      .lock                   flock'ed by the one writer; holds its pid (the kernel frees it on death)
+      .lock                   flock'ed by the one writer, holds its pid (freed when it dies)
       generations/<name>/     manifest.json, assistant.sqlite, dense.faiss, bm25/
       generations/.tmp-*      a build in progress; removed by the next writer if it was abandoned
 

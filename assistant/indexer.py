@@ -83,7 +83,8 @@ class UpdateReport:
         text = (
             f"{len(self.added)} ajouté(s), {len(self.changed)} modifié(s), "
             f"{len(self.removed)} supprimé(s), {self.unchanged} inchangé(s) ; "
-            f"{self.chunks_embedded} passage(s) vectorisé(s), {self.chunks_reused} repris du cache ; "
+            f"{self.chunks_embedded} passage(s) vectorisé(s), "
+            f"{self.chunks_reused} repris du cache ; "
             f"index : {self.articles} article(s), {self.chunks} passage(s)"
         )
         if self.skipped:

@@ -51,7 +51,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(index: Path, corpus: Path, port: int, env: dict[str, str]) -> subprocess.Popen[Any]:
+def start_server(
+    index: Path, corpus: Path, port: int, env: dict[str, str]
+) -> subprocess.Popen[Any]:
     """`assistant serve` in a child process; returns once /api/health answers 200."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "assistant.cli", "serve", "--index", str(index), "--corpus",

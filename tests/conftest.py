@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.embeddings import SentenceTransformerEmbedder
+from assistant.backends import make_embedder
+from assistant.embeddings import Embedder, SentenceTransformerEmbedder
 from assistant.indexer import build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,9 +36,16 @@ def default_backend_exported() -> None:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    """The packaged all-MiniLM-L6-v2, loaded once for the whole session (read-only use)."""
-    return SentenceTransformerEmbedder(Settings())
+def embedder(default_backend_exported: None) -> Embedder:
+    """The packaged all-MiniLM-L6-v2 through the default backend, loaded once per session, so
+    that indexes built here carry the vectors their manifest names (read-only use)."""
+    return make_embedder(Settings(), batch=True)
+
+
+@pytest.fixture(scope="session")
+def torch_embedder() -> SentenceTransformerEmbedder:
+    """The fp32 sentence-transformers model itself: the reference for the fast backends."""
+    return SentenceTransformerEmbedder(Settings(embedding_backend="torch"))
 
 
 @pytest.fixture(scope="session")

@@ -86,8 +86,17 @@ def seed_chunks() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def torch_vectors(embedder: Any, seed_chunks: list[str]) -> np.ndarray:
-    return np.asarray(embedder.embed_passages(seed_chunks))
+def torch_vectors(torch_embedder: Any, seed_chunks: list[str]) -> np.ndarray:
+    return np.asarray(torch_embedder.embed_passages(seed_chunks))
+
+
+@pytest.fixture(scope="module")
+def torch_index(tmp_path_factory: pytest.TempPathFactory, torch_embedder: Any) -> Settings:
+    """The seed corpus indexed with fp32 torch: the quality reference."""
+    settings = Settings(corpus_dir=SEED_CORPUS, index_dir=tmp_path_factory.mktemp("t") / "i",
+                        embedding_backend="torch")
+    build(settings, lambda: torch_embedder, progress=False)
+    return settings
 
 
 @pytest.fixture(scope="module")
@@ -183,11 +192,11 @@ def test_missing_package_names_the_install_line(tmp_path: Path,
             make_embedder(Settings(embedding_backend=backend, embedding_cache_dir=tmp_path))
 
 
-def test_a_model_with_a_projection_keeps_torch(embedder: Any, tmp_path: Path) -> None:
+def test_a_model_with_a_projection_keeps_torch(torch_embedder: Any, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.models import Dense, Normalize
 
-    base = embedder._model
+    base = torch_embedder._model
     model = SentenceTransformer(modules=[base[0], base[1], Dense(384, 32), Normalize()],
                                 device="cpu")
     model.save(str(tmp_path / "projected"))
@@ -202,7 +211,7 @@ def test_a_model_with_a_projection_keeps_torch(embedder: Any, tmp_path: Path) ->
 @pytest.mark.parametrize("backend", [
     pytest.param(b, marks=() if b == DEFAULT else pytest.mark.slow) for b in BOUNDS
 ])
-def test_vectors_close_to_torch(backend: str, embedder: Any, models: Path,
+def test_vectors_close_to_torch(backend: str, torch_embedder: Any, models: Path,
                                 exported: dict[str, Any], seed_chunks: list[str],
                                 torch_vectors: np.ndarray) -> None:
     fast = embedder_for(backend, models, exported)
@@ -214,7 +223,7 @@ def test_vectors_close_to_torch(backend: str, embedder: Any, models: Path,
     cosines = np.sum(vectors * reference, axis=1)
     assert cosines.mean() > mean_min and cosines.min() > single_min, (
         cosines.mean(), cosines.min())
-    assert float(fast.embed_query(QUESTION) @ embedder.embed_query(QUESTION)) > single_min
+    assert float(fast.embed_query(QUESTION) @ torch_embedder.embed_query(QUESTION)) > single_min
     # one text alone or inside a padded batch: the same vector
     alone = fast.embed_passages([seed_chunks[0]])[0]
     assert float(alone @ vectors[0]) > batch_min
@@ -234,11 +243,11 @@ def scores(ranks: list[int | None]) -> tuple[int, int, float]:
 
 @pytest.mark.parametrize("dense_weight", [None, 1.0], ids=["hybrid", "dense-only"])
 def test_quality_guard_on_dev_questions(dense_weight: float | None, default_index: Settings,
-                                        default_embedder: Any, seed_settings: Settings,
-                                        embedder: Any) -> None:
+                                        default_embedder: Any, torch_index: Settings,
+                                        torch_embedder: Any) -> None:
     """The default backend stays within one dev question of fp32 torch (hit@1, hit@5, MRR)."""
-    torch_bot = Assistant.load(seed_settings.replace(dense_weight=dense_weight),
-                               embedder=embedder)
+    torch_bot = Assistant.load(torch_index.replace(dense_weight=dense_weight),
+                               embedder=torch_embedder)
     fast_bot = Assistant.load(default_index.replace(dense_weight=dense_weight),
                               embedder=default_embedder)
     reference, fast = dev_ranks(torch_bot), dev_ranks(fast_bot)

@@ -41,7 +41,9 @@ def test_sentence_punctuation_stays_with_its_sentence() -> None:
 
 
 def test_overlap_between_consecutive_chunks_of_long_paragraphs() -> None:
-    text = " ".join(f"Phrase numéro {i} sur l'innovation, le numérique et les territoires." for i in range(40))
+    text = " ".join(
+        f"Phrase numéro {i} sur l'innovation, le numérique et les territoires." for i in range(40)
+    )
     article = parse_article(("Titre\n\n" + text).encode(), "long.txt")
     chunks = chunk_article(article, make_splitter(Settings()))
     assert len(chunks) > 3

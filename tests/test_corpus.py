@@ -72,7 +72,8 @@ def test_html_main_text_extraction() -> None:
 
 
 def test_nbsp_zero_width_and_typographic_apostrophe_are_kept_readable() -> None:
-    raw = "Un titre\n\nL\u2019\u00e9cole compte 17\u00a0000\u202fm\u00b2 et\u200b un c\u0153ur.".encode()
+    raw = ("Un titre\n\nL\u2019\u00e9cole compte 17\u00a0000\u202fm\u00b2 et\u200b "
+           "un c\u0153ur.").encode()
     article = parse_article(raw * 3, "x.txt")
     assert "\u200b" not in article.text
     assert "17\u00a0000\u202fm²" in article.text

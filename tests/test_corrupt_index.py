@@ -298,13 +298,13 @@ def test_model_of_another_dimension_is_refused(damaged: Settings) -> None:
 
 
 @pytest.fixture(scope="module")
-def other_model(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Path:
+def other_model(tmp_path_factory: pytest.TempPathFactory, torch_embedder: Any) -> Path:
     """A genuinely different local model: MiniLM followed by a fixed random 384 -> 64 projection."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize
 
-    base = embedder._model
+    base = torch_embedder._model
     torch.manual_seed(0)
     projection = Dense(in_features=base.get_embedding_dimension(), out_features=64,
                               activation_function=torch.nn.Identity())

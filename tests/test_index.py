@@ -137,7 +137,9 @@ def test_touched_but_identical_file_is_unchanged(
     assert report.unchanged == 5 and not report.changed and report.generation is None
 
 
-def test_update_without_index_builds_it(make_corpus: Callable[..., Settings], embedder: Any) -> None:
+def test_update_without_index_builds_it(
+    make_corpus: Callable[..., Settings], embedder: Any
+) -> None:
     settings = make_corpus()
     with pytest.raises(IndexMissingError, match="assistant index build"):
         Assistant.load(settings, embedder=embedder)
