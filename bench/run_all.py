@@ -111,7 +111,7 @@ def main() -> int:
         last = json.loads((args.out / "run_all.json").read_text(encoding="utf-8"))
         info, results = last["machine"], last["results"]
         reruns = {n: run_bench(n, args.quick, args.out) for n in (args.only or ())}
-        results = [reruns.get(r["name"], r) for r in results]
+        results = [reruns.pop(r["name"], r) for r in results] + list(reruns.values())
     else:
         info = machine()
         names = [n for n in (args.only or BENCHES) if (BENCH / f"{n}.py").exists()]
