@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from common import (  # type: ignore[import-not-found]
     DEV_QUESTIONS,
+    OUT,
     SEED_CORPUS,
     describe_machine,
     machine,
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="model cache (default: the user cache, as in production)")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     backends = [b for b in args.backends.split(",") if b]
     n, rounds, queries = (150, 1, 15) if args.quick else (500, 2, 30)
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                       for b in dict.fromkeys([default, "torch"])]
     data["quality"] = {b: quality(b, root, args.cache_dir) for b in ["torch", *backends]}
     shutil.rmtree(root, ignore_errors=True)
-    md = write_results("embed_speed", data, markdown(data))
+    md = write_results("embed_speed", data, markdown(data), out=args.out)
     print(md.read_text(encoding="utf-8"))
     return 0
 
