@@ -192,14 +192,16 @@ class OpenVinoEmbedder(ExportedEmbedder):
         config = {"INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": "f32",
                   "PERFORMANCE_HINT": "LATENCY"}
         self._compiled = ov.Core().compile_model(str(path), "CPU", config)
-        self._local = threading.local()  # one infer request per thread (they are not shared)
+        self._request = self._compiled.create_infer_request()
+        # One inference at a time: a server under 20 concurrent clients (bench/load.py) was
+        # seen stuck for good with two threads inside infer() (one request per thread, dynamic
+        # shapes). Not reproduced on demand; a question costs ~3 ms, so serialising is cheap.
+        self._infer_lock = threading.Lock()
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        request = getattr(self._local, "request", None)
-        if request is None:
-            request = self._local.request = self._compiled.create_infer_request()
-        result = request.infer(feed)
-        return np.array(result[self._compiled.output(0)], dtype=np.float32)
+        with self._infer_lock:
+            result = self._request.infer(feed)
+            return np.array(result[self._compiled.output(0)], dtype=np.float32)
 
     def runtime(self) -> dict[str, Any]:
         return {"runtime": f"openvino {self._version}"}

@@ -74,15 +74,15 @@ def test_schemathesis_finds_no_server_error(base_url: str, tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_bounded_load_run_has_no_failures(tmp_path: Path) -> None:
-    """bench/load.py with 3 clients x 2 questions, then a burst at a server with a tiny queue."""
+    """bench/load.py with 8 clients x 3 questions, then a burst at a server with a tiny queue."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "load.py"), "--clients", "3", "--questions", "2",
+        [sys.executable, str(ROOT / "bench" / "load.py"), "--clients", "8", "--questions", "3",
          "--burst", "6", "--max-seconds", "120", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     data = json.loads((tmp_path / "load.json").read_text())
-    assert data["steady"]["failed"] == 0 and data["steady"]["ok"] == 6
+    assert data["steady"]["failed"] == 0 and data["steady"]["ok"] == 24
     burst = data["burst"]
     assert burst["other"] == 0 and burst["recovered"]
     assert burst["ok"] + burst["busy_503"] == 6 and burst["ok"] >= 1
