@@ -8,6 +8,7 @@ the splitter's own `add_start_index` guesses wrong when text repeats.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -65,3 +66,12 @@ def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter) ->
 def indexed_text(title: str, chunk_text: str) -> str:
     """What is embedded and BM25-indexed for a chunk: its article title, then its text."""
     return f"{title}\n{chunk_text}"
+
+
+def corpus_indexed_texts(corpus_dir: Path, settings: Settings) -> list[str]:
+    """Every readable article's chunks of `corpus_dir`, as the indexer embeds them."""
+    from .corpus import load_corpus
+
+    splitter = make_splitter(settings)
+    articles, _ = load_corpus(corpus_dir)
+    return [indexed_text(a.title, c.text) for a in articles for c in chunk_article(a, splitter)]

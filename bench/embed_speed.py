@@ -43,8 +43,8 @@ from common import (  # type: ignore[import-not-found]
 
 from assistant import Assistant, Settings
 from assistant.backends import make_embedder
-from assistant.chunking import chunk_article, indexed_text, make_splitter
-from assistant.corpus import read_article, scan_corpus
+from assistant.chunking import corpus_indexed_texts
+from assistant.corpus import read_article
 from assistant.embeddings import packaged_model_path
 from assistant.evaluation import load_questions, score_passages
 from assistant.indexer import build
@@ -59,12 +59,7 @@ QUESTIONS = (
 
 def seed_texts(n: int) -> list[str]:
     """The seed corpus's chunks as the indexer embeds them, repeated to `n` texts."""
-    settings = Settings(corpus_dir=SEED_CORPUS)
-    splitter = make_splitter(settings)
-    chunks: list[str] = []
-    for f in scan_corpus(SEED_CORPUS):
-        article = read_article(f.path, f.source)
-        chunks += [indexed_text(article.title, c.text) for c in chunk_article(article, splitter)]
+    chunks = corpus_indexed_texts(SEED_CORPUS, Settings())
     return (chunks * (n // len(chunks) + 1))[:n]
 
 

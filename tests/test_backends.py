@@ -22,9 +22,8 @@ import pytest
 
 from assistant import Assistant, ConfigError, IndexMismatchError, Settings, model_export
 from assistant.backends import ExportedEmbedder, make_embedder, resolve_threads
-from assistant.chunking import chunk_article, indexed_text, make_splitter
+from assistant.chunking import corpus_indexed_texts
 from assistant.config import user_cache_dir
-from assistant.corpus import read_article, scan_corpus
 from assistant.embeddings import cache_key, embedding_identity
 from assistant.evaluation import load_questions, score_passages
 from assistant.generations import current_generation, read_manifest
@@ -76,13 +75,7 @@ def default_embedder(models: Path, exported: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def seed_chunks() -> list[str]:
-    settings = Settings(corpus_dir=SEED_CORPUS)
-    splitter = make_splitter(settings)
-    texts: list[str] = []
-    for f in scan_corpus(SEED_CORPUS):
-        article = read_article(f.path, f.source)
-        texts += [indexed_text(article.title, c.text) for c in chunk_article(article, splitter)]
-    return texts
+    return corpus_indexed_texts(SEED_CORPUS, Settings())
 
 
 @pytest.fixture(scope="module")
