@@ -1,21 +1,22 @@
 """Answers with numbered citations, and an honest "not in the corpus".
 
-    question ──contextualize(history)──> query ──search──> passages
-                                                   │
-           coverage(query, passages) < min_coverage ──> NOT_FOUND (+ leads, one per article)
-                                                   │
+    question ──contextualize(history)──> query ──search──> passages ──> candidate sentences
+                                                                          │
+         decision.py: coverage + semantic + focus + english evidence ──> NOT_FOUND (+ leads)
+                                                                          │
            ExtractiveAnswerer: best sentences, each cited [n]   |   LLMAnswerer (llm.py)
 
-**Coverage** (the out-of-corpus decision) is the IDF-weighted share of the query's content words
-present in the best single passage, title included (see `question.Terms`: entities weigh more,
-lower-case words unknown to the corpus less). A cosine threshold alone cannot tell "who runs the
-French Tech in Bordeaux?" from an answerable question; a missing rare word can.
+**Coverage** is the IDF-weighted share of the query's content words present in the best single
+passage, title included (see `question.Terms`: entities weigh more, lower-case words unknown to
+the corpus less); it is one of the four kinds of evidence of the in/out-of-corpus decision
+(`decision.py`), none of which decides alone.
 
 **Sentences** of the articles around the passages (split on the whole article, so a chunk cut never
 truncates one; overlapping chunks give each sentence once) are scored on: IDF-weighted overlap with
 the query, the same with the previous sentence and the title as context, the kind of fact asked
 (a new name for "Qui ?", a figure with a unit for "Combien ?", a date for "Quand ?"), the passage's
-search score, and dense similarity (one embedding batch for the best few). At most
+search score, and the cosine of the sentence's stored vector with the question (min-max scaled
+over the candidates: nothing is embedded at question time). At most
 `max_answer_sentences` close to the best are kept, in reading order, each cited [n].
 """
 
@@ -25,23 +26,19 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
 from .config import Settings
+from .decision import Evidence, default_model, gather
 from .errors import ConfigError
-from .lexical import STOPWORDS, analyze, words
+from .lexical import analyzed
 from .question import Terms, contextualize, question_kind
 from .records import Answer, Passage
 from .sentences import (
-    dates,
     display,
+    fact_score,
     is_bullet,
-    names,
-    numbers,
-    proper_nouns,
+    mostly_inside,
     split_sentences,
 )
 
@@ -54,8 +51,7 @@ __all__ = ["NOT_FOUND", "Answerer", "ExtractiveAnswerer", "answer_pieces", "cont
 _BIG = 1 << 62
 NOT_FOUND = "Je n'ai pas trouvé cette information dans les articles du corpus."
 MAX_LEADS = 3
-DENSE_POOL = 6  # sentences embedded per question (the best by the other signals), one batch
-DENSE_CHARS = 200  # of each, enough for its meaning, short enough to stay fast
+POOL = 6  # best candidate sentences considered for an answer
 NEAR_CHARS = 400  # sentences of one article this close are read in their order
 LEAD = 20_000  # characters of an article read to judge what it is about
 KEEP_RATIO = 0.75  # further sentences must score at least this share of the best one
@@ -66,7 +62,7 @@ WEIGHTS = {  # sentence features, see `ExtractiveAnswerer.ranked`
     "prior": 0.1,  # the passage's search score (x0.75 for a sentence just outside it)
     "fact": 0.35,  # holds the kind of fact asked (name, figure, date)
     "shape": 1.0,  # minus a penalty for headings, questions, list introductions
-}  # + settings.answer_dense_weight x cosine with the query (0: no sentence embeddings)
+}  # + settings.answer_dense_weight x cosine with the query, min-max scaled over the candidates
 
 
 class Answerer(Protocol):
@@ -100,14 +96,8 @@ def coverage(query: str, passages: Sequence[Passage], retriever: HybridRetriever
     its fact)."""
     terms = Terms.of(query, retriever)
     articles = {p.source: retriever.index.db.article_text(p.source) for p in passages}
-    return max((terms.covered(_terms(f"{p.title}\n{_window(p, articles.get(p.source))}"))
+    return max((terms.covered(analyzed(f"{p.title}\n{_window(p, articles.get(p.source))}"))
                 for p in passages), default=0.0)
-
-
-@lru_cache(maxsize=1024)
-def _terms(text: str) -> frozenset[str]:
-    """Analyzed terms of a text (cached: the same articles and sentences come back often)."""
-    return frozenset(analyze(text))
 
 
 def _window(p: Passage, article: str | None) -> str:
@@ -180,19 +170,38 @@ class ExtractiveAnswerer:
 
     def answer(self, question: str, query: str, passages: list[Passage],
                retriever: HybridRetriever, *, notice: str | None = None,
-               check_coverage: bool = True) -> Answer:
-        if not passages or (check_coverage and
-                            coverage(query, passages, retriever) < self.settings.min_coverage):
+               check_scope: bool = True) -> Answer:
+        if not passages:
             return not_found(passages, notice)
-        chosen = self.select(question, query, passages, retriever)
-        return cite(chosen, notice) if chosen else not_found(passages, notice)
-
-    def select(self, question: str, query: str, passages: list[Passage],
-               retriever: HybridRetriever) -> list[Candidate]:
-        """The best sentences, at most `max_answer_sentences`, in reading order."""
         # The article gives the topic (names); the sentence must hold what is asked about it.
         terms = Terms.of(query, retriever, entity_boost=0.5, absent_discount=1.0)
         pool = self.ranked(question, query, passages, retriever, terms)
+        if check_scope and not self.decide(self.evidence(query, passages, retriever, pool)):
+            return not_found(passages, notice)
+        chosen = self.choose(pool, terms)
+        return cite(chosen, notice) if chosen else not_found(passages, notice)
+
+    def in_corpus(self, question: str, query: str, passages: list[Passage],
+                  retriever: HybridRetriever) -> bool:
+        """The in/out-of-corpus decision alone (what the LLM answerer asks before answering)."""
+        if not passages:
+            return False
+        terms = Terms.of(query, retriever, entity_boost=0.5, absent_discount=1.0)
+        pool = self.ranked(question, query, passages, retriever, terms)
+        return self.decide(self.evidence(query, passages, retriever, pool))
+
+    def evidence(self, query: str, passages: list[Passage], retriever: HybridRetriever,
+                 pool: Sequence[Candidate]) -> Evidence:
+        """What the decision weighs (see `decision.py`)."""
+        texts = {p.source: retriever.article_text(p.source) or p.text for p in passages}
+        return gather(query, coverage(query, passages, retriever), passages[0].title, pool,
+                      [f"{p.title}\n{texts[p.source]}" for p in passages], retriever)
+
+    def decide(self, evidence: Evidence) -> bool:
+        return default_model().in_corpus(evidence, self.settings.refusal_threshold)
+
+    def choose(self, pool: Sequence[Candidate], terms: Terms) -> list[Candidate]:
+        """The best sentences of `pool`, at most `max_answer_sentences`, in reading order."""
         if not pool:
             return []
         chosen = [pool[0]]
@@ -207,37 +216,38 @@ class ExtractiveAnswerer:
 
     def ranked(self, question: str, query: str, passages: list[Passage],
                retriever: HybridRetriever, terms: Terms) -> list[Candidate]:
-        """The `DENSE_POOL` best candidate sentences, best first, with their `features`."""
+        """The `POOL` best candidate sentences, best first, with their `features`."""
         articles = {p.source: retriever.index.db.article_text(p.source) for p in passages}
         candidates = sentence_candidates(passages, articles)
         if not candidates or not terms.weights:
             return []
         kind = question_kind(question)
-        topical = {source: terms.covered(_terms(f"{title}\n{(articles[source] or '')[:LEAD]}"))
+        topical = {source: terms.covered(analyzed(f"{title}\n{(articles[source] or '')[:LEAD]}"))
                    for source, title in {p.source: p.title for p in passages}.items()}
         for c in candidates:
-            c.terms = set(_terms(c.text))
+            c.terms = set(analyzed(c.text))
             c.features = {
                 "own": terms.covered(c.terms),
-                "local": terms.covered(c.terms | _terms(f"{c.passage.title}\n{c.context}")),
+                "local": terms.covered(c.terms | analyzed(f"{c.passage.title}\n{c.context}")),
                 "article": topical[c.passage.source],
                 "prior": c.prior,
                 "fact": fact_score(kind, c.text, question) if kind else 0.0,
                 "shape": -shape_penalty(c.text, bullet=c.intro is not None),
             }
             c.score = sum(WEIGHTS[k] * v for k, v in c.features.items())
-        candidates.sort(key=lambda c: (-c.score, c.rank, c.start))
-        pool = candidates[:DENSE_POOL]
         weight = self.settings.answer_dense_weight
-        if weight > 0:  # one batch: the few best sentences, cut to their first words
-            embedder = retriever.embedder
-            vectors = embedder.embed_passages([c.text[:DENSE_CHARS] for c in pool])
-            sims = np.asarray(vectors @ embedder.embed_query(query), dtype=float)
-            for c, sim in zip(pool, sims):
-                c.features["dense"] = max(0.0, float(sim))
-                c.score += weight * c.features["dense"]
-            pool.sort(key=lambda c: (-c.score, c.rank, c.start))
-        return pool
+        if weight > 0:  # the sentences' stored vectors: nothing is embedded here
+            rows = retriever.sentences({c.passage.source for c in candidates})
+            found = {(r.source, r.start): r for per_source in rows.values() for r in per_source}
+            known = [c for c in candidates if (c.passage.source, c.start) in found]
+            sims = retriever.sentence_similarity(
+                query, [found[(c.passage.source, c.start)] for c in known])
+            lo, hi = (float(sims.min()), float(sims.max())) if len(sims) else (0.0, 0.0)
+            for c, sim in zip(known, sims):
+                c.features["dense"] = float(sim)  # the raw cosine: evidence for `decision.py`
+                c.score += weight * ((float(sim) - lo) / (hi - lo) if hi > lo else 0.0)
+        candidates.sort(key=lambda c: (-c.score, c.rank, c.start))
+        return candidates[:POOL]
 
 
 def natural_order(chosen: Sequence[Candidate]) -> list[Candidate]:
@@ -254,54 +264,6 @@ def natural_order(chosen: Sequence[Candidate]) -> list[Candidate]:
         else:
             stretches.append([c])
     return [c for stretch in stretches for c in sorted(stretch, key=lambda c: c.start)]
-
-
-def fact_score(kind: str | None, sentence: str, question: str) -> float:
-    """How well the sentence carries the kind of fact asked (0..1), ignoring what the question
-    already says (a year or a name copied from the question answers nothing)."""
-    asked = set(words(question))
-    if kind == "person":
-        new = [n for n in names(sentence)
-               if not set(n.split()) & asked and n.split()[0] not in STOPWORDS]
-        return 1.0 if new else 0.0
-    if kind == "name":  # "Quels clusters... ?": the more new names, the better
-        fresh = [n for n in proper_nouns(sentence) if n not in asked and n not in STOPWORDS]
-        return 0.0 if not fresh else 0.75 if len(fresh) == 1 else 1.0
-    if kind == "place":  # "à Valenciennes", "en Moselle", "au nord de Lille"
-        new_places = [m.group(1) for m in _PLACE.finditer(sentence)
-                      if m.group(1).lower() not in asked]
-        if new_places:
-            return 1.0
-        return 0.5 if any(n not in asked for n in proper_nouns(sentence)) else 0.0
-    if kind == "date":
-        asked_numbers = set(re.findall(r"\d+", question))
-        return 1.0 if any(not set(re.findall(r"\d+", d)) <= asked_numbers
-                          for d in dates(sentence)) else 0.0
-    if kind in {"number", "money", "area"}:
-        asked_numbers = {re.sub(r"\D", "", n)
-                         for n in re.findall(r"\d[\d \u00a0\u202f.]*", question)}
-        figures = [(d, unit) for d, unit in numbers(sentence) if d not in asked_numbers]
-        if not figures:  # "le million d'euros", "un millier de visiteurs", "une quarantaine"
-            spelled = _SPELLED.search(sentence)
-            return 0.0 if spelled is None else 1.0 if _MONEY.search(sentence) else 0.6
-        if kind == "money":
-            return 1.0 if _MONEY.search(sentence) else 0.5
-        if kind == "area":
-            return 1.0 if _AREA.search(sentence) else 0.4
-        return 1.0 if any(unit for _, unit in figures) else 0.6
-    return 0.0
-
-
-_SPELLED = re.compile(
-    r"\b(?:millions?|milliards?|milliers?|centaines?|dizaines?|douzaines?|vingtaines?"
-    r"|trentaines?|quarantaines?|cinquantaines?|soixantaines?|deux|trois|quatre|cinq|six|sept"
-    r"|huit|neuf|dix|onze|douze|quinze|vingt|trente|quarante|cinquante|soixante|cent|mille)\b",
-    re.IGNORECASE,
-)
-_PLACE = re.compile(r"\b(?:à|au|aux|en|dans|près de|sur|de|basée?s? à)\s+(?:l['’]|la\s+|le\s+)?"
-                    r"([A-ZÀ-ÖØ-Þ][\w-]+)")
-_MONEY = re.compile(r"€|\beuros?\b|\bmillions? d['’]euros", re.IGNORECASE)
-_AREA = re.compile(r"m²|\bm2\b|mètres? carrés|hectares?|\bkm²", re.IGNORECASE)
 
 
 def shape_penalty(text: str, *, bullet: bool = False) -> float:
@@ -343,7 +305,8 @@ def sentence_candidates(passages: Sequence[Passage],
             article, base = p.text, p.start  # stale or missing article: split the chunk alone
         spans = split_sentences(article)
         near = _touching(spans, p.start - base, p.end - base)
-        inside = [i for i in near if _mostly_inside(spans[i][0] + base, spans[i][1] + base, p)]
+        inside = [i for i in near
+                  if mostly_inside(spans[i][0] + base, spans[i][1] + base, p.start, p.end)]
         if not inside:
             continue
         around = [i for i in (inside[0] - 1, inside[-1] + 1) if 0 <= i < len(spans)]
@@ -365,11 +328,6 @@ def sentence_candidates(passages: Sequence[Passage],
                                  context=f"{context}\n{intro[0] if intro else ''}",
                                  intro=intro[0] if intro else None))
     return out
-
-
-def _mostly_inside(lo: int, hi: int, p: Passage) -> bool:
-    inside = min(hi, p.end) - max(lo, p.start)
-    return inside > 0 and (inside >= (hi - lo) / 2 or inside >= 100)
 
 
 def _list_intro(article: str, spans: Sequence[tuple[int, int]],

@@ -16,6 +16,7 @@ one intra-op thread per request when serving, so concurrent questions do not fig
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -31,6 +32,9 @@ from .model_export import REQUIREMENTS, ensure_export, missing_package
 
 log = logging.getLogger(__name__)
 
+PAD_MULTIPLE = 16  # token lengths are padded to a multiple of this: few shapes to compile
+WARM_TOKENS = 64  # a serving embedder compiles the shapes of questions up to this length
+
 
 def make_embedder(settings: Settings, *, batch: bool = False) -> Embedder:
     """The embedder `settings.embedding_backend` names (exported on first use if needed).
@@ -44,6 +48,22 @@ def make_embedder(settings: Settings, *, batch: bool = False) -> Embedder:
     if backend.startswith("onnx"):
         return OnnxEmbedder(settings, batch=batch)
     return OpenVinoEmbedder(settings, batch=batch)
+
+
+def load_tokenizer(directory: Path, max_length: int) -> Any:
+    """The export's `tokenizers` tokenizer (no transformers, no torch: a fast start), truncating
+    to `max_length` and padding batches to a multiple of `PAD_MULTIPLE` tokens (few shapes)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    config = json.loads((directory / "tokenizer_config.json").read_text(encoding="utf-8"))
+    pad = config.get("pad_token")
+    pad = pad.get("content") if isinstance(pad, dict) else pad
+    pad_id = tokenizer.token_to_id(pad) if isinstance(pad, str) else None
+    tokenizer.enable_truncation(max_length)
+    tokenizer.enable_padding(pad_id=pad_id or 0, pad_token=pad or "[PAD]",
+                             pad_to_multiple_of=PAD_MULTIPLE)
+    return tokenizer
 
 
 def resolve_threads(settings: Settings, *, batch: bool) -> int:
@@ -80,16 +100,12 @@ class ExportedEmbedder:
         self.dimension = int(self.meta["dimension"])
         self.max_length = int(self.meta["max_length"])
         self._inputs: list[str] = list(self.meta["inputs"])
-        from transformers import AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        self._tokenizer = AutoTokenizer.from_pretrained(
-            str(self.directory / "tokenizer"), local_files_only=True
-        )
+        self._tokenizer = load_tokenizer(self.directory / "tokenizer", self.max_length)
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not re-entrant
         try:
             self._load(self.directory / str(self.meta["file"]))
+            if not batch:
+                self.warm_up()
         except ConfigError:
             raise
         except Exception as exc:
@@ -141,9 +157,18 @@ class ExportedEmbedder:
 
     def _tokenize(self, texts: list[str]) -> dict[str, np.ndarray]:
         with self._tokenizer_lock:
-            enc = self._tokenizer(texts, padding=True, truncation=True,
-                                  max_length=self.max_length, return_tensors="np")
-        return {k: np.ascontiguousarray(enc[k], dtype=np.int64) for k in self._inputs}
+            encodings = self._tokenizer.encode_batch(texts)
+        columns = {"input_ids": [e.ids for e in encodings],
+                   "attention_mask": [e.attention_mask for e in encodings],
+                   "token_type_ids": [e.type_ids for e in encodings]}
+        return {k: np.asarray(columns[k], dtype=np.int64) for k in self._inputs}
+
+    def warm_up(self) -> None:
+        """Run one question of each padded length up to `WARM_TOKENS` tokens: the runtime sets
+        up its kernels per input shape (measured: 10-45 ms the first time a length is seen,
+        4-6 ms after), so a serving process pays that at load, not on its first questions."""
+        for n in range(PAD_MULTIPLE, WARM_TOKENS + 1, PAD_MULTIPLE):
+            self._run(self._tokenize([" ".join(["mot"] * (n - 4))]))
 
 
 class OnnxEmbedder(ExportedEmbedder):

@@ -36,13 +36,44 @@ def splitter_description(settings: Settings) -> dict[str, Any]:
         "chunk_overlap": settings.chunk_overlap,
         "separators": list(settings.separators),
         "keep_separator": "end",
-        "title_in_index": True,
+        "title_in_index": "once",
+        "min_chars": settings.chunk_min_chars,
         "version": 1,
     }
 
 
-def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter) -> list[Chunk]:
-    """Chunks of `article.text`, each with `article.text[start:end] == chunk.text`."""
+def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter, *,
+                  min_chars: int = 0) -> list[Chunk]:
+    """Chunks of `article.text`, each with `article.text[start:end] == chunk.text`.
+
+    A chunk shorter than `min_chars` (at most half the splitter's chunk size: a heading, an
+    interview question, a paragraph's tail that the splitter left alone) is joined to the chunk
+    after it (the last one to the chunk before): alone, its few words match a question's words
+    too well and it holds no answer.
+    """
+    size = int(getattr(splitter, "_chunk_size", 0)) or min_chars * 2
+    return _join_short(article, _split(article, splitter), min(min_chars, size // 2))
+
+
+def _join_short(article: Article, chunks: list[Chunk], min_chars: int) -> list[Chunk]:
+    out: list[tuple[int, int]] = []
+    pending: int | None = None  # start of short chunks waiting for the next one
+    for c in chunks:
+        start = c.start if pending is None else pending
+        if c.end - start < min_chars:
+            pending = start
+            continue
+        pending = None
+        out.append((start, c.end))
+    if pending is not None:
+        if out:
+            out[-1] = (out[-1][0], max(out[-1][1], chunks[-1].end))
+        else:
+            out.append((pending, chunks[-1].end))
+    return [Chunk(article.source, i, article.text[a:b], a, b) for i, (a, b) in enumerate(out)]
+
+
+def _split(article: Article, splitter: RecursiveCharacterTextSplitter) -> list[Chunk]:
     chunks: list[Chunk] = []
     overlap = int(getattr(splitter, "_chunk_overlap", 0))
     start = end = 0
@@ -64,7 +95,11 @@ def chunk_article(article: Article, splitter: RecursiveCharacterTextSplitter) ->
 
 
 def indexed_text(title: str, chunk_text: str) -> str:
-    """What is embedded and BM25-indexed for a chunk: its article title, then its text."""
+    """What is embedded and BM25-indexed for a chunk (or a sentence): its article title, then its
+    text; only once when the text starts with the title (an article's first chunk), so that the
+    opening chunk does not match the article's topic twice as well as the others."""
+    if chunk_text.startswith(title.strip()):
+        return chunk_text
     return f"{title}\n{chunk_text}"
 
 
@@ -74,4 +109,16 @@ def corpus_indexed_texts(corpus_dir: Path, settings: Settings) -> list[str]:
 
     splitter = make_splitter(settings)
     articles, _ = load_corpus(corpus_dir)
-    return [indexed_text(a.title, c.text) for a in articles for c in chunk_article(a, splitter)]
+    return [indexed_text(a.title, c.text) for a in articles
+            for c in chunk_article(a, splitter, min_chars=settings.chunk_min_chars)]
+
+
+def corpus_indexed_sentences(corpus_dir: Path) -> list[str]:
+    """Every readable article's sentence rows of `corpus_dir`, as the indexer embeds them (the
+    sentence splitter has no settings)."""
+    from .corpus import load_corpus
+    from .sentences import sentence_text, split_sentences
+
+    articles, _ = load_corpus(corpus_dir)
+    return [indexed_text(a.title, sentence_text(a.text, span)) for a in articles
+            for span in split_sentences(a.text)]

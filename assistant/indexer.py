@@ -38,8 +38,10 @@ from .generations import (
     writer_lock,
 )
 from .lexical import BM25Index, analyze, analyzer_description, dump_tokens, load_tokens
+from .sentences import SENTENCE_SPLITTER_VERSION, sentence_text, split_sentences
 from .store import (
     FAISS,
+    SENTENCES_FAISS,
     SQLITE,
     Database,
     all_vectors,
@@ -64,6 +66,7 @@ class UpdateReport:
     unchanged: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0  # found in the embedding cache
+    sentences_embedded: int = 0  # sentence rows (answers and reranking) embedded now
     skipped: list[Skipped] = field(default_factory=list)
     articles: int = 0
     chunks: int = 0
@@ -84,7 +87,8 @@ class UpdateReport:
             f"{len(self.added)} ajouté(s), {len(self.changed)} modifié(s), "
             f"{len(self.removed)} supprimé(s), {self.unchanged} inchangé(s) ; "
             f"{self.chunks_embedded} passage(s) vectorisé(s), "
-            f"{self.chunks_reused} repris du cache ; "
+            f"{self.chunks_reused} repris du cache, {self.sentences_embedded} phrase(s) "
+            "vectorisée(s) ; "
             f"index : {self.articles} article(s), {self.chunks} passage(s)"
         )
         if self.skipped:
@@ -98,6 +102,7 @@ def expected_identity(settings: Settings) -> dict[str, Any]:
         "embedding": embedding_identity(settings),
         "chunking": splitter_description(settings),
         "analyzer": analyzer_description(),
+        "sentences": {"splitter": SENTENCE_SPLITTER_VERSION},
     }
 
 
@@ -229,20 +234,21 @@ def _fill(
         copy_database(previous / SQLITE, db_path)
         db = Database(db_path)
         dense = read_dense(previous / FAISS)
+        sentence_dense = read_dense(previous / SENTENCES_FAISS)
     else:
         db = Database(db_path)
         if previous is not None:
             _import_cache(db, previous)
-        dense = None
+        dense = sentence_dense = None
 
     show = sys.stderr.isatty() if progress is None else progress
-    removed_ids: list[int] = []
+    removed = _Rows()
     for source in report.removed:
-        removed_ids += db.remove_article(source)
+        removed.sentences += db.sentence_ids(source)
+        removed.chunks += db.remove_article(source)
 
     splitter = make_splitter(settings)
-    new_ids: list[int] = []
-    new_texts: list[str] = []
+    added = _Rows()
     items = todo
     if show:
         from tqdm import tqdm
@@ -256,24 +262,40 @@ def _fill(
             report.skipped.append(Skipped(f.source, str(exc)))
             continue  # a changed article that became unreadable keeps its previous version
         if old_sha is not None:
-            removed_ids += db.remove_article(f.source)
+            removed.sentences += db.sentence_ids(f.source)
+            removed.chunks += db.remove_article(f.source)
             report.changed.append(f.source)
         else:
             report.added.append(f.source)
-        chunks = chunk_article(article, splitter)
+        chunks = chunk_article(article, splitter, min_chars=settings.chunk_min_chars)
         texts = [indexed_text(article.title, c.text) for c in chunks]
         tokens = [dump_tokens(analyze(t)) for t in texts]
-        new_ids += db.add_article(article, f.size, f.mtime_ns, chunks, tokens)
-        new_texts += texts
+        added.chunks += db.add_article(article, f.size, f.mtime_ns, chunks, tokens)
+        added.chunk_texts += texts
+        spans = split_sentences(article.text)
+        added.sentences += db.add_sentences(article.source, spans)
+        added.sentence_texts += [indexed_text(article.title, sentence_text(article.text, span))
+                                 for span in spans]
 
     key = cache_key(identity["embedding"])
-    vectors = _embed(db, key, new_texts, embedder_factory, settings, show, report)
+    texts = added.chunk_texts + added.sentence_texts
+    vectors, fresh = _embed(db, key, texts, embedder_factory, settings, show)
+    cut = len(added.chunk_texts)
+    report.chunks_embedded = sum(fresh[:cut])
+    report.chunks_reused = cut - report.chunks_embedded
+    report.sentences_embedded = sum(fresh[cut:])
     dimension = vectors.shape[1] if len(vectors) else _dimension(previous, dense)
 
     ids, token_strings = db.all_tokens()
-    kind = choose_index_type(settings.faiss_index, len(ids))
-    dense = _updated_dense(dense, kind, dimension, removed_ids, new_ids, vectors)
+    dense = _updated_dense(dense, choose_index_type(settings.faiss_index, len(ids)), dimension,
+                           removed.chunks, added.chunks, vectors[:cut])
     write_dense(dense, workdir / FAISS)
+    n_sentences = db.sentence_count()
+    sentence_dense = _updated_dense(
+        sentence_dense, choose_index_type(settings.faiss_index, n_sentences), dimension,
+        removed.sentences, added.sentences, vectors[cut:],
+    )
+    write_dense(sentence_dense, workdir / SENTENCES_FAISS)
     bm25 = BM25Index.build(ids, [load_tokens(t) for t in token_strings])
     (workdir / "bm25").mkdir()
     bm25.save(workdir / "bm25")
@@ -290,6 +312,8 @@ def _fill(
         "embedding": {**identity["embedding"], "dimension": dimension},
         "chunking": identity["chunking"],
         "analyzer": identity["analyzer"],
+        "sentences": {**identity["sentences"], "count": n_sentences,
+                      "faiss": index_kind(sentence_dense)},
         "faiss": {"type": index_kind(dense), "ntotal": int(dense.ntotal)},
         "corpus": {"articles": report.articles, "chunks": report.chunks,
                    "fingerprint": fingerprint},
@@ -297,25 +321,39 @@ def _fill(
     })
 
 
+@dataclass
+class _Rows:
+    """Rows of one update: chunk and sentence ids (and, for added rows, their indexed texts)."""
+
+    chunks: list[int] = field(default_factory=list)
+    sentences: list[int] = field(default_factory=list)
+    chunk_texts: list[str] = field(default_factory=list)
+    sentence_texts: list[str] = field(default_factory=list)
+
+
 def _embed(
     db: Database, key: str, texts: list[str], factory: EmbedderFactory | None,
-    settings: Settings, progress: bool, report: UpdateReport,
-) -> np.ndarray:
-    """Vectors for `texts`, from the cache where known; only missing texts reach the model."""
+    settings: Settings, progress: bool,
+) -> tuple[np.ndarray, list[bool]]:
+    """Vectors for `texts`, from the cache where known; only missing texts reach the model
+    (once each). Returns the vectors and, per text, whether it was embedded now."""
     shas = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
     cached = db.cached_vectors(key, shas)
     missing = list(dict.fromkeys(s for s in shas if s not in cached))
     if missing:
         embedder = (factory or (lambda: make_embedder(settings, batch=True)))()
         by_sha = dict(zip(shas, texts))
-        fresh = embedder.embed_passages([by_sha[s] for s in missing], progress=progress)
-        db.cache_vectors(key, zip(missing, fresh))
-        cached.update(zip(missing, fresh))
-    report.chunks_embedded = len(missing)
-    report.chunks_reused = len(texts) - len(missing)
+        vectors = embedder.embed_passages([by_sha[s] for s in missing], progress=progress)
+        db.cache_vectors(key, zip(missing, vectors))
+        cached.update(zip(missing, vectors))
     if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([cached[s] for s in shas]).astype(np.float32)
+        return np.zeros((0, 0), dtype=np.float32), []
+    todo = set(missing)
+    fresh = []
+    for sha in shas:
+        fresh.append(sha in todo)
+        todo.discard(sha)  # a text repeated in the batch was embedded once
+    return np.stack([cached[s] for s in shas]).astype(np.float32), fresh
 
 
 def _dimension(previous: Path | None, dense: Any) -> int:

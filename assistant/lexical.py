@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-ANALYZER_VERSION = 1
+ANALYZER_VERSION = 2
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'",
                               "`": "'", "\u00a0": " ", "\u202f": " ", "\u2009": " "})
@@ -58,9 +58,19 @@ def words(text: str) -> list[str]:
 
 
 def analyze(text: str) -> list[str]:
-    """Index terms of `text`: the same function for documents and questions."""
+    """Index terms of `text`: the same function for documents and questions. A plural "s" is
+    dropped before stemming: Snowball alone stems "clusters" to "cluster" but "cluster" to
+    "clust", and "emplois" stays apart from "emploi"."""
     kept = [w for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
-    return [fold_accents(s) for s in _stemmer().stemWords(kept)]
+    singular = [w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+                for w in kept]
+    return [fold_accents(s) for s in _stemmer().stemWords(singular)]
+
+
+@lru_cache(maxsize=8192)
+def analyzed(text: str) -> frozenset[str]:
+    """The set of analyzed terms of a text (cached: the same sentences come back often)."""
+    return frozenset(analyze(text))
 
 
 def analyzer_description() -> dict[str, Any]:

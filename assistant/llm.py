@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .answer import NOT_FOUND, ExtractiveAnswerer, answer_pieces, coverage, not_found
+from .answer import NOT_FOUND, ExtractiveAnswerer, answer_pieces, not_found
 from .config import Settings
 from .errors import LLMError
 from .records import Answer, Passage
@@ -245,7 +245,7 @@ class LLMAnswerer:
 
     def stream(self, question: str, query: str, passages: list[Passage],
                retriever: HybridRetriever) -> Iterator[str | Answer]:
-        if not passages or coverage(query, passages, retriever) < self.settings.min_coverage:
+        if not ExtractiveAnswerer(self.settings).in_corpus(question, query, passages, retriever):
             answer = not_found(passages)
             yield answer.text
             yield answer
@@ -266,7 +266,7 @@ class LLMAnswerer:
             notice = (f"Le modèle de langage est indisponible ({exc}) : "
                       "réponse extraite des articles.")
             fallback = ExtractiveAnswerer(self.settings).answer(
-                question, query, passages, retriever, notice=notice, check_coverage=False)
+                question, query, passages, retriever, notice=notice, check_scope=False)
             if emitted:
                 yield "\n\n"
             yield from answer_pieces(fallback)

@@ -80,7 +80,7 @@ def model_fingerprint(model_dir: Path) -> str:
 
 def export_dir(settings: Settings) -> Path:
     """The directory the export for `settings` lives in (it may not exist yet)."""
-    target, local = resolve_model(settings.embedding_model)
+    target, local = resolve_model(settings)
     if not local:
         raise ConfigError(
             f"Le backend « {settings.embedding_backend} » exporte le modèle depuis un dossier "
@@ -153,7 +153,7 @@ def _export(settings: Settings, work: Path) -> dict[str, Any]:
     except ImportError as exc:  # pragma: no cover - torch is a base dependency
         raise missing_package(backend, exc) from None
     hf_logging.disable_progress_bar()
-    model_dir = Path(resolve_model(settings.embedding_model)[0]).expanduser()
+    model_dir = Path(resolve_model(settings)[0]).expanduser()
     module, pooling, max_length = pooled_module(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     tokenizer.save_pretrained(str(work / "tokenizer"))

@@ -131,8 +131,22 @@ def matches(term: str, found: AbstractSet[str]) -> bool:
     )
 
 
+# English function words: a question made of them is English, and its words cannot match the
+# French articles (the answer stays in French; see `decision.py`).
+_ENGLISH = frozenset("""the of in at to for from with by about what which who whom whose
+how when where why does do did is are was were will would can could has have had many much this
+that these those its their there according""".split())
+_LATIN_WORD = re.compile(r"[A-Za-zÀ-ÿ'’]+")
+
+
+def english_share(question: str) -> float:
+    """Share of the question's words that are English function words (0 for French)."""
+    found = [w.lower() for w in _LATIN_WORD.findall(question)]
+    return sum(w in _ENGLISH for w in found) / len(found) if found else 0.0
+
+
 # -- the kind of fact asked --------------------------------------------------------------------
-_PERSON_Q = re.compile(r"^(?:et\s+)?(?:a|par|avec|pour|de|chez)?\s*qui\b"
+_PERSON_Q = re.compile(r"^(?:et\s+)?(?:a|par|avec|pour|de|chez)?\s*qui\b|\bc'est qui\b"
                        r"|\bqui (?:dirige|preside|pilote|a fonde|a cree|est|etait)\b")
 _DATE_Q = re.compile(r"\b(?:quand|quelle date|quel jour|quel mois|quelle annee)\b")
 _NUMBER_Q = re.compile(
@@ -140,6 +154,17 @@ _NUMBER_Q = re.compile(
     r"(montant|nombre|somme|budget|cout|surface|superficie|taille|pourcentage|part|chiffre"
     r"|effectif|capacite|prix|valeur|investissement|financement|enveloppe|fonds)\b"
 )
+#: Words that name the kind of fact asked ("la surface", "le montant"): the kind check of the
+#: candidate sentences (`sentences.fact_score`) answers them, not their letters.
+_KIND_WORDS = """surface superficie taille montant nombre somme budget cout prix valeur chiffre
+date annee jour mois nom combien quand ou qui""".split()
+
+
+@lru_cache(maxsize=1)
+def kind_terms() -> frozenset[str]:
+    return frozenset(t for w in _KIND_WORDS for t in analyze(w))
+
+
 _MONEY_WORDS = {"montant", "somme", "budget", "cout", "prix", "investissement", "financement",
                 "enveloppe", "fonds"}
 # "Quels clusters ... ?", "Quelle école ... ?", "Quel est le nom ... ?" (not "Quel est le rôle ?")
@@ -154,24 +179,47 @@ _PLACE_Q = re.compile(r"^(?:et\s+)?(?:d')?ou\b|\bou (?:se trouve|est|sont|a lieu
                       r"|lieu|commune)")
 
 
+# The same kinds asked in English (users of the chat sometimes write in English).
+_PERSON_EN = re.compile(r"^(?:and\s+)?(?:to\s+|by\s+|with\s+)?(?:who|whom)\b|\bwho "
+                        r"(?:runs|leads|heads|directs|manages|chairs|founded|created|is|was)\b")
+_DATE_EN = re.compile(r"\bwhen\b|\b(?:what|which) (?:year|date|day|month)\b")
+_NUMBER_EN = re.compile(r"\bhow (?:many|much|big|large)\b|\b(?:what|which) (?:is |was |were )?"
+                        r"(?:the )?(?:amount|number|budget|cost|size|area|price|capacity|total"
+                        r"|surface|share|percentage)\b")
+_AREA_EN = re.compile(r"\bhow (?:big|large)\b|\bsquare met|\bsurface\b|\barea\b|\bsize\b"
+                      r"|\bfloor space\b")
+_MONEY_EN = re.compile(r"\bhow much (?:money|funding)\b|\bcost|\bbudget|\beuros?\b|\bfund"
+                       r"|\binvest|\bprice|\bgrant|\bloan|\braise|\bspen[dt]|\bpaid\b|\breceive")
+_PLACE_EN = re.compile(r"^(?:and\s+)?where\b|\bwhere (?:is|are|was|were|does|do|did|will)\b"
+                       r"|\bin (?:which|what) (?:city|town|region|department|country|district"
+                       r"|place)")
+_NAME_EN = re.compile(r"^(?:and\s+)?(?:(?:in|at|from|by|with|for|of)\s+)?(?:which|what)\s+"
+                      r"(?!is\b|are\b|was\b|were\b|does\b|do\b|did\b|will\b|can\b|kind\b"
+                      r"|role\b|purpose\b|goal\b|aim\b|mission\b|idea\b|difference\b|type\b)"
+                      r"|\bname (?:of )?the\b|\bnames? of\b")
+
+
 def question_kind(question: str) -> str | None:
-    """The kind of fact the question wants, from its wording (None: a description)."""
+    """The kind of fact the question wants, from its wording, in French or English
+    (None: a description)."""
     q = fold_accents(question.lower().replace("’", "'")).strip()
-    if _PERSON_Q.search(q):
+    if _PERSON_Q.search(q) or _PERSON_EN.search(q):
         return "person"
-    if _DATE_Q.search(q):
+    if _DATE_Q.search(q) or _DATE_EN.search(q):
         return "date"
     m = _NUMBER_Q.search(q)
-    if m:
-        word = m.group(1) or ""
-        if word in {"surface", "superficie", "taille"} or re.search(r"\bsurface\b|\bm2\b", q):
+    if m or _NUMBER_EN.search(q):
+        word = (m.group(1) if m else "") or ""
+        if (word in {"surface", "superficie", "taille"} or re.search(r"\bsurface\b|\bm2\b", q)
+                or (not m and _AREA_EN.search(q))):
             return "area"
-        if word in _MONEY_WORDS or re.search(r"\bcout|\beuros?\b|\bfinanc|\binvest", q):
+        if (word in _MONEY_WORDS or re.search(r"\bcout|\beuros?\b|\bfinanc|\binvest", q)
+                or (not m and _MONEY_EN.search(q))):
             return "money"
         return "number"
-    if _PLACE_Q.search(q):
+    if _PLACE_Q.search(q) or _PLACE_EN.search(q):
         return "place"
-    if _NAME_Q.search(q):
+    if _NAME_Q.search(q) or _NAME_EN.search(q):
         return "name"
     return None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +19,8 @@ class Article:
     date: str | None = None  # ISO date (YYYY-MM-DD) when the article states one
     url: str | None = None
     author: str | None = None
+    # PDFs only: offset in `text` where each page begins (page n starts at page_starts[n - 1]).
+    page_starts: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,15 @@ class Passage:
     title: str
     start: int
     end: int
+    page: int | None = None  # PDFs: the page (from 1) on which the passage starts...
+    page_end: int | None = None  # ...and the one on which it ends
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict; `page` and `page_end` only for a paged document (PDF)."""
+        data = asdict(self)
+        if self.page is None:
+            del data["page"], data["page_end"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -64,3 +74,11 @@ class Answer:
             "notice": self.notice,
             "leads": [p.to_dict() for p in self.leads],
         }
+
+
+def page_at(page_starts: Sequence[int] | None, offset: int) -> int | None:
+    """The page (from 1) holding character `offset` of a text whose pages begin at `page_starts`;
+    None for a text without pages. An empty page shares its start with the next page, which wins."""
+    if not page_starts:
+        return None
+    return max(1, bisect_right(page_starts, offset))

@@ -1,13 +1,27 @@
-"""Hybrid retrieval over one loaded generation: French BM25 + dense, fused by weighted sum.
+"""Hybrid retrieval over one loaded generation: French BM25, dense chunks and dense sentences.
 
-Each leg proposes its best `candidates` chunks; every candidate gets both scores (the missing one
-is computed exactly: BM25 for all rows is one sparse product, a dense score one dot product), each
-leg is min-max normalised over the candidates, and the fused score is
-`(1 - dense_weight) * bm25 + dense_weight * dense`.
+Candidates come from three legs, `candidates` each: BM25 over chunks, cosine over chunk vectors,
+and cosine over sentence vectors (every sentence of every article is an index row, embedded with
+its article's title; a sentence hit proposes the chunks holding it). Every candidate then gets
+every signal, computed exactly:
+
+    lexical   BM25 score of the chunk (title included)
+    dense     cosine of the chunk's vector with the question's
+    sentence  the best cosine among the sentences mostly inside the chunk
+
+each min-max normalised over the candidates, and the fused score is their weighted sum
+(`1 - dense_weight - sentence_weight`, `dense_weight`, `sentence_weight`). The sentence signal
+finds the one sentence that answers a paraphrased or English question inside a chunk whose other
+sentences speak of something else; the answerer reuses the same stored sentence vectors, so a
+question is embedded once (and that vector is cached for a repeated question).
 """
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +34,25 @@ from .errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
 from .generations import current_generation, read_manifest, verify_files
 from .indexer import check_compatible
 from .lexical import BM25Index, analyze
+from .question import question_kind
 from .records import Passage
-from .store import FAISS, SQLITE, Database, read_dense
+from .sentences import fact_score, mostly_inside, sentence_text
+from .store import FAISS, SENTENCES_FAISS, SQLITE, Database, read_dense
+
+FACT_BONUS = 0.08  # added to a sentence's cosine when it holds the kind of fact asked
+RERANK = 30  # candidates (by BM25 + chunk cosine) also scored by their best sentence
+PROPOSED_SENTENCES = 10  # the closest sentences propose their chunks as candidates
+QUERY_CACHE = 256  # question vectors kept (a chat's follow-ups and answers reuse them)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence row: `article_text[start:end]`, and its id in the sentence vectors."""
+
+    id: int
+    source: str
+    start: int
+    end: int
 
 
 @dataclass
@@ -32,6 +63,7 @@ class LoadedIndex:
     manifest: dict[str, Any]
     db: Database
     dense: Any
+    sentences: Any
     bm25: BM25Index
 
     @classmethod
@@ -43,6 +75,7 @@ class LoadedIndex:
         db = Database(path / SQLITE, readonly=True)
         db.check()
         dense = read_dense(path / FAISS)
+        sentences = read_dense(path / SENTENCES_FAISS)
         try:
             bm25 = BM25Index.load(path / "bm25")
         except Exception as exc:  # bm25s raises OSError, ValueError, JSONDecodeError...
@@ -56,9 +89,16 @@ class LoadedIndex:
                 f"Index incohérent dans {path} : {dense.ntotal} vecteurs, {len(bm25)} documents "
                 f"BM25, {chunks} passages en base, {expected} annoncés. {REBUILD_HINT}"
             )
-        if chunks and dense.d != manifest["embedding"].get("dimension"):
+        n_sentences = db.sentence_count()
+        if not (sentences.ntotal == n_sentences == manifest["sentences"].get("count")):
+            raise IndexCorruptError(
+                f"Index incohérent dans {path} : {sentences.ntotal} vecteurs de phrases, "
+                f"{n_sentences} phrases en base. {REBUILD_HINT}"
+            )
+        dimension = manifest["embedding"].get("dimension")
+        if (chunks and dense.d != dimension) or (n_sentences and sentences.d != dimension):
             raise IndexCorruptError(f"Dimension FAISS inattendue dans {path}. {REBUILD_HINT}")
-        return cls(path, manifest, db, dense, bm25)
+        return cls(path, manifest, db, dense, sentences, bm25)
 
     def close(self) -> None:
         self.db.close()
@@ -74,10 +114,43 @@ class HybridRetriever:
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries_lock = threading.Lock()
 
     def idf(self, term: str) -> float:
         return self.index.bm25.idf(term)
 
+    def article_text(self, source: str) -> str | None:
+        return self.index.db.article_text(source)
+
+    def query_vector(self, question: str) -> np.ndarray:
+        """The question's normalised vector (query prompt), computed once per distinct text."""
+        with self._queries_lock:
+            vector = self._queries.get(question)
+            if vector is not None:
+                self._queries.move_to_end(question)
+                return vector
+        vector = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
+        with self._queries_lock:
+            self._queries[question] = vector
+            while len(self._queries) > QUERY_CACHE:
+                self._queries.popitem(last=False)
+        return vector
+
+    # -- sentences ---------------------------------------------------------------------------
+    def sentences(self, sources: Iterable[str]) -> dict[str, list[Sentence]]:
+        """source -> its sentence rows, in reading order."""
+        rows = self.index.db.sentences_of(sources)
+        return {src: [Sentence(i, src, a, b) for i, a, b in spans] for src, spans in rows.items()}
+
+    def sentence_similarity(self, question: str, sentences: Sequence[Sentence]) -> np.ndarray:
+        """Cosine of each sentence's stored vector (title + sentence) with the question."""
+        if not sentences or self.settings.dense_weight + self.settings.sentence_weight <= 0:
+            return np.zeros(len(sentences), dtype=np.float32)
+        ids = np.fromiter((s.id for s in sentences), dtype=np.int64, count=len(sentences))
+        return np.asarray(self.index.sentences.reconstruct_batch(ids) @ self.query_vector(question))
+
+    # -- search ------------------------------------------------------------------------------
     def search(self, question: str, k: int) -> list[Passage]:
         scored = self.score(question, k)
         rows = self.index.db.chunks_by_id(cid for cid, _ in scored)
@@ -87,49 +160,84 @@ class HybridRetriever:
 
     def score(self, question: str, k: int) -> list[tuple[int, float]]:
         """The k best (chunk id, fused score), best first."""
-        bm25, dense_index = self.index.bm25, self.index.dense
+        bm25 = self.index.bm25
         n = len(bm25)
         if n == 0:
             return []
         depth = min(n, max(self.settings.candidates, k))
-        w = self.settings.dense_weight
+        w_dense, w_sentence = self.settings.dense_weight, self.settings.sentence_weight
+        w_lex = 1.0 - w_dense - w_sentence
 
         lex_all = bm25.scores(analyze(question))
         lex_rows = np.argpartition(-lex_all, depth - 1)[:depth] if depth < n else np.arange(n)
-        lex_rows = lex_rows[lex_all[lex_rows] > 0]
-        candidates: dict[int, list[float]] = {
-            int(bm25.ids[r]): [float(lex_all[r]), np.nan] for r in lex_rows
-        }
-        if w > 0:
-            query = self.embedder.embed_query(question).reshape(1, -1)
-            sims, ids = dense_index.search(query, depth)
-            for cid, sim in zip(ids[0], sims[0]):
-                if cid < 0:
-                    continue
-                entry = candidates.setdefault(int(cid), [np.nan, 0.0])
-                entry[1] = float(sim)
-            self._fill_missing(candidates, lex_all, query[0])
-        if not candidates:
+        cids = {int(bm25.ids[r]) for r in lex_rows if lex_all[r] > 0}
+        proposed: set[int] = set()
+        query = self.query_vector(question) if w_dense + w_sentence > 0 else None
+        if query is not None:
+            _, ids = self.index.dense.search(query.reshape(1, -1), depth)
+            cids.update(int(c) for c in ids[0] if c >= 0)
+            if w_sentence > 0 and self.index.sentences.ntotal:
+                proposed = self._chunks_of_best_sentences(query, PROPOSED_SENTENCES)
+                cids |= proposed
+        if not cids:
             return []
-        cids = np.fromiter(candidates, dtype=np.int64)
-        lex = np.array([candidates[c][0] for c in cids], dtype=np.float64)
-        fused = (1 - w) * _minmax(lex)
-        if w > 0:
-            dense = np.array([candidates[c][1] for c in cids], dtype=np.float64)
-            fused += w * _minmax(dense)
-        order = np.lexsort((cids, -fused))[:k]  # ties broken by chunk id: deterministic
-        return [(int(cids[i]), float(fused[i])) for i in order]
+        chunk_ids = np.array(sorted(cids), dtype=np.int64)
+        lex = lex_all[np.searchsorted(bm25.ids, chunk_ids)].astype(np.float64)
+        dense = np.zeros(len(chunk_ids))
+        if query is not None:
+            dense = (self.index.dense.reconstruct_batch(chunk_ids) @ query).astype(np.float64)
+        fused = w_lex * _minmax(lex) + w_dense * _minmax(dense)
+        if w_sentence > 0 and query is not None:
+            # The sentence signal costs a lookup per sentence: computed for the best candidates
+            # of the first two legs and the chunks the closest sentences proposed.
+            keep = np.zeros(len(chunk_ids), dtype=bool)
+            keep[np.argsort(-fused, kind="stable")[:RERANK]] = True
+            keep |= np.isin(chunk_ids, np.fromiter(proposed, dtype=np.int64, count=len(proposed)))
+            chunk_ids, lex, dense = chunk_ids[keep], lex[keep], dense[keep]
+            fused = (w_lex * _minmax(lex) + w_dense * _minmax(dense)
+                     + w_sentence * _minmax(self._best_sentence(chunk_ids, question)))
+        order = np.lexsort((chunk_ids, -fused))[:k]  # ties broken by chunk id: deterministic
+        return [(int(chunk_ids[i]), float(fused[i])) for i in order]
 
-    def _fill_missing(
-        self, candidates: dict[int, list[float]], lex_all: np.ndarray, query: np.ndarray
-    ) -> None:
-        ids = self.index.bm25.ids
-        for cid, entry in candidates.items():
-            if np.isnan(entry[0]):
-                row = int(np.searchsorted(ids, cid))
-                entry[0] = float(lex_all[row]) if row < len(ids) and ids[row] == cid else 0.0
-            if np.isnan(entry[1]):
-                entry[1] = float(self.index.dense.reconstruct(cid) @ query)
+    def _chunks_of_best_sentences(self, query: np.ndarray, depth: int) -> set[int]:
+        """Chunks holding the `depth` sentences closest to the question."""
+        _, ids = self.index.sentences.search(query.reshape(1, -1), depth)
+        spans = self.index.db.sentence_spans(int(i) for i in ids[0] if i >= 0)
+        chunks = self.index.db.chunk_spans(src for src, _, _ in spans.values())
+        found: set[int] = set()
+        for source, start, end in spans.values():
+            found.update(cid for cid, a, b in chunks[source] if mostly_inside(start, end, a, b))
+        return found
+
+    def _best_sentence(self, chunk_ids: np.ndarray, question: str) -> np.ndarray:
+        """Per chunk, the best score of a sentence mostly inside it (0 when none): its cosine
+        with the question, plus `FACT_BONUS` when it holds the kind of fact asked (a figure for
+        "combien / how much", a name for "qui / who", a date for "quand / when")."""
+        spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
+        by_source = self.sentences(src for src, _, _ in spans.values())
+        starts = {src: [s.start for s in rows] for src, rows in by_source.items()}
+        owners: list[int] = []
+        members: list[Sentence] = []
+        for i, cid in enumerate(chunk_ids):
+            source, a, b = spans[int(cid)]
+            rows = by_source[source]
+            first = max(bisect_right(starts[source], a) - 1, 0)
+            for s in rows[first:bisect_left(starts[source], b)]:
+                if mostly_inside(s.start, s.end, a, b):
+                    owners.append(i)
+                    members.append(s)
+        best = np.zeros(len(chunk_ids), dtype=np.float64)
+        if not members:
+            return best
+        scores = self.sentence_similarity(question, members).astype(np.float64)
+        kind = question_kind(question)
+        texts = {src: self.article_text(src) or "" for src in by_source}
+        sentences = [sentence_text(texts[s.source], (s.start, s.end)) for s in members]
+        if kind is not None and FACT_BONUS > 0:
+            scores += FACT_BONUS * np.array([fact_score(kind, t, question) for t in sentences])
+
+        np.maximum.at(best, np.asarray(owners), scores)
+        return best
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:

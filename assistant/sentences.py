@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from .lexical import fold_accents
+from .lexical import STOPWORDS, fold_accents, words
 
 Span = tuple[int, int]
+#: Recorded in the index manifest: sentence rows are split with this version of the rules.
+SENTENCE_SPLITTER_VERSION = 1
 MAX_QUOTE = 600  # a longer quotation is split into its own sentences
 
 _SPACE = "[ \t\u00a0\u202f\u2009]"
@@ -116,6 +118,18 @@ def _strip(text: str, a: int, b: int) -> Span | None:
     return (a, b) if b > a and any(c.isalnum() for c in text[a:b]) else None
 
 
+def mostly_inside(start: int, end: int, lo: int, hi: int) -> bool:
+    """Whether the sentence [start, end) lies mostly (half of it, or 100 characters) inside the
+    passage [lo, hi): the rule that attaches a sentence to the chunks that hold it."""
+    inside = min(end, hi) - max(start, lo)
+    return inside > 0 and (inside >= (end - start) / 2 or inside >= 100)
+
+
+def sentence_text(text: str, span: Span) -> str:
+    """The sentence `span` of `text` as it is shown, embedded and matched (see `display`)."""
+    return display(text[span[0]:span[1]])
+
+
 def display(sentence: str) -> str:
     """A sentence as shown in an answer: one line, no bullet mark (NBSP kept), no quotation
     mark left dangling at either end by the split (`Ce lieu de 17 000 m²."` -> `... m².`)."""
@@ -160,34 +174,92 @@ _DATE = re.compile(
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 
 
-def names(sentence: str) -> set[str]:
+@lru_cache(maxsize=16384)
+def names(sentence: str) -> frozenset[str]:
     """Capitalised word pairs that look like names of people (folded: "wafaa maadnous")."""
     found = {f"{m.group(1)} {m.group(2)}" for m in _PERSON.finditer(sentence)}
     found |= {f"{m.group(1)} {m.group(2)}" for m in _UPPER_NAME.finditer(sentence)}
-    return {fold_accents(n).lower() for n in found}
+    return frozenset(fold_accents(n).lower() for n in found)
 
 
 _PROPER = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-Þ][\w'’-]*")
 
 
-def proper_nouns(sentence: str) -> set[str]:
+@lru_cache(maxsize=16384)
+def proper_nouns(sentence: str) -> frozenset[str]:
     """Words written with a capital, except the sentence's first word (folded)."""
     body = display(sentence)
     first = re.match(r"[^\w]*[\w'’-]+", body)
     start = first.end() if first else 0
-    return {fold_accents(m.group(0)).lower() for m in _PROPER.finditer(body, start)}
+    return frozenset(fold_accents(m.group(0)).lower() for m in _PROPER.finditer(body, start))
 
 
-def numbers(sentence: str) -> list[tuple[str, bool]]:
+@lru_cache(maxsize=16384)
+def numbers(sentence: str) -> tuple[tuple[str, bool], ...]:
     """Figures in the sentence as (digits only, followed by a unit or a magnitude)."""
     out = []
     for m in _NUMBER.finditer(sentence):
         digits = re.sub(r"\D", "", m.group(0).split(",")[0])
         out.append((digits, bool(_UNIT.match(sentence, m.end()))))
-    return out
+    return tuple(out)
 
 
-def dates(sentence: str) -> set[str]:
+@lru_cache(maxsize=16384)
+def dates(sentence: str) -> frozenset[str]:
     """Dates and years mentioned ("9 avril 2015", "juin 2012", "en 2015", "01/10/2020")."""
     found = {fold_accents(m.group(0)).lower() for m in _DATE.finditer(sentence)}
-    return found | set(_YEAR.findall(sentence))
+    return frozenset(found | set(_YEAR.findall(sentence)))
+
+
+# -- does a sentence hold the kind of fact asked? ------------------------------------------------
+@lru_cache(maxsize=1024)
+def _words(text: str) -> frozenset[str]:
+    return frozenset(words(text))
+
+
+def fact_score(kind: str | None, sentence: str, question: str) -> float:
+    """How well the sentence carries the kind of fact asked (0..1), ignoring what the question
+    already says (a year or a name copied from the question answers nothing)."""
+    asked = _words(question)
+    if kind == "person":
+        new = [n for n in names(sentence)
+               if not set(n.split()) & asked and n.split()[0] not in STOPWORDS]
+        return 1.0 if new else 0.0
+    if kind == "name":  # "Quels clusters... ?": the more new names, the better
+        fresh = [n for n in proper_nouns(sentence) if n not in asked and n not in STOPWORDS]
+        return 0.0 if not fresh else 0.75 if len(fresh) == 1 else 1.0
+    if kind == "place":  # "à Valenciennes", "en Moselle", "au nord de Lille"
+        new_places = [m.group(1) for m in _PLACE.finditer(sentence)
+                      if m.group(1).lower() not in asked]
+        if new_places:
+            return 1.0
+        return 0.5 if any(n not in asked for n in proper_nouns(sentence)) else 0.0
+    if kind == "date":
+        asked_numbers = set(re.findall(r"\d+", question))
+        return 1.0 if any(not set(re.findall(r"\d+", d)) <= asked_numbers
+                          for d in dates(sentence)) else 0.0
+    if kind in {"number", "money", "area"}:
+        asked_numbers = {re.sub(r"\D", "", n)
+                         for n in re.findall(r"\d[\d \u00a0\u202f.]*", question)}
+        figures = [(d, unit) for d, unit in numbers(sentence) if d not in asked_numbers]
+        if not figures:  # "le million d'euros", "un millier de visiteurs", "une quarantaine"
+            spelled = _SPELLED.search(sentence)
+            return 0.0 if spelled is None else 1.0 if _MONEY.search(sentence) else 0.6
+        if kind == "money":
+            return 1.0 if _MONEY.search(sentence) else 0.5
+        if kind == "area":
+            return 1.0 if _AREA.search(sentence) else 0.4
+        return 1.0 if any(unit for _, unit in figures) else 0.6
+    return 0.0
+
+
+_SPELLED = re.compile(
+    r"\b(?:millions?|milliards?|milliers?|centaines?|dizaines?|douzaines?|vingtaines?"
+    r"|trentaines?|quarantaines?|cinquantaines?|soixantaines?|deux|trois|quatre|cinq|six|sept"
+    r"|huit|neuf|dix|onze|douze|quinze|vingt|trente|quarante|cinquante|soixante|cent|mille)\b",
+    re.IGNORECASE,
+)
+_PLACE = re.compile(r"\b(?:à|au|aux|en|dans|près de|sur|de|basée?s? à)\s+(?:l['’]|la\s+|le\s+)?"
+                    r"([A-ZÀ-ÖØ-Þ][\w-]+)")
+_MONEY = re.compile(r"€|\beuros?\b|\bmillions? d['’]euros", re.IGNORECASE)
+_AREA = re.compile(r"m²|\bm2\b|mètres? carrés|hectares?|\bkm²", re.IGNORECASE)

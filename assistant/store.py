@@ -1,12 +1,17 @@
-"""Storage of one index generation: SQLite (articles, chunks, embedding cache) and FAISS (dense).
+"""Storage of one index generation: SQLite (articles, chunks, sentences, embedding cache) and
+FAISS (dense vectors of chunks and of sentences).
 
-FAISS lives here alone. Vector ids are chunk ids, so an article's vectors can be removed.
+FAISS lives here alone. Vector ids are chunk ids (`dense.faiss`) or sentence ids
+(`sentences.faiss`), so an article's vectors can be removed. A sentence row is a span of its
+article's text (`split_sentences`); its text is read from the article, not stored twice.
 Index types: `flat` (exact, IndexIDMap2 over IndexFlatIP), `ivf` (IndexIVFFlat, inner product,
 supports removal), `hnsw` (IndexIDMap2 over IndexHNSWFlat; no removal, rebuilt on change).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -16,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from .errors import REBUILD_HINT, IndexCorruptError
-from .records import Article, Chunk
+from .records import Article, Chunk, page_at
 
 SQLITE = "assistant.sqlite"
 FAISS = "dense.faiss"
+SENTENCES_FAISS = "sentences.faiss"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -30,7 +36,8 @@ CREATE TABLE IF NOT EXISTS articles (
     date TEXT, url TEXT, author TEXT,
     text TEXT NOT NULL,
     size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL
+    mtime_ns INTEGER NOT NULL,
+    page_starts TEXT  -- PDFs: JSON list, offset in `text` where each page begins
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -42,6 +49,13 @@ CREATE TABLE IF NOT EXISTS chunks (
     tokens TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE TABLE IF NOT EXISTS sentences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sentences_article ON sentences(article_id, start);
 CREATE TABLE IF NOT EXISTS embedding_cache (
     model TEXT NOT NULL,
     text_sha TEXT NOT NULL,
@@ -61,6 +75,7 @@ class Database:
             self.conn.execute("PRAGMA foreign_keys = ON")
             if not readonly:
                 self.conn.executescript(_SCHEMA)
+                _add_page_column(self.conn)
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"{path} est endommagé ({exc}). {REBUILD_HINT}") from None
         self.path = path
@@ -105,18 +120,44 @@ class Database:
         rows = self._all("SELECT text FROM articles WHERE source = ?", (source,))
         return rows[0][0] if rows else None
 
-    def chunks_by_id(self, ids: Iterable[int]) -> dict[int, tuple[str, str, str, int, int]]:
-        """chunk id -> (text, source, title, start, end)."""
+    def chunks_by_id(
+        self, ids: Iterable[int]
+    ) -> dict[int, tuple[str, str, str, int, int, int | None, int | None]]:
+        """chunk id -> (text, source, title, start, end, page, page_end): the pages on which
+        the chunk starts and ends, None except for PDFs."""
         ids = [int(i) for i in ids]
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self._all(
-            f'SELECT c.id, c.text, a.source, a.title, c.start, c."end" FROM chunks c '
-            f"JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
+            f'SELECT c.id, c.text, a.source, a.title, c.start, c."end", {self._page_starts_sql} '
+            f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
             ids,
         )
-        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+        out = {}
+        for cid, text, source, title, start, end, starts in rows:
+            pages = _page_starts(starts)
+            out[cid] = (text, source, title, start, end, page_at(pages, start),
+                        page_at(pages, max(start, end - 1)))
+        return out
+
+    @functools.cached_property
+    def _page_starts_sql(self) -> str:
+        """`a.page_starts`, or NULL in a catalog written before PDFs had pages."""
+        columns = {r[1] for r in self._all("PRAGMA table_info(articles)")}
+        return "a.page_starts" if "page_starts" in columns else "NULL"
+
+    def chunk_locations(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
+        """chunk id -> (source, start, end)."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._all(
+            f'SELECT c.id, a.source, c.start, c."end" FROM chunks c '
+            f"JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", ids,
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def all_tokens(self) -> tuple[list[int], list[str]]:
         rows = self._all("SELECT id, tokens FROM chunks ORDER BY id")
@@ -126,6 +167,58 @@ class Database:
         a = self._all("SELECT count(*) FROM articles")[0][0]
         c = self._all("SELECT count(*) FROM chunks")[0][0]
         return a, c
+
+    def sentence_count(self) -> int:
+        return int(self._all("SELECT count(*) FROM sentences")[0][0])
+
+    def sentence_ids(self, source: str) -> list[int]:
+        rows = self._all("SELECT s.id FROM sentences s JOIN articles a ON a.id = s.article_id "
+                         "WHERE a.source = ?", (source,))
+        return [r[0] for r in rows]
+
+    def sentences_of(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]:
+        """source -> its sentences as (sentence id, start, end), in reading order."""
+        sources = list(dict.fromkeys(sources))
+        if not sources:
+            return {}
+        marks = ",".join("?" * len(sources))
+        rows = self._all(
+            f'SELECT a.source, s.id, s.start, s."end" FROM sentences s JOIN articles a '
+            f"ON a.id = s.article_id WHERE a.source IN ({marks}) ORDER BY a.source, s.start",
+            sources,
+        )
+        out: dict[str, list[tuple[int, int, int]]] = {source: [] for source in sources}
+        for source, sid, start, end in rows:
+            out[source].append((sid, start, end))
+        return out
+
+    def sentence_spans(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
+        """sentence id -> (source, start, end)."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._all(
+            f'SELECT s.id, a.source, s.start, s."end" FROM sentences s JOIN articles a '
+            f"ON a.id = s.article_id WHERE s.id IN ({marks})", ids,
+        )
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def chunk_spans(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]:
+        """source -> its chunks as (chunk id, start, end), in reading order."""
+        sources = list(dict.fromkeys(sources))
+        if not sources:
+            return {}
+        marks = ",".join("?" * len(sources))
+        rows = self._all(
+            f'SELECT a.source, c.id, c.start, c."end" FROM chunks c JOIN articles a '
+            f"ON a.id = c.article_id WHERE a.source IN ({marks}) ORDER BY a.source, c.start",
+            sources,
+        )
+        out: dict[str, list[tuple[int, int, int]]] = {source: [] for source in sources}
+        for source, cid, start, end in rows:
+            out[source].append((cid, start, end))
+        return out
 
     def cached_vectors(self, model: str, shas: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
@@ -148,9 +241,10 @@ class Database:
     ) -> list[int]:
         cur = self.conn.execute(
             "INSERT INTO articles (source, sha256, title, date, url, author, text, size, "
-            "mtime_ns) VALUES (?,?,?,?,?,?,?,?,?)",
+            "mtime_ns, page_starts) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (article.source, article.sha256, article.title, article.date, article.url,
-             article.author, article.text, size, mtime_ns),
+             article.author, article.text, size, mtime_ns,
+             None if article.page_starts is None else json.dumps(list(article.page_starts))),
         )
         article_id = cur.lastrowid
         ids = []
@@ -159,6 +253,18 @@ class Database:
                 'INSERT INTO chunks (article_id, ordinal, start, "end", text, tokens) '
                 "VALUES (?,?,?,?,?,?)",
                 (article_id, chunk.ordinal, chunk.start, chunk.end, chunk.text, toks),
+            )
+            ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    def add_sentences(self, source: str, spans: Sequence[tuple[int, int]]) -> list[int]:
+        """Sentence rows for an article already added; their ids, in the order given."""
+        row = self.conn.execute("SELECT id FROM articles WHERE source = ?", (source,)).fetchone()
+        ids = []
+        for start, end in spans:
+            cur = self.conn.execute(
+                'INSERT INTO sentences (article_id, start, "end") VALUES (?,?,?)',
+                (row[0], start, end),
             )
             ids.append(int(cur.lastrowid or 0))
         return ids
@@ -183,6 +289,18 @@ class Database:
 
     def commit(self) -> None:
         self.conn.commit()
+
+
+def _add_page_column(conn: sqlite3.Connection) -> None:
+    """Give a catalog written before PDF pages were kept its `page_starts` column (additive)."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(articles)")}
+    if "page_starts" not in columns:
+        conn.execute("ALTER TABLE articles ADD COLUMN page_starts TEXT")
+        conn.commit()
+
+
+def _page_starts(value: str | None) -> list[int] | None:
+    return None if value is None else [int(x) for x in json.loads(value)]
 
 
 def copy_database(src: Path, dst: Path) -> None:
@@ -272,8 +390,13 @@ def write_dense(index: Any, path: Path) -> None:
 
 
 def read_dense(path: Path) -> Any:
+    """A FAISS index from disk. FAISS is set to one OpenMP thread, process-wide: a query against
+    an index of this size is microseconds of work, and on 2 shared cores its thread team waiting
+    on each other cost ~4 ms a search (measured); IVF training in the same process (an update
+    past 200k chunks) then runs on one thread too."""
     import faiss
 
+    faiss.omp_set_num_threads(1)
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as exc:

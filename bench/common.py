@@ -186,6 +186,42 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+#: Question files whose texts `question_pool` draws from (the ones that exist), in this order.
+QUESTION_FILES = (DEV_QUESTIONS, DEV_QUESTIONS.with_name("dev_questions_hard.jsonl"),
+                  ROOT / "tests/data/heldout_questions.jsonl")
+#: Rewordings that make more distinct question texts when the files hold too few.
+_REWORDINGS = ("{q}", "Selon le corpus, {q}", "Dites-moi : {q}", "Je voudrais savoir : {q}")
+
+
+def question_pool(n: int) -> list[str]:
+    """`n` distinct question texts: the dev questions, then the hard and held-out ones, then
+    rewordings of them. Distinct texts, so that a question-vector cache never answers."""
+    from assistant.evaluation import load_questions
+
+    base = list(dict.fromkeys(q.question for path in QUESTION_FILES if path.exists()
+                              for q in load_questions(path)))
+    texts = [form.format(q=q) for form in _REWORDINGS for q in base]
+    if n > len(texts):
+        raise ValueError(f"{n} distinct questions asked, {len(texts)} available")
+    return texts[:n]
+
+
+def compared_models() -> list[str]:
+    """The embedding models the speed benchmarks compare: the default one first, then
+    all-MiniLM-L6-v2 (the previous default)."""
+    from assistant.config import E5_MODEL_NAME, PACKAGED_MODEL, Settings
+
+    return list(dict.fromkeys([Settings().embedding_model, E5_MODEL_NAME, PACKAGED_MODEL]))
+
+
+def model_label(name: str) -> str:
+    """A model's usual name in tables ("all-MiniLM-L6-v2", not its package's name)."""
+    from assistant.config import PACKAGED_MODEL, Settings
+
+    label = "all-MiniLM-L6-v2" if name == PACKAGED_MODEL else Path(name).name
+    return label + (" (default)" if name == Settings().embedding_model else "")
+
+
 def workdir(name: str, out: Path = OUT) -> Path:
     """A fresh scratch directory under bench/out/work/ (git-ignored)."""
     import shutil

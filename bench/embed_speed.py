@@ -1,27 +1,32 @@
-"""Embedding backends side by side: throughput, question latency, fidelity, dev-set quality.
+"""Embedding backends side by side, per model: throughput, question latency, fidelity, quality.
 
-    python bench/embed_speed.py [--quick] [--backends onnx-int8,openvino-int8] [--cache-dir DIR]
+    python bench/embed_speed.py [--quick] [--models NAME ...] [--backends onnx-int8,openvino-int8]
+                                [--cache-dir DIR]
 
-One process, the same texts for everyone: the seed corpus's chunks (as indexed, title included)
-repeated to ~500 texts (--quick: ~150). Candidates alternate every 32 texts (and every
-question), so that a busy machine slows every candidate alike:
+For the default embedding model and for all-MiniLM-L6-v2 (the previous default), one after the
+other, in one process: the same texts for every candidate, i.e. the seed corpus's texts as the
+index embeds them (chunks and sentence rows, title included, the model's passage prompt) mixed
+and repeated to ~500 texts (--quick: ~150). Candidates of a model alternate every 32 texts (and
+every question), so that a busy machine slows every candidate alike:
 
-- batch throughput (chunks/s, and CPU ms per chunk) with 1 and 2 intra-op threads: bare fp32 PyTorch
-  `SentenceTransformer.encode` and every exported backend (`embed_passages`);
+- batch throughput (texts/s, and CPU ms per text) with 1 and 2 intra-op threads: bare fp32
+  PyTorch `SentenceTransformer.encode` and every exported backend (`embed_passages`);
 - warm single-question latency (p50/p95 ms of `embed_query`) with 1 and 2 threads;
 - mean / min cosine of each backend's vectors to the PyTorch ones;
-- `assistant.indexer.build` end to end (chunks/s) with the default backend and with torch,
-  on a copy of the seed corpus repeated to ~500 chunks;
 - dev-question quality per backend: hit@1, hit@5, MRR of `answer_pattern` in `Assistant.search`
-  (hybrid, default dense weight) and with the dense leg alone (dense_weight=1), which shows any
-  vector difference that the lexical leg would hide.
+  (hybrid, default weights) and with the vector legs alone (no BM25), which shows any vector
+  difference that the lexical leg would hide.
 
-Writes bench/out/embed_speed.json and .md. Exports go to the model cache (reused between runs).
+`indexer.build` end to end against bare torch is in bench/speed.py. --quick compares torch with
+the configured backend only (no export to make). Writes bench/out/embed_speed.json and .md.
+Exports go to the model cache (reused between runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import random
 import shutil
 import sys
 import time
@@ -33,9 +38,11 @@ from common import (  # type: ignore[import-not-found]
     DEV_QUESTIONS,
     OUT,
     SEED_CORPUS,
+    compared_models,
     describe_machine,
     machine,
     md_table,
+    model_label,
     ms_stats,
     workdir,
     write_results,
@@ -43,9 +50,8 @@ from common import (  # type: ignore[import-not-found]
 
 from assistant import Assistant, Settings
 from assistant.backends import make_embedder
-from assistant.chunking import corpus_indexed_texts
-from assistant.corpus import read_article
-from assistant.embeddings import packaged_model_path
+from assistant.chunking import corpus_indexed_sentences, corpus_indexed_texts
+from assistant.embeddings import embedding_identity, resolve_model
 from assistant.evaluation import load_questions, score_passages
 from assistant.indexer import build
 
@@ -58,20 +64,27 @@ QUESTIONS = (
 
 
 def seed_texts(n: int) -> list[str]:
-    """The seed corpus's chunks as the indexer embeds them, repeated to `n` texts."""
-    chunks = corpus_indexed_texts(SEED_CORPUS, Settings())
-    return (chunks * (n // len(chunks) + 1))[:n]
+    """The seed corpus's chunks and sentence rows as the indexer embeds them, each once, mixed
+    (seeded) and repeated to `n` texts."""
+    texts = list(dict.fromkeys(corpus_indexed_texts(SEED_CORPUS, Settings())
+                               + corpus_indexed_sentences(SEED_CORPUS)))
+    random.Random(0).shuffle(texts)
+    return (texts * (n // len(texts) + 1))[:n]
 
 
 class TorchBare:
-    """fp32 PyTorch `SentenceTransformer.encode`, as sentence-transformers users run it."""
+    """fp32 PyTorch `SentenceTransformer.encode`, as sentence-transformers users run it (with
+    the model's prompts, as the index uses them)."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, settings: Settings, threads: int) -> None:
         from sentence_transformers import SentenceTransformer
 
         self.threads = threads
-        self.model = SentenceTransformer(str(packaged_model_path()), device="cpu",
-                                         local_files_only=True)
+        target, local = resolve_model(settings)
+        self.model = SentenceTransformer(target, device="cpu", local_files_only=local)
+        identity = embedding_identity(settings)
+        self.query_prompt: str = identity["query_prompt"]
+        self.passage_prompt: str = identity["passage_prompt"]
 
     def _threads(self) -> None:
         import torch
@@ -80,12 +93,13 @@ class TorchBare:
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         self._threads()
-        return np.asarray(self.model.encode(texts, batch_size=32, normalize_embeddings=True,
+        return np.asarray(self.model.encode([self.passage_prompt + t for t in texts],
+                                            batch_size=32, normalize_embeddings=True,
                                             show_progress_bar=False))
 
     def embed_query(self, text: str) -> np.ndarray:
         self._threads()
-        return np.asarray(self.model.encode([text], normalize_embeddings=True,
+        return np.asarray(self.model.encode([self.query_prompt + text], normalize_embeddings=True,
                                             show_progress_bar=False)[0])
 
 
@@ -104,9 +118,10 @@ def speed(candidates: dict[tuple[str, int], Any], texts: list[str], rounds: int,
     single: dict[tuple[str, int], list[float]] = {key: [] for key in candidates}
     single_cpu: dict[tuple[str, int], list[float]] = {key: [] for key in candidates}
     parts: dict[tuple[str, int], list[np.ndarray]] = {key: [] for key in candidates}
-    for embedder in candidates.values():  # warm every runtime once
+    for embedder in candidates.values():  # warm every runtime once, every question length too
         embedder.embed_passages(texts[:8])
-        embedder.embed_query(QUESTIONS[0])
+        for question in QUESTIONS:
+            embedder.embed_query(question)
     for r in range(rounds):
         for start in range(0, len(texts), 32):
             chunk = texts[start:start + 32]
@@ -125,127 +140,134 @@ def speed(candidates: dict[tuple[str, int], Any], texts: list[str], rounds: int,
                 single_cpu[key].append(time.process_time() - c0)
     n = len(texts) * rounds
     return {key: {
-        "chunks_per_s": round(n / wall[key], 1), "cpu_ms_per_chunk": round(1000 * cpu[key] / n, 2),
+        "texts_per_s": round(n / wall[key], 1), "cpu_ms_per_text": round(1000 * cpu[key] / n, 2),
         "query_ms": ms_stats(single[key]), "query_cpu_ms": ms_stats(single_cpu[key]),
         "vectors": np.concatenate(parts[key]),
     } for key in candidates}
 
 
-def copy_corpus(target: Path, copies: int) -> None:
-    """The seed articles `copies` times, each copy with its own title (so its own chunks)."""
-    target.mkdir(parents=True)
-    for n in range(copies):
-        for f in sorted(SEED_CORPUS.glob("*.txt")):
-            article = read_article(f, f.name)
-            (target / f"{f.stem}-{n}.md").write_text(
-                f"---\ntitle: \"{article.title} ({n})\"\n---\n{article.text}\n", encoding="utf-8")
-
-
-def build_speed(backend: str, corpus: Path, root: Path, cache: Path | None) -> dict[str, Any]:
-    settings = Settings(corpus_dir=corpus, index_dir=root / f"index-{backend}",
-                        embedding_backend=backend, embedding_cache_dir=cache)
-    report = build(settings, progress=False)
-    return {"backend": backend, "chunks": report.chunks_embedded,
-            "seconds": round(report.seconds, 2),
-            "chunks_per_s": round(report.chunks_embedded / report.seconds, 1)}
-
-
-def quality(backend: str, root: Path, cache: Path | None) -> dict[str, Any]:
-    """hit@1, hit@5, MRR on the dev questions: hybrid (default weight) and dense only."""
+def quality(settings: Settings, root: Path) -> dict[str, Any]:
+    """hit@1, hit@5, MRR on the dev questions: hybrid (default weights), and vectors only (chunk
+    and sentence legs with their default ratio, no BM25)."""
     questions = [q for q in load_questions(DEV_QUESTIONS)
                  if q.kind == "fact" and q.pattern is not None]
-    settings = Settings(corpus_dir=SEED_CORPUS, index_dir=root / f"quality-{backend}",
-                        embedding_backend=backend, embedding_cache_dir=cache)
+    settings = settings.replace(corpus_dir=SEED_CORPUS, index_dir=root / "quality-index")
     embedder = make_embedder(settings)
     build(settings, lambda: embedder, progress=False)
     out: dict[str, Any] = {"questions": len(questions)}
-    for label, weight in (("hybrid", settings.dense_weight), ("dense", 1.0)):
-        bot = Assistant.load(settings.replace(dense_weight=weight), embedder=embedder)
+    vectors = settings.dense_weight + settings.sentence_weight
+    dense_only = settings.replace(dense_weight=settings.dense_weight / vectors,
+                                  sentence_weight=settings.sentence_weight / vectors)
+    for label, variant in (("hybrid", settings), ("dense", dense_only)):
+        bot = Assistant.load(variant, embedder=embedder)
         ranks = [score_passages(q, bot.search(q.question, k=5), k=5)["rank"] for q in questions]
         out[label] = {
             "hit@1": sum(r == 1 for r in ranks), "hit@5": sum(r is not None for r in ranks),
             "mrr": round(sum(1 / r for r in ranks if r) / len(ranks), 3),
         }
+    shutil.rmtree(root / "quality-index", ignore_errors=True)
     return out
 
 
-def markdown(data: dict[str, Any]) -> str:
+def measure_model(model: str, backends: list[str], texts: list[str], rounds: int, queries: int,
+                  cache: Path | None, root: Path) -> dict[str, Any]:
+    """Every candidate of one model: speed with 1 and 2 threads, fidelity, quality."""
+    base = Settings(embedding_model=model, embedding_cache_dir=cache)
+    candidates: dict[tuple[str, int], Any] = {}
+    exports: dict[str, Any] = {}
+    for threads in (1, 2):
+        candidates[("torch", threads)] = TorchBare(base, threads)
+        for backend in backends:
+            settings = base.replace(embedding_backend=backend, embedding_threads=threads)
+            t0 = time.perf_counter()
+            candidates[(backend, threads)] = embedder = make_embedder(settings, batch=True)
+            exports[backend] = {"export_s": embedder.meta.get("seconds"),  # type: ignore[attr-defined]
+                                "load_s": round(time.perf_counter() - t0, 2),
+                                "directory": str(embedder.directory)}  # type: ignore[attr-defined]
+    print(f"{model}: {len(texts)} textes, {rounds} tour(s), backends : torch, "
+          f"{', '.join(backends)}", file=sys.stderr)
+    measured = speed(candidates, texts, rounds, queries)
+    del candidates
+    gc.collect()
+    reference = measured[("torch", 2)]["vectors"]
+    result: dict[str, Any] = {"speed": {}}
+    for (name, threads), values in measured.items():
+        cos = np.sum(values.pop("vectors") * reference, axis=1)
+        entry = result["speed"].setdefault(name, {"cosine_mean": round(float(cos.mean()), 5),
+                                                  "cosine_min": round(float(cos.min()), 5),
+                                                  **exports.get(name, {})})
+        entry[str(threads)] = values
+    result["quality"] = {}
+    for backend in ["torch", *backends]:
+        result["quality"][backend] = quality(base.replace(embedding_backend=backend), root)
+        gc.collect()
+    return result
+
+
+def model_table(model: str, data: dict[str, Any]) -> str:
+    per_model = data["models"][model]
     rows = []
-    base = data["speed"]["torch"]["2"]["chunks_per_s"]
-    for name, per in data["speed"].items():
+    base = per_model["speed"]["torch"]["2"]["texts_per_s"]
+    for name, per in per_model["speed"].items():
         one, two = per["1"], per["2"]
-        q = data["quality"].get(name, {})
+        q = per_model["quality"].get(name, {})
         rows.append([
-            name, two["chunks_per_s"], round(two["chunks_per_s"] / base, 2), one["chunks_per_s"],
-            one["cpu_ms_per_chunk"], one["query_ms"]["p50"], one["query_ms"]["p95"],
+            name, two["texts_per_s"], round(two["texts_per_s"] / base, 2), one["texts_per_s"],
+            one["cpu_ms_per_text"], one["query_ms"]["p50"], one["query_ms"]["p95"],
             one["query_cpu_ms"]["p50"], two["query_ms"]["p50"], per["cosine_mean"],
             per["cosine_min"],
             "{hit@1}/{hit@5}/{mrr}".format(**q["hybrid"]) if q else "–",
             "{hit@1}/{hit@5}/{mrr}".format(**q["dense"]) if q else "–",
         ])
-    n = data["quality"].get("torch", {}).get("questions", "?")
-    builds = [[b["backend"], b["chunks"], b["seconds"], b["chunks_per_s"]]
-              for b in data["builds"]]
+    n = per_model["quality"].get("torch", {}).get("questions", "?")
     return "\n\n".join([
-        "### Embedding backends (all-MiniLM-L6-v2, same texts, one run)",
-        md_table(["backend", "chunks/s 2 thr", "x torch", "chunks/s 1 thr", "CPU ms/chunk 1 thr",
+        f"### Embedding backends ({model_label(model)}, same texts, one run)",
+        md_table(["backend", "texts/s 2 thr", "x torch", "texts/s 1 thr", "CPU ms/text 1 thr",
                   "question p50 ms 1 thr", "p95", "CPU ms p50", "p50 2 thr", "cosine mean",
-                  "cosine min", f"hybrid hit@1/hit@5/MRR ({n} q.)", "dense only"], rows, digits=3),
-        f"{data['texts']} chunk texts x {data['rounds']} round(s), candidates alternating every "
-        "32 texts; torch = bare fp32 `SentenceTransformer.encode`; hit counts out of "
-        f"{n} questions.",
-        "### `assistant.indexer.build` end to end",
-        md_table(["backend", "chunks embedded", "seconds", "chunks/s"], builds),
+                  "cosine min", f"hybrid hit@1/hit@5/MRR ({n} q.)", "vectors only"], rows,
+                 digits=3),
+    ])
+
+
+def markdown(data: dict[str, Any]) -> str:
+    n = next(iter(data["models"].values()))["quality"].get("torch", {}).get("questions", "?")
+    return "\n\n".join([
+        *[model_table(model, data) for model in data["models"]],
+        f"{data['texts']} texts (the seed corpus's chunks and sentence rows, as indexed) x "
+        f"{data['rounds']} round(s), candidates of a model alternating every 32 texts; torch = "
+        "bare fp32 `SentenceTransformer.encode` with the model's prompts; cosines against torch "
+        f"with 2 threads; hit counts out of {n} questions. Models are measured one after the "
+        "other: compare backends within a table (`bench/speed.py` alternates the models).",
         f"Machine: {describe_machine(data['machine'])}",
     ])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="~150 texts, one round")
-    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--quick", action="store_true",
+                        help="~150 texts, one round, torch and the configured backend only")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="embedding models (default: the default model, then "
+                             "all-MiniLM-L6-v2)")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated (default: all; --quick: the configured one)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="model cache (default: the user cache, as in production)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
-    backends = [b for b in args.backends.split(",") if b]
+    default_backend = Settings().embedding_backend
+    if args.backends is None:
+        args.backends = default_backend if args.quick else ",".join(BACKENDS)
+    backends = [b for b in args.backends.split(",") if b and b != "torch"]
+    models = args.models or compared_models()
     n, rounds, queries = (150, 1, 15) if args.quick else (500, 2, 30)
     texts = seed_texts(n)
-    root = workdir("embed_speed")
+    root = workdir("embed_speed", args.out)
     data: dict[str, Any] = {"machine": machine(), "texts": n, "rounds": rounds,
-                            "default_backend": Settings().embedding_backend}
-
-    candidates: dict[tuple[str, int], Any] = {}
-    exports: dict[str, Any] = {}
-    for threads in (1, 2):
-        candidates[("torch", threads)] = TorchBare(threads)
-        for backend in backends:
-            settings = Settings(embedding_backend=backend, embedding_threads=threads,
-                                embedding_cache_dir=args.cache_dir)
-            t0 = time.perf_counter()
-            candidates[(backend, threads)] = embedder = make_embedder(settings, batch=True)
-            exports[backend] = {"export_s": embedder.meta.get("seconds"),
-                                "load_s": round(time.perf_counter() - t0, 2),
-                                "directory": str(embedder.directory)}
-    print(f"{n} textes, {rounds} tour(s), backends : torch, {', '.join(backends)}",
-          file=sys.stderr)
-    measured = speed(candidates, texts, rounds, queries)
-    reference = measured[("torch", 2)]["vectors"]
-    data["speed"] = {}
-    for (name, threads), result in measured.items():
-        cos = np.sum(result.pop("vectors") * reference, axis=1)
-        entry = data["speed"].setdefault(name, {"cosine_mean": round(float(cos.mean()), 5),
-                                                "cosine_min": round(float(cos.min()), 5),
-                                                **exports.get(name, {})})
-        entry[str(threads)] = result
-    del candidates
-
-    corpus = root / "corpus"
-    copy_corpus(corpus, 2 if args.quick else 5)
-    default = data["default_backend"]
-    data["builds"] = [build_speed(b, corpus, root, args.cache_dir)
-                      for b in dict.fromkeys([default, "torch"])]
-    data["quality"] = {b: quality(b, root, args.cache_dir) for b in ["torch", *backends]}
+                            "default_backend": default_backend, "models": {}}
+    for model in models:
+        data["models"][model] = measure_model(model, backends, texts, rounds, queries,
+                                              args.cache_dir, root)
     shutil.rmtree(root, ignore_errors=True)
     md = write_results("embed_speed", data, markdown(data), out=args.out)
     print(md.read_text(encoding="utf-8"))

@@ -234,15 +234,14 @@ def scores(ranks: list[int | None]) -> tuple[int, int, float]:
             sum(1 / r for r in ranks if r) / len(ranks))
 
 
-@pytest.mark.parametrize("dense_weight", [None, 1.0], ids=["hybrid", "dense-only"])
-def test_quality_guard_on_dev_questions(dense_weight: float | None, default_index: Settings,
+@pytest.mark.parametrize("weights", [{}, {"dense_weight": 1.0, "sentence_weight": 0.0}],
+                         ids=["hybrid", "dense-only"])
+def test_quality_guard_on_dev_questions(weights: dict[str, float], default_index: Settings,
                                         default_embedder: Any, torch_index: Settings,
                                         torch_embedder: Any) -> None:
     """The default backend stays within one dev question of fp32 torch (hit@1, hit@5, MRR)."""
-    torch_bot = Assistant.load(torch_index.replace(dense_weight=dense_weight),
-                               embedder=torch_embedder)
-    fast_bot = Assistant.load(default_index.replace(dense_weight=dense_weight),
-                              embedder=default_embedder)
+    torch_bot = Assistant.load(torch_index.replace(**weights), embedder=torch_embedder)
+    fast_bot = Assistant.load(default_index.replace(**weights), embedder=default_embedder)
     reference, fast = dev_ranks(torch_bot), dev_ranks(fast_bot)
     (h1, h5, mrr), (f1, f5, fmrr) = scores(reference), scores(fast)
     assert abs(h1 - f1) <= 1 and abs(h5 - f5) <= 1 and abs(mrr - fmrr) <= 1 / len(reference), (

@@ -33,36 +33,66 @@ def _rate(value: Any) -> bool:
 
 
 def test_quality(tmp_path: Path) -> None:
-    data = run_script("quality", tmp_path, "--quick", "--limit", "4")
+    data = run_script("quality", tmp_path, "--quick", "--limit", "4", timeout=600)
     md = (tmp_path / "quality.md").read_text(encoding="utf-8")
-    assert "(b) LangChain tutorial" in md and "dense_weight sweep" in md
+    assert "(e) LangChain tutorial" in md and "all-MiniLM-L6-v2" in md and "By kind" in md
     assert data["tutorial"]["chunk_size"] == 4000  # the splitter's class defaults, untouched
-    assert data["tutorial"]["chunks"] < data["chunks"]
-    for totals in (data["project"]["totals"], data["tutorial"]["totals"],
-                   *data["sweep"].values()):
+    assert data["tutorial"]["chunks"] < data["index"]["default"]["chunks"]
+    assert data["index"]["default"]["articles"] > 5  # the neighbouring articles are in
+    for totals in (data["project"]["totals"], data["minilm"]["totals"],
+                   data["tutorial"]["totals"], *data["sweep"].values()):
         assert all(_rate(totals[key]) for key in ("hit@1", "hit@k", "mrr"))
         assert totals["hit@1"] <= totals["hit@k"]
-    assert set(data["sweep"]) >= {"0.0", "0.3", "1.0"}
+    assert set(data["sweep"]) >= {"0/0", "1/0", "0.3/0.4"}
 
 
 def test_speed(tmp_path: Path) -> None:
-    data = run_script("speed", tmp_path, "--tiny")
+    data = run_script("speed", tmp_path, "--tiny", timeout=900)
+    models = data["models"]
+    assert len(models) == 2 and models[0] == data["default_model"]
     tp = data["throughput"]
-    assert tp["chunks"] > 0 and tp["overhead_ratio"] > 0
-    assert all(v > 0 for v in tp["chunks_per_s"].values()) and "bare" in tp["chunks_per_s"]
+    assert tp["texts"] > tp["chunks"] > 0 and tp["sentences"] > 0  # sentence rows embedded too
+    assert list(tp["models"]) == models
+    for per_model in tp["models"].values():
+        assert set(per_model["texts_per_s"]) == {"build", "embed", "bare"}
+        assert all(v > 0 for v in per_model["texts_per_s"].values())
+        assert per_model["build_vs_bare"] > 0
     lat = data["latency"]
-    for config in lat["configs"]:
-        assert lat[f"search|{config}"]["p50"] > 0 and lat[f"ask|{config}"]["n"] > 0
-    assert data["startup"]["median_s"] > 0
-    for key in ("serving", "seed_build"):
-        assert 50 < data[key]["max_rss_mb"] < 8000  # a real peak, not the parent's
+    for model in models:
+        assert lat[f"embed|first|{model}"]["n"] == lat["first_questions"]
+        for call in ("search", "ask"):
+            cold, repeated = lat[f"{call}|cold|{model}"], lat[f"{call}|repeated|{model}"]
+            assert cold["p50"] > 0 and cold["n"] == lat["questions"]
+            assert repeated["embeds_per_call"] == 0  # the question-vector cache answered
+        assert lat[f"search|cold|{model}"]["embeds_per_call"] == 1  # cold: really embedded
+    assert lat["profile"]["ask"]["cumulative"]
+    assert all(data["startup"][k]["median_s"] > 0 for k in ("python", "import", "search", "ask"))
+    for measured in (data["seed_build"], *data["serving"].values()):
+        assert 50 < measured["max_rss_mb"] < 8000  # a real peak, not the parent's
+    assert set(data["serving"]) == set(models)
     sizes = [r["articles"] for r in data["incremental"]]
     assert sizes == [3, 10]
     for row in data["incremental"]:
         assert row["chunks"] >= row["articles"]
         assert row["no_change_s"]["median"] >= 0 and row["add_one_s"]["median"] > 0
     assert data["incremental"][-1]["add_one_profile"][0]["step"] == "total"
-    assert "Incremental update" in (tmp_path / "speed.md").read_text(encoding="utf-8")
+    md = (tmp_path / "speed.md").read_text(encoding="utf-8")
+    assert "Incremental update" in md and "all-MiniLM-L6-v2" in md and "repeated" in md
+
+
+def test_embed_speed(tmp_path: Path) -> None:
+    data = run_script("embed_speed", tmp_path, "--quick", timeout=900)
+    assert len(data["models"]) == 2
+    backend = data["default_backend"]
+    for per_model in data["models"].values():
+        assert set(per_model["speed"]) == {"torch", backend}
+        exported = per_model["speed"][backend]
+        assert exported["1"]["texts_per_s"] > 0 and exported["2"]["query_ms"]["p50"] > 0
+        assert exported["cosine_mean"] > 0.98  # same prompts and pooling as bare torch
+        for q in per_model["quality"].values():
+            assert 0 <= q["hybrid"]["hit@1"] <= q["hybrid"]["hit@5"] <= q["questions"]
+    md = (tmp_path / "embed_speed.md").read_text(encoding="utf-8")
+    assert "multilingual-e5-small (default)" in md and "all-MiniLM-L6-v2" in md
 
 
 def test_scale(tmp_path: Path) -> None:

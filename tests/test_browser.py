@@ -1,15 +1,20 @@
-"""The web chat in a real headless Chromium: streamed answers, sources, corpus tab, uploads, XSS.
+"""The web chat in a real headless Chromium: streamed answers, sources, the reader, votes,
+corpus tab, uploads, XSS.
 
-Chromium: $CHROMIUM_PATH, else /usr/bin/chromium, else Playwright's own build. Screenshots go to
-tests/artifacts/ (git-ignored); the chat with its sources opened is also copied to
-docs/screenshot-chat.png for the README.
+Chromium: $CHROMIUM_PATH, else `chromium` on the PATH (Debian's, `make browser`); Playwright never
+downloads one. Screenshots go to tests/artifacts/ (git-ignored); the chat with its sources opened
+and the reader are also copied to docs/screenshot-chat.png and docs/screenshot-reader.png for the
+README.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,9 @@ from typing import Any
 import pytest
 
 from assistant import Assistant, Settings
+from assistant.feedback import FeedbackStore
 from assistant.indexer import build
+from ui.chat import PLACEHOLDER
 
 from .ui_server import GRADIO_WARNINGS, running_app
 
@@ -28,6 +35,7 @@ expect = playwright_api.expect
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 DOCS_SCREENSHOT = ROOT / "docs" / "screenshot-chat.png"
+DOCS_READER = ROOT / "docs" / "screenshot-reader.png"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ANSWER_TIMEOUT = 90_000  # ms; the first answer warms the model up
@@ -54,14 +62,13 @@ pousses spécialisées dans les capteurs océanographiques et la donnée maritim
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/bin/chromium"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None  # Playwright's own Chromium
+    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    if chromium_path() is None:
+        pytest.skip("Chromium est absent : `make browser` l'installe (Debian).")
     with playwright_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield chromium
@@ -78,15 +85,23 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def seed_url(seed_settings: Settings, seed_assistant: Assistant) -> Iterator[str]:
-    with running_app(seed_settings, seed_assistant) as url:
-        yield url
+def seed_app(seed_settings: Settings, seed_assistant: Assistant,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """The seed index served, its votes in a file of this module (not in the shared index)."""
+    settings = seed_settings.replace(feedback_db=tmp_path_factory.mktemp("votes") / "avis.sqlite")
+    with running_app(settings, seed_assistant) as url:
+        yield url, settings
 
 
-def shot(page: Any, name: str) -> Path:
+@pytest.fixture(scope="module")
+def seed_url(seed_app: tuple[str, Settings]) -> str:
+    return seed_app[0]
+
+
+def shot(page: Any, name: str, *, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
@@ -107,15 +122,52 @@ def wait_final(message: Any) -> None:
                                                                 timeout=ANSWER_TIMEOUT)
 
 
+def luminance(css_color: str) -> float:
+    """Relative luminance (WCAG) of an `rgb(...)`/`rgba(...)` computed colour."""
+    channels = [float(v) / 255 for v in re.findall(r"[\d.]+", css_color)[:3]]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def check_message_box(page: Any) -> None:
+    """The question box shows: a solid border that contrasts with the page, its hint, usable."""
+    box = page.locator("#question textarea")
+    expect(box).to_be_visible()
+    expect(box).to_be_enabled(timeout=ANSWER_TIMEOUT)
+    expect(box).to_have_attribute("placeholder", PLACEHOLDER)
+    style = page.locator("#question").evaluate(
+        "e => { const s = getComputedStyle(e); return {style: s.borderTopStyle, "
+        "width: parseFloat(s.borderTopWidth), color: s.borderTopColor, "
+        "page: getComputedStyle(document.body).backgroundColor}; }")
+    assert style["style"] == "solid" and style["width"] >= 1.5, style
+    assert contrast(style["color"], style["page"]) >= 3, style  # WCAG non-text contrast
+
+
 def test_chat_streams_answer_and_shows_sources(page: Any, seed_url: str) -> None:
     page.goto(seed_url)
     expect(page.get_by_role("heading", name=re.compile("innovation numérique"))).to_be_visible()
     expect(page.get_by_text("Quelle est la surface de la Serre numérique").first).to_be_visible()
+    check_message_box(page)
 
     message = ask(page, SURFACE)
     expect(message.locator(".answer")).to_contain_text(SURFACE_ANSWER, timeout=ANSWER_TIMEOUT)
     wait_final(message)
     expect(message.locator(".answer")).to_contain_text("[1]")
+    check_message_box(page)  # the hint is back after the answer (it used to stay blank)
+    label = page.locator("#chatbot label[data-testid='block-label']")
+    expect(label).to_have_text(re.compile("Discussion"))
+    first = page.locator("#chatbot [data-testid='user']").first
+    assert not overlap(label.bounding_box(), first.bounding_box())
 
     sources = message.locator("details.sources")
     expect(sources.locator(".passage").first).not_to_be_visible()
@@ -135,7 +187,98 @@ def test_chat_streams_answer_and_shows_sources(page: Any, seed_url: str) -> None
 
     follow_up = ask(page, "Et quand a-t-elle été inaugurée ?")
     expect(follow_up.locator(".answer")).to_contain_text("2015", timeout=ANSWER_TIMEOUT)
+    wait_final(follow_up)
     shot(page, "chat-follow-up")
+    page.get_by_role("button", name="Réessayer").last.click()  # retry blanked the hint too
+    wait_final(page.locator("#chatbot [data-testid='bot']").last)
+    check_message_box(page)
+
+
+def test_citation_opens_the_reader_at_the_passage(page: Any, seed_url: str) -> None:
+    page.goto(seed_url)
+    message = ask(page, SURFACE)
+    wait_final(message)
+    message.locator("details.sources summary").click()
+    buttons = message.locator("button.read-article")
+    expect(buttons.first).to_be_visible()
+    # The citation that lies furthest into its article: the reader has to scroll to it.
+    values = [str(v) for v in buttons.evaluate_all("bs => bs.map(b => b.value)")]
+    furthest = max(range(len(values)), key=lambda i: int(values[i].split(" ")[0]))
+    start, end, source = values[furthest].split(" ", 2)
+    passage = message.locator(".source").nth(furthest).locator(".passage").inner_text()
+    buttons.nth(furthest).click()
+
+    reader = page.locator("#reader")
+    expect(reader).to_be_visible()
+    expect(reader).to_contain_text(source)
+    mark = reader.locator("mark#reader-mark")
+    expect(mark).to_have_count(1)
+    assert " ".join(mark.inner_text().split()) == " ".join(passage.split())
+    expect(mark).to_be_in_viewport()
+    if int(start) > 2000:
+        assert reader.evaluate("e => e.scrollTop") > 0
+    expect(reader).to_contain_text(f"caractères {start}–{end}")
+    shutil.copyfile(shot(page, "reader", full_page=False), DOCS_READER)  # as a user sees it
+
+    page.locator("#reader-close").click()
+    expect(reader).to_be_hidden()
+    buttons.first.click()
+    expect(reader.locator("mark")).to_be_in_viewport()
+    page.keyboard.press("Escape")
+    expect(reader).to_be_hidden()
+
+
+def test_corpus_article_opens_in_the_reader(page: Any, seed_url: str) -> None:
+    page.goto(seed_url)
+    page.get_by_role("tab", name="Corpus").click()
+    table = page.locator("#articles")
+    expect(table).to_contain_text("serre-numerique-valenciennes.txt")
+    table.get_by_text("La Serre numérique : bateau amiral du Valenciennois connecté").click()
+    reader = page.locator("#reader")
+    expect(reader).to_be_visible()
+    expect(reader.locator(".reader-title")).to_have_text(
+        "La Serre numérique : bateau amiral du Valenciennois connecté")
+    expect(reader).to_contain_text("daté du 1er octobre 2020")
+    expect(reader).to_contain_text("l'Union européenne avec le fonds européen FEDER")  # the end
+    expect(reader.locator("mark")).to_have_count(0)
+    expect(reader.locator(".reader-title")).to_be_in_viewport()
+    shot(page, "reader-corpus")
+
+
+def test_thumbs_down_with_comment_is_stored_and_exported(
+    page: Any, seed_app: tuple[str, Settings], tmp_path: Path,
+) -> None:
+    url, settings = seed_app
+    page.goto(url)
+    message = ask(page, "Qui dirige la Louvre Lens Vallée depuis mai 2015 ?")
+    wait_final(message)
+    page.get_by_role("button", name="Je n'aime pas").last.click()
+    box = page.locator("#feedback")
+    expect(box).to_be_visible()
+    expect(box).to_contain_text("Merci de le signaler")
+    page.locator("#feedback-comment textarea").fill("Le nom est là, mais pas la fonction.")
+    page.locator("#feedback-send").click()
+    expect(page.locator("#feedback-note")).to_contain_text("Commentaire enregistré")
+    shot(page, "feedback")
+
+    [entry] = FeedbackStore(settings.feedback_path).entries()
+    assert entry.vote == "down" and entry.comment == "Le nom est là, mais pas la fonction."
+    assert entry.question == "Qui dirige la Louvre Lens Vallée depuis mai 2015 ?"
+    assert entry.citations and entry.answer and "<div" not in entry.answer
+    assert entry.generation and entry.mode == "extractive"
+
+    out = tmp_path / "avis.jsonl"
+    exe = Path(sys.executable).with_name("assistant")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "assistant.cli"]
+    run = subprocess.run([*cmd, "feedback", "export", "--only", "down", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "ASSISTANT_FEEDBACK_DB": str(settings.feedback_path)})
+    assert run.returncode == 0, run.stderr
+    [line] = [json.loads(text) for text in out.read_text(encoding="utf-8").splitlines()]
+    assert line["question"] == entry.question and line["kind"] == "feedback"
+    assert line["vote"] == "down" and line["comment"] == entry.comment
+    assert line["id"] == f"feedback-{entry.id}" and line["answer_pattern"] is None
+    assert line["sources"] == [] and line["cited_sources"]
 
 
 def test_out_of_corpus_and_errors_in_french(page: Any, seed_url: str) -> None:
@@ -198,6 +341,14 @@ def test_article_markup_is_inert_text(xss_app: tuple[str, Settings], page: Any) 
     expect(page.get_by_text("<script>window.__xss=1</script>").first).to_be_visible()
     assert page.locator("#chatbot script, #chatbot img[src='x']").count() == 0
     shot(page, "xss-chat")
+
+    sources.locator("button.read-article").first.click()
+    reader = page.locator("#reader")
+    expect(reader).to_contain_text("<script>window.__xss=1</script>")
+    expect(reader.locator("mark")).to_be_in_viewport()
+    assert page.locator("#reader script, #reader img[src='x']").count() == 0
+    shot(page, "xss-reader")
+    page.locator("#reader-close").click()
 
     page.get_by_role("tab", name="Corpus").click()
     expect(page.locator("#articles")).to_contain_text("Le Labo des Pirates <script>")

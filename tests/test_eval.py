@@ -21,7 +21,8 @@ from assistant.records import Passage
 from tests.conftest import DEV_QUESTIONS
 
 TOTAL_KEYS = {
-    "questions", "fact", "out_of_scope", "hit@1", "hit@3", "hit@5", "hit@k", "mrr",
+    "questions", "answerable", "out_of_scope", "refused_answerable", "refused_out_of_scope",
+    "hit@1", "hit@3", "hit@5", "hit@k", "mrr",
     "source_hit@k", "answer_match", "citation_support", "refusal_accuracy", "false_refusals",
     "errors", "context_chars@k", "search_ms_p50", "search_ms_p95", "ask_ms_p50", "ask_ms_p95",
 }
@@ -88,7 +89,7 @@ def test_ranks_follow_patterns_and_sources(tmp_path: Path) -> None:
     ("content", "needle"),
     [
         ('{"id": "a", "question": "Q ?", "kind": "fact"}\n{not json}\n', "ligne 2"),
-        ('{"id": "a", "question": "Q ?", "kind": "opinion"}\n', "ligne 1"),
+        ('{"id": "a", "question": "Q ?", "kind": "Opinion !"}\n', "ligne 1"),
         ('{"id": "a", "kind": "fact"}\n', "question"),
         ('{"id": "a", "question": "Q ?", "kind": "fact", "answer_pattern": "("}\n', "regex"),
         ('\n\n{"id": "a", "question": "Q ?", "kind": "fact", "sources": "x"}\n', "ligne 3"),

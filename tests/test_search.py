@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import assistant
-from assistant import Assistant, Passage, QuestionError, Settings
+from assistant import Assistant, ConfigError, Passage, QuestionError, Settings
 
 
 def test_public_names() -> None:
@@ -48,13 +48,20 @@ def test_passages_are_typed_and_point_into_the_article(seed_assistant: Assistant
 
 
 def test_k_and_dense_weight_settings(seed_settings: Settings, embedder: Any) -> None:
-    lexical = Assistant.load(seed_settings.replace(dense_weight=0.0), embedder=embedder)
-    dense = Assistant.load(seed_settings.replace(dense_weight=1.0), embedder=embedder)
+    def bot(dense: float, sentence: float) -> Assistant:
+        return Assistant.load(seed_settings.replace(dense_weight=dense, sentence_weight=sentence),
+                              embedder=embedder)
+
+    lexical, dense, sentences = bot(0.0, 0.0), bot(1.0, 0.0), bot(0.0, 1.0)
     question = "incubateur et hôtel d'entreprises à Lens"
     assert len(lexical.search(question, k=7)) == 7
-    assert [p.chunk_id for p in lexical.search(question, k=5)] != [
-        p.chunk_id for p in dense.search(question, k=5)
-    ]
+    rankings = [[p.chunk_id for p in b.search(question, k=5)] for b in (lexical, dense, sentences)]
+    assert len({tuple(r) for r in rankings}) == 3  # each leg ranks on its own signal
+    # An English question: the French articles' meaning, not their words, finds the answer.
+    english = "Which media group did the woman running the Lens digital cluster work for?"
+    assert any("Bertelsmann" in p.text for p in sentences.search(english, k=3))
+    with pytest.raises(ConfigError, match="must not exceed 1"):
+        seed_settings.replace(dense_weight=0.7, sentence_weight=0.5)
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t"])

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import html as html_module
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from assistant import Answer, Assistant, Passage, Settings
+from assistant.feedback import FeedbackStore
 from assistant.indexer import build
 from ui import render
-from ui.chat import history_messages, mode_choices
+from ui.chat import history_messages, make_handlers, mode_choices
 from ui.uploads import UploadRefused, add_uploads, check_file, safe_name, target_path
 
 from .ui_server import GRADIO_WARNINGS, running_app
@@ -122,6 +126,80 @@ def test_llm_mode_offered_only_when_configured() -> None:
     assert [v for _, v in mode_choices(Settings())] == ["extractive"]
     configured = Settings(llm_base_url="http://localhost:11434/v1", llm_model="mistral")
     assert [v for _, v in mode_choices(configured)] == ["extractive", "llm"]
+
+
+def test_sources_open_the_reader_and_are_read_back() -> None:
+    odd = 'dossier/a "b" <c>.txt'
+    answer = Answer("Texte un. [1] Texte deux. [2]",
+                    [passage("Texte un.", source=odd), passage("Texte deux.", 2)])
+    message = render.answer_message(answer)
+    assert message.count('<button type="button" class="read-article"') == 2
+    assert "<c>" not in message and "&lt;c&gt;" in message
+    assert render.message_citations(message) == [
+        {"n": 1, "source": odd, "start": 10, "end": 19},
+        {"n": 2, "source": "article-2.txt", "start": 20, "end": 31},
+    ]
+    refused = render.answer_message(Answer("", [], in_corpus=False, leads=[passage("x")]))
+    assert 'class="read-article"' in refused  # leads open the reader too...
+    assert render.message_citations(refused) == []  # ...but are not citations
+
+
+def test_reader_html_escapes_and_marks_the_passage() -> None:
+    text = f"Début {XSS}.\nLe passage cité est ici.\nFin."
+    start = text.index("Le passage")
+    end = start + len("Le passage cité est ici.")
+    article = {"source": "x<y>.txt", "title": f"Titre {XSS}", "date": "2015-04-01"}
+    html = render.reader_html(article, text, start, end)
+    assert '<mark id="reader-mark">Le passage cité est ici.</mark>' in html
+    assert "<script" not in html and "<img" not in html and "&lt;script&gt;" in html
+    assert "x&lt;y&gt;.txt" in html and "daté du 1er avril 2015" in html
+    assert html.count("<mark") == 1
+    whole = render.reader_html({**article, "date": None}, text)
+    assert "<mark" not in whole and "date inconnue" in whole
+    assert "<mark" not in render.reader_html(article, text, 5, len(text) + 1)
+    assert "Article introuvable" in render.reader_html(None, None)
+
+
+def test_reader_and_feedback_handlers(seed_settings: Settings, seed_assistant: Assistant,
+                                      tmp_path: Path) -> None:
+    settings = seed_settings.replace(feedback_db=tmp_path / "avis.sqlite")
+    handlers = make_handlers(seed_assistant, settings)
+    answer = seed_assistant.ask(SURFACE)
+    cited = answer.citations[0]
+    panel, html = handlers["read"](json.dumps({"source": cited.source, "start": cited.start,
+                                               "end": cited.end}))
+    assert panel.visible is True
+    marked = re.search(r'<mark id="reader-mark">(.*?)</mark>', html, re.DOTALL)
+    assert marked and html_module.unescape(marked[1].replace("<br>", "\n")) == cited.text
+    assert "introuvable" in handlers["read"]('{"source": "absent.txt", "start": 0, "end": 1}')[1]
+    assert "introuvable" in handlers["read"]("pas du JSON")[1]
+    row = render.article_rows(seed_assistant.articles())[0]
+    _, whole = handlers["read_row"](gr.SelectData(None, {"index": [0, 0], "value": row[0],
+                                                         "row_value": row}))
+    assert "<mark" not in whole and html_module.escape(row[3]) in whole
+
+    message = render.answer_message(answer)
+    history = [{"role": "user", "content": [{"type": "text", "text": SURFACE}]},
+               {"role": "assistant", "content": [{"type": "text", "text": message}]}]
+
+    def like(liked: bool | str, votes: dict[int, int]) -> tuple[Any, ...]:
+        data = gr.LikeData(None, {"index": 1, "value": message, "liked": liked})
+        return handlers["vote"](history, "extractive", votes, data)
+
+    votes, last, box, note, _ = like(False, {})
+    assert votes == {1: last} and box.visible is True and "signaler" in note
+    assert handlers["comment"](last, "  La date manque.  ")[0] == "Commentaire enregistré, merci !"
+    store = FeedbackStore(settings.feedback_path)
+    [entry] = store.entries()
+    assert (entry.vote, entry.comment, entry.question) == ("down", "La date manque.", SURFACE)
+    assert entry.answer == answer.text and entry.in_corpus
+    assert [c.source for c in entry.citations] == [p.source for p in answer.citations]
+    assert entry.generation == seed_assistant.status()["generation"]
+    votes, *_ = like(True, votes)  # a changed mind replaces the vote, keeps the comment
+    assert [(e.vote, e.comment) for e in store.entries()] == [("up", "La date manque.")]
+    votes, last, box, *_ = like("", votes)  # clicking the thumb again withdraws the vote
+    assert votes == {} and last is None and box.visible is False and store.entries() == []
+    assert "Votez d'abord" in handlers["comment"](None, "texte")[0]
 
 
 def test_status_markdown() -> None:

@@ -24,6 +24,10 @@ from assistant.core import Assistant
 
 from .api import install_api
 from .chat import CSS, TITLE, build_blocks
+from .mcp_server import install_mcp
+from .metrics import install_metrics
+from .openai_api import install_openai_api
+from .security import LOGIN_MESSAGE, chat_auth, install_security
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +38,17 @@ Le chat web est servi à la racine `/`.
 
 
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
-    """The FastAPI app: `/api/*` routes, OpenAPI at `/openapi.json`, Gradio mounted at `/`."""
+    """The FastAPI app: `/api/*` routes, the OpenAI-compatible `/v1/*`, MCP at `/mcp`, OpenAPI at
+    `/openapi.json`, Gradio mounted at `/`."""
     assistant = assistant or Assistant.load(settings)
     app = FastAPI(title=TITLE, version=__version__, description=API_DESCRIPTION,
                   docs_url="/api/docs", redoc_url=None)
     app.state.assistant = assistant
     app.state.gate = install_api(app, assistant, settings)
+    install_openai_api(app, assistant, settings, app.state.gate)  # /v1: OpenAI-compatible
+    install_mcp(app, assistant, settings, app.state.gate)  # /mcp: MCP, streamable HTTP
+    keys = install_security(app, settings)  # API keys and rate limit on /api, /v1, /mcp
+    app.state.metrics = install_metrics(app, assistant)  # /metrics; counts refusals above too
 
     blocks = build_blocks(assistant, settings)
     blocks.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
@@ -49,6 +58,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
         app, blocks, path="/", server_name=settings.host, server_port=settings.port,
         footer_links=["api"], run_history=False, max_file_size=hard_cap, show_error=True,
         ssr_mode=False, mcp_server=False, css=CSS, theme=theme(),
+        auth=chat_auth(settings, keys), auth_message=LOGIN_MESSAGE,
     )
 
 
@@ -61,9 +71,13 @@ def theme() -> gr.themes.Base:
 class Server(uvicorn.Server):
     """uvicorn's server, announcing its URL once the socket listens."""
 
+    json_logs = False  # announce through logging (`ASSISTANT_LOG_FORMAT=json`), not print
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
-        if self.started:
+        if self.started and self.json_logs:
+            log.info("Assistant prêt sur %s", self.url)
+        elif self.started:
             print(f"Assistant prêt sur {self.url}", file=sys.stderr, flush=True)
 
     @property
@@ -88,4 +102,7 @@ def serve(settings: Settings) -> None:
              settings.embedding_model)
     assistant = Assistant.load(settings)
     app = create_app(settings, assistant=assistant)
-    Server(server_config(app, settings)).run()
+    json_logs = settings.log_format == "json"  # uvicorn's own records go to the root handler
+    server = Server(server_config(app, settings, **({"log_config": None} if json_logs else {})))
+    server.json_logs = json_logs
+    server.run()

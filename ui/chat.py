@@ -5,10 +5,15 @@ Gradio endpoints, usable with `gradio_client`:
     /chat    (message, k, mode) -> the answer as HTML (the chat itself; history kept by Gradio)
     /ask     (question, k, mode) -> Answer.to_dict()
     /search  (question, k)       -> [Passage.to_dict(), ...]
+
+Each source under an answer, and each article of the Corpus tab, opens the reader: a side panel
+with the article's whole text, the cited passage highlighted and scrolled into view. Thumbs
+up/down under an answer (and an optional comment) are stored by `assistant.feedback`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +25,7 @@ from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.corpus import SUFFIXES
 from assistant.errors import AssistantError, QuestionError
+from assistant.feedback import MAX_COMMENT_CHARS, Citation, Feedback, FeedbackStore
 from assistant.records import Answer
 
 from . import render
@@ -31,8 +37,10 @@ TITLE = "Assistant de l'innovation numérique en France"
 INTRO = (
     "Posez une question en français sur l'écosystème de l'innovation numérique (clusters, "
     "tiers-lieux, French Tech, régions…). Les réponses sont tirées uniquement des articles du "
-    "corpus et citent leurs sources : ouvrez **Sources** sous une réponse pour lire les passages."
+    "corpus et citent leurs sources : ouvrez **Sources** sous une réponse pour lire les passages, "
+    "puis **Lire dans l'article** pour les voir dans leur article."
 )
+PLACEHOLDER = "Posez votre question…"
 EXAMPLES = [
     "Quelle est la surface de la Serre numérique de Valenciennes ?",
     "Qui dirige la Louvre Lens Vallée depuis mai 2015 ?",
@@ -41,6 +49,10 @@ EXAMPLES = [
 ]
 MODES = {"extractive": "Extractif (phrases des articles)", "llm": "LLM (réponse rédigée)"}
 UNEXPECTED = "Une erreur inattendue est survenue ; réessayez, ou consultez les journaux du serveur."
+FEEDBACK_UP = "Merci ! Un commentaire (facultatif) ?"
+FEEDBACK_DOWN = "Merci de le signaler. Qu'est-ce qui est faux ou manque ? (facultatif)"
+FEEDBACK_FIRST = "Votez d'abord 👍 ou 👎 sous une réponse, puis écrivez un commentaire."
+FEEDBACK_FAILED = "Votre avis n'a pas pu être enregistré ; réessayez plus tard."
 CSS = """
 .answer.not-in-corpus { font-style: italic; }
 .answer.error { color: var(--error-text-color, #b91c1c); }
@@ -54,6 +66,74 @@ details.sources > summary { cursor: pointer; font-weight: 600; padding: .3em 0; 
   border-left: 3px solid var(--border-color-primary); font-size: .92em; }
 .source mark { background: #fde68a; color: inherit; padding: 0 .1em; }
 .leads { margin-top: .6em; }
+button.read-article { margin-left: .4em; padding: .05em .6em; font-size: .85em; cursor: pointer;
+  border: 1px solid var(--button-secondary-border-color, #6366f1); border-radius: 999px;
+  background: var(--button-secondary-background-fill, #eef2ff);
+  color: var(--button-secondary-text-color, #3730a3); }
+button.read-article:hover { text-decoration: underline; }
+/* The question box: a field that shows, whatever the theme (the Soft theme draws none). */
+#question { border: 2px solid var(--color-accent, #6366f1) !important;
+  border-radius: var(--radius-lg, 8px); background: var(--background-fill-primary, #fff);
+  box-shadow: 0 1px 4px rgba(0, 0, 0, .12); }
+#question:focus-within { box-shadow: 0 0 0 3px var(--color-accent-soft, #c7d2fe); }
+#question textarea { font-size: 1rem; }
+#question textarea::placeholder { color: var(--body-text-color-subdued, #4b5563); opacity: 1; }
+/* The chat's label takes its own line instead of floating over the first message. */
+#chatbot label[data-testid="block-label"] { position: static; margin: .4em 0 0 .4em;
+  align-self: flex-start; }
+/* The reader: a side panel over the page. */
+#reader { position: fixed; top: 0; right: 0; bottom: 0; width: min(780px, 100vw); z-index: 1000;
+  margin: 0; padding: 0 1.4em 2em; overflow-y: auto; flex-wrap: nowrap;
+  background: var(--background-fill-primary, #fff);
+  border-left: 1px solid var(--border-color-primary);
+  box-shadow: -10px 0 30px rgba(0, 0, 0, .25); }
+#reader-head { position: sticky; top: 0; z-index: 1; margin: 0 -1.4em; padding: .6em 1.4em;
+  background: var(--background-fill-primary, #fff);
+  border-bottom: 1px solid var(--border-color-primary); }
+#reader-body .reader-title { margin: .2em 0; font-size: 1.3em; }
+#reader-body .reader-meta, #reader-body .reader-hint { margin: .2em 0; opacity: .8;
+  font-size: .9em; }
+#reader-body .reader-text { margin-top: .8em; line-height: 1.65; font-size: 1rem; }
+#reader-body mark { background: #fde68a; color: inherit; padding: .1em 0;
+  box-shadow: 0 0 0 1px #f59e0b; box-decoration-break: clone;
+  -webkit-box-decoration-break: clone; scroll-margin: 25vh; }
+#feedback { border: 1px solid var(--color-accent, #6366f1); border-radius: var(--radius-lg, 8px);
+  padding: .6em .8em; background: var(--background-fill-secondary, #f9fafb); }
+#feedback-note p { margin: 0; font-weight: 600; }
+"""
+#: Runs once when the page loads: a click on a "Lire dans l'article" button (inside a chat
+#: message, where no event handler survives sanitising) asks the hidden `#reader-open` button to
+#: open the reader; Escape closes it.
+JS = """
+() => {
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button.read-article");
+    if (!button) return;
+    event.preventDefault();
+    const [start, end, ...source] = button.value.split(" ");  // see render.read_button
+    window.assistantReaderRequest = JSON.stringify({
+      source: source.join(" "), start: Number(start), end: Number(end)});
+    document.getElementById("reader-open")?.click();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") document.getElementById("reader-close")?.click();
+  });
+}
+"""
+#: The JSON request of the last "Lire dans l'article" click, given to the `read` handler.
+READ_REQUEST_JS = "() => window.assistantReaderRequest || ''"
+#: After the reader is filled: bring the highlighted passage into view (else the top).
+SCROLL_JS = """
+() => {
+  const show = (tries) => {
+    const article = document.querySelector("#reader-body article, #reader-body [role=alert]");
+    if (!article) { if (tries > 0) setTimeout(() => show(tries - 1), 50); return; }
+    const mark = article.querySelector("mark");
+    if (mark) mark.scrollIntoView({block: "center"});
+    else document.getElementById("reader")?.scrollTo({top: 0});
+  };
+  requestAnimationFrame(() => show(40));
+}
 """
 
 
@@ -187,8 +267,85 @@ def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
         status, rows = corpus_view()
         return summary, status, rows, None
 
+    def reader(source: str, start: int | None = None, end: int | None = None) -> str:
+        """The reader's HTML for `source`, `[start, end)` highlighted."""
+        try:
+            article = next((a for a in assistant.articles() if a["source"] == source), None)
+            text = assistant.article_text(source) if article else None
+        except Exception as exc:
+            return render.error_message(_user_message(exc))
+        return render.reader_html(article, text, start, end)
+
+    def read(request: str) -> tuple[Any, str]:
+        """Open the reader on a citation; `request` is JSON {source, start, end} (page script)."""
+        try:
+            data = json.loads(request)
+            html = reader(str(data["source"]), int(data["start"]), int(data["end"]))
+        except (ValueError, KeyError, TypeError):
+            html = render.reader_html(None, None)
+        return gr.Column(visible=True), html
+
+    def read_row(evt: gr.SelectData) -> tuple[Any, str]:
+        """Open the reader on the article of the Corpus table's selected row."""
+        row = evt.row_value or []
+        source = str(row[3]) if len(row) > 3 else ""
+        return gr.Column(visible=True), reader(source)
+
+    def vote(history: list[dict[str, Any]], mode: str | None, votes: dict[int, int] | None,
+             data: gr.LikeData) -> tuple[dict[int, int], int | None, Any, str, Any]:
+        """Store a thumbs up/down on an answer (a second vote on it replaces the first, clicking
+        the chosen thumb again withdraws it) and offer the comment box."""
+        votes = dict(votes or {})
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        try:
+            if data.liked not in (True, False):  # "": the vote was withdrawn
+                if index in votes:
+                    store.delete(votes.pop(index))
+                return votes, None, gr.Column(visible=False), "", gr.Textbox(value="")
+            item = feedback_for(history, index, data.liked, mode)
+            if index in votes:
+                store.update(votes[index], vote=item.vote)
+            else:
+                votes[index] = store.record(item)
+        except Exception as exc:  # a full disk, a locked file: say so, keep the chat usable
+            log.warning("Avis non enregistré : %s", exc)
+            return votes, None, gr.Column(visible=True), FEEDBACK_FAILED, gr.Textbox()
+        thanks = FEEDBACK_UP if item.vote == "up" else FEEDBACK_DOWN
+        return votes, votes[index], gr.Column(visible=True), thanks, gr.Textbox(value="")
+
+    def comment(vote_id: int | None, text: str) -> tuple[str, Any]:
+        """Add the comment to the last vote."""
+        text = (text or "").strip()
+        if vote_id is None or not text:
+            return FEEDBACK_FIRST, gr.Textbox()
+        try:
+            store.update(vote_id, comment=text)
+        except Exception as exc:
+            log.warning("Commentaire non enregistré : %s", exc)
+            return FEEDBACK_FAILED, gr.Textbox()
+        return "Commentaire enregistré, merci !", gr.Textbox(value="")
+
+    def feedback_for(history: list[dict[str, Any]], index: int, liked: Any,
+                     mode: str | None) -> Feedback:
+        """The vote on answer `history[index]`, with the question that it answers."""
+        message = _content_text(history[index].get("content"))
+        question = next((_content_text(m.get("content")) for m in reversed(history[:index])
+                         if m.get("role") == "user"), "")
+        status = assistant.status()
+        return Feedback(
+            question=" ".join(question.split()), answer=render.answer_text(message),
+            vote="up" if liked is True else "down", comment="",
+            citations=tuple(Citation(c["source"], c["start"], c["end"])
+                            for c in render.message_citations(message)),
+            in_corpus='class="answer not-in-corpus"' not in message,
+            mode=mode or default_mode(settings), model=str(status.get("model") or ""),
+            generation=str(status.get("generation") or ""),
+        )
+
+    store = FeedbackStore(settings.feedback_path)
     return {"chat": chat, "ask": ask, "search": search, "corpus_view": corpus_view,
-            "upload": upload}
+            "upload": upload, "read": read, "read_row": read_row, "vote": vote,
+            "comment": comment}
 
 
 def build_blocks(assistant: Assistant, settings: Settings) -> gr.Blocks:
@@ -200,7 +357,9 @@ def build_blocks(assistant: Assistant, settings: Settings) -> gr.Blocks:
             with gr.Tab("Discussion", id="chat", elem_id="tab-chat"):
                 _chat_tab(handlers, settings)
             with gr.Tab("Corpus", id="corpus", elem_id="tab-corpus"):
-                _corpus_tab(handlers, settings, demo)
+                table = _corpus_tab(handlers, settings, demo)
+        _reader_panel(handlers, table)
+        demo.load(None, js=JS)
         gr.api(handlers["ask"], api_name="ask", concurrency_id="assistant")
         gr.api(handlers["search"], api_name="search", concurrency_id="assistant")
     return demo
@@ -219,11 +378,12 @@ def _chat_tab(handlers: dict[str, Any], settings: Settings) -> None:
     )
     chatbot = gr.Chatbot(
         label="Discussion", elem_id="chatbot", height="60vh", latex_delimiters=[],
-        sanitize_html=True, allow_tags=False, buttons=["copy"], feedback_options=None,
+        sanitize_html=True, allow_tags=False, buttons=["copy"],
+        feedback_options=("Like", "Dislike"),
         placeholder="Les réponses citent leurs sources [1], [2]… détaillées sous chaque réponse.",
     )
     textbox = gr.Textbox(
-        placeholder="Posez votre question…", show_label=False, elem_id="question",
+        placeholder=PLACEHOLDER, show_label=False, elem_id="question",
         submit_btn="Envoyer", stop_btn="Arrêter", autofocus=True,
         max_length=settings.max_question_chars,
     )
@@ -235,12 +395,57 @@ def _chat_tab(handlers: dict[str, Any], settings: Settings) -> None:
         api_description="Réponse (HTML) avec sources ; l'historique est tenu par Gradio.",
         fill_height=True, autofocus=True,
     )
+    # gr.ChatInterface blanks the box's placeholder when a question is sent (and on retry), then
+    # gives back only `interactive=True`: after the first answer the box showed as an empty band.
+    # The hint is put back each time the conversation changes (the last change wins).
+    gr.on([chatbot.change, textbox.stop], lambda: gr.Textbox(placeholder=PLACEHOLDER), None,
+          textbox, api_visibility="undocumented", queue=False, trigger_mode="always_last")
+    _feedback_box(handlers, chatbot, mode)
 
 
-def _corpus_tab(handlers: dict[str, Any], settings: Settings, demo: gr.Blocks) -> None:
+def _feedback_box(handlers: dict[str, Any], chatbot: gr.Chatbot, mode: gr.Radio) -> None:
+    """Shown after a thumbs up/down: an optional comment on the answer voted on."""
+    votes = gr.State({})  # chat message index -> vote id, for this page
+    last = gr.State(None)  # the vote a comment goes to
+    with gr.Column(visible=False, elem_id="feedback") as box:
+        note = gr.Markdown(elem_id="feedback-note")
+        with gr.Row(equal_height=True):
+            comment = gr.Textbox(show_label=False, elem_id="feedback-comment", scale=5,
+                                 placeholder="Votre commentaire sur cette réponse…",
+                                 max_length=MAX_COMMENT_CHARS, lines=1)
+            send = gr.Button("Envoyer le commentaire", size="sm", elem_id="feedback-send",
+                             scale=1)
+    chatbot.like(handlers["vote"], [chatbot, mode, votes], [votes, last, box, note, comment],
+                 api_visibility="undocumented", queue=False)
+    for event in (send.click, comment.submit):
+        event(handlers["comment"], [last, comment], [note, comment],
+              api_visibility="undocumented", queue=False)
+    chatbot.clear(lambda: ({}, None, gr.Column(visible=False)), None, [votes, last, box],
+                  api_visibility="undocumented", queue=False)
+
+
+def _reader_panel(handlers: dict[str, Any], table: gr.Dataframe) -> None:
+    """The reader (hidden until a source or an article is opened), over the right of the page."""
+    with gr.Column(visible=False, elem_id="reader") as panel:
+        with gr.Row(equal_height=True, elem_id="reader-head"):
+            gr.Markdown("### Lecture de l'article")
+            close = gr.Button("Fermer ✕", size="sm", elem_id="reader-close", scale=0)
+        body = gr.HTML(render.READER_EMPTY, elem_id="reader-body")
+    request = gr.Textbox(visible="hidden", elem_id="reader-request")
+    opener = gr.Button(visible="hidden", elem_id="reader-open")
+    opener.click(handlers["read"], [request], [panel, body], js=READ_REQUEST_JS,
+                 api_visibility="undocumented", queue=False, show_progress="hidden",
+                 ).then(None, js=SCROLL_JS)
+    table.select(handlers["read_row"], None, [panel, body], api_visibility="undocumented",
+                 queue=False, show_progress="hidden").then(None, js=SCROLL_JS)
+    close.click(lambda: gr.Column(visible=False), None, panel, api_visibility="undocumented",
+                queue=False)
+
+
+def _corpus_tab(handlers: dict[str, Any], settings: Settings, demo: gr.Blocks) -> gr.Dataframe:
     gr.Markdown("## Index")
     status = gr.Markdown(elem_id="index-status")
-    gr.Markdown("## Articles indexés")
+    gr.Markdown("## Articles indexés\nCliquez sur un article pour le lire.")
     table = gr.Dataframe(headers=render.ARTICLE_HEADERS, datatype=["str", "str", "number", "str"],
                          interactive=False, elem_id="articles", wrap=True)
     refresh = gr.Button("Actualiser", size="sm")
@@ -249,7 +454,7 @@ def _corpus_tab(handlers: dict[str, Any], settings: Settings, demo: gr.Blocks) -
     demo.load(handlers["corpus_view"], None, [status, table], api_visibility="undocumented",
               queue=False)
     if not settings.upload_enabled:
-        return
+        return table
     gr.Markdown("## Ajouter des articles")
     kinds = ", ".join(sorted(set(SUFFIXES)))
     files = gr.File(label=f"Fichiers ({kinds} ; {render.human_size(settings.max_upload_bytes)} "
@@ -260,3 +465,4 @@ def _corpus_tab(handlers: dict[str, Any], settings: Settings, demo: gr.Blocks) -
     result = gr.Markdown(elem_id="upload-result")
     add.click(handlers["upload"], [files], [result, status, table, files], api_name="upload",
               concurrency_limit=1, concurrency_id="upload")
+    return table

@@ -1,4 +1,5 @@
-"""HTML for the chat: answers, their numbered sources, index status. Pure functions, no Gradio.
+"""HTML for the chat: answers, their numbered sources, the reader, index status. Pure functions,
+no Gradio.
 
 Everything that comes from an article or an answer goes through `html.escape`; the only markup in
 a message is the one written here. Messages are single HTML blocks without blank lines, so the
@@ -8,7 +9,8 @@ chat's Markdown renderer leaves them alone (newlines become `<br>`).
     <details class="sources"><summary>Sources (n)</summary> <div class="source">...</div> </details>
 
 `answer_text` reverses the first line, so the chat history sent back to the assistant holds the
-plain answer, never the sources markup.
+plain answer, never the sources markup; `message_citations` reads the cited passages back (for
+votes on the answer).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"»”)]*\s+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ANSWER_DIV = re.compile(r'^\s*<div class="answer[^"]*">(.*?)</div>', re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
+_READ_BUTTON = re.compile(
+    r'<button type="button" class="read-article" value="(?P<start>\d+) (?P<end>\d+) '
+    r'(?P<source>[^"]*)"'
+)
 
 
 def escape(text: str) -> str:
@@ -91,14 +97,43 @@ def sources_block(answer: str, citations: Sequence[Passage], *, open_: bool = Fa
 
 
 def source_item(number: int, passage: Passage, claims: Sequence[str]) -> str:
-    """One cited passage: number, title, file, offsets, text with its supporting sentence marked."""
+    """One cited passage: number, title, file, offsets, text with its supporting sentence marked,
+    and the button that opens the article in the reader (see `read_button`)."""
+    page = f", page {passage.page}" if passage.page else ""
     return (
         f'<div class="source" id="source-{number}">'
         f'<div class="source-head"><span class="source-num">[{number}]</span> '
         f"<strong>{escape(passage.title)}</strong> — <code>{escape(passage.source)}</code>"
-        f' <span class="offsets">caractères {passage.start}–{passage.end}</span></div>'
+        f' <span class="offsets">caractères {passage.start}–{passage.end}{page}</span> '
+        f"{read_button(passage.source, passage.start, passage.end)}</div>"
         f'<blockquote class="passage">{highlight(passage.text, claims)}</blockquote></div>'
     )
+
+
+def read_button(source: str, start: int, end: int) -> str:
+    """The button that opens `source` in the reader with `[start, end)` highlighted. Its value,
+    "START END SOURCE", is read by the page's script (`ui/chat.py`) and by `message_citations`
+    (the chat's sanitiser drops data-* attributes, it keeps `value`)."""
+    return (
+        f'<button type="button" class="read-article" value="{int(start)} {int(end)} '
+        f'{escape(source)}" title="Ouvrir {escape(source)} à ce passage">'
+        f"Lire dans l'article</button>"
+    )
+
+
+def message_citations(message: str) -> list[dict[str, Any]]:
+    """The cited passages of a chat message made by `answer_message`, in citation order:
+    [{"n": 1, "source": "a.txt", "start": 10, "end": 200}, ...]."""
+    return [
+        {"n": n, "source": html.unescape(m["source"]), "start": int(m["start"]),
+         "end": int(m["end"])}
+        for n, m in enumerate(_READ_BUTTON.finditer(_sources_part(message)), 1)
+    ]
+
+
+def _sources_part(message: str) -> str:
+    start = message.find('<details class="sources"')
+    return message[start:message.find("</details>", start)] if start >= 0 else ""
 
 
 def leads_block(leads: Sequence[Passage]) -> str:
@@ -107,7 +142,8 @@ def leads_block(leads: Sequence[Passage]) -> str:
     for p in leads:
         seen.setdefault(p.source, p)
     items = "".join(
-        f"<li><strong>{escape(p.title)}</strong> — <code>{escape(p.source)}</code></li>"
+        f"<li><strong>{escape(p.title)}</strong> — <code>{escape(p.source)}</code> "
+        f"{read_button(p.source, p.start, p.end)}</li>"
         for p in seen.values()
     )
     return (f'<div class="leads"><strong>Pistes</strong> (articles les plus proches) :'
@@ -201,6 +237,44 @@ def _locate(text: str, core: str) -> tuple[int, int] | None:
     pattern = r"\s+".join(re.escape(w) for w in core.split())
     match = re.search(pattern, text)
     return (match.start(), match.end()) if match else None
+
+
+# -- reader ---------------------------------------------------------------------------------------
+READER_EMPTY = "Choisissez une source sous une réponse, ou un article dans l'onglet Corpus."
+
+
+def reader_html(article: dict[str, Any] | None, text: str | None, start: int | None = None,
+                end: int | None = None) -> str:
+    """An article's whole text, escaped, with `[start, end)` in `<mark id="reader-mark">`.
+
+    `article` is one of `Assistant.articles()` (title, date, source); offsets outside the text
+    are ignored (nothing is marked)."""
+    if article is None or text is None:
+        return ('<div class="reader-missing" role="alert">Article introuvable dans l\'index : il a '
+                "peut-être été retiré du corpus. Actualisez la page.</div>")
+    head = (f'<h2 class="reader-title">{escape(str(article.get("title") or article["source"]))}'
+            f'</h2><p class="reader-meta"><code>{escape(str(article["source"]))}</code>'
+            f' · {escape(_french_date(article.get("date")))}</p>')
+    if start is not None and end is not None and 0 <= start < end <= len(text):
+        body = (f'{escape(text[:start])}<mark id="reader-mark">{escape(text[start:end])}</mark>'
+                f"{escape(text[end:])}")
+        head += f'<p class="reader-hint">Passage cité surligné (caractères {start}–{end}).</p>'
+    else:
+        body = escape(text)
+    return f'<article class="reader-article">{head}<div class="reader-text">{body}</div></article>'
+
+
+def _french_date(iso: object) -> str:
+    """"2015-04-01" -> "daté du 1er avril 2015"; no date -> "date inconnue"."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", str(iso or ""))
+    if not match or not 1 <= int(match[2]) <= 12:
+        return "date inconnue"
+    day = int(match[3])
+    return f"daté du {'1er' if day == 1 else day} {_MONTHS[int(match[2]) - 1]} {match[1]}"
+
+
+_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+           "octobre", "novembre", "décembre")
 
 
 # -- corpus tab -----------------------------------------------------------------------------------
