@@ -198,7 +198,8 @@ class ExtractiveAnswerer:
                       [f"{p.title}\n{texts[p.source]}" for p in passages], retriever)
 
     def decide(self, evidence: Evidence) -> bool:
-        return default_model().in_corpus(evidence, self.settings.refusal_threshold)
+        model = default_model(self.settings.embedding_model)
+        return model.in_corpus(evidence, self.settings.refusal_threshold)
 
     def choose(self, pool: Sequence[Candidate], terms: Terms) -> list[Candidate]:
         """The best sentences of `pool`, at most `max_answer_sentences`, in reading order."""

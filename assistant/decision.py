@@ -14,7 +14,8 @@ evidence, gathered from the retrieved passages and the candidate answer sentence
     english    share of English function words in the question (its words cannot match the
                French articles, so the lexical evidence means less)
 
-combined by a logistic model whose weights, scaling and threshold live in `data/decision.json`
+combined by a logistic model whose weights, scaling and threshold live in `data/decision.json`,
+one per packaged embedding model, plus one without the semantic evidence for any other model
 (weights of coverage, semantic and focus are constrained to be >= 0: more evidence never
 lowers the confidence). Before the model, one rule: a French question that names something no
 retrieved article mentions ("la French Tech de Bordeaux" when no article speaks of Bordeaux,
@@ -141,9 +142,15 @@ class Model:
                    float(data["threshold"]), dict(data.get("about", {})))
 
 
-@lru_cache(maxsize=1)
-def default_model() -> Model:
-    """The shipped model (`assistant/data/decision.json`)."""
+ANY_MODEL = "*"  # the entry for an embedding model without its own fit (no semantic weight)
+
+
+@lru_cache(maxsize=8)
+def default_model(embedding_model: str) -> Model:
+    """The shipped decision for `embedding_model` (`assistant/data/decision.json` holds one
+    fit per packaged embedding model: cosines of two models are not on the same scale), or the
+    model-agnostic one, fitted without the semantic evidence, for any other model."""
     text = resources.files("assistant").joinpath("data", "decision.json").read_text("utf-8")
-    return Model.from_dict(json.loads(text))
+    fits = json.loads(text)["models"]
+    return Model.from_dict(fits.get(embedding_model) or fits[ANY_MODEL])
 

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from assistant import Assistant, Settings  # noqa: E402
 from assistant.answer import ExtractiveAnswerer  # noqa: E402
-from assistant.decision import FEATURES, MONOTONE, Evidence, Model  # noqa: E402
+from assistant.config import E5_MODEL_NAME, PACKAGED_MODEL  # noqa: E402
+from assistant.decision import ANY_MODEL, FEATURES, MONOTONE, Evidence, Model  # noqa: E402
 from assistant.evaluation import eval_settings, load_question_files  # noqa: E402
 from assistant.question import Terms  # noqa: E402
 
@@ -63,20 +64,24 @@ def evidence(bot: Assistant, questions: list) -> tuple[list[Evidence], np.ndarra
     return found, np.asarray(labels)
 
 
-def fit(found: list[Evidence], y: np.ndarray, max_false: int, about: dict) -> Model:
-    """The model fitted on the questions the name rule does not refuse."""
+def fit(found: list[Evidence], y: np.ndarray, max_false: int, about: dict,
+        without: tuple[str, ...] = ()) -> Model:
+    """The model fitted on the questions the name rule does not refuse (the features named in
+    `without` keep a zero weight)."""
     kept = np.array([not e.absent_names for e in found])
     x = np.array([e.vector() for e in found], dtype=np.float64)[kept]
     y_fit = y[kept]
     mean, scale = x.mean(0), x.std(0) + 1e-9
     z = (x - mean) / scale
     monotone = np.array([f in MONOTONE for f in FEATURES])
+    unused = np.array([f in without for f in FEATURES])
     w, b = np.zeros(z.shape[1]), 0.0
     for _ in range(5000):  # projected gradient descent: 4 features, ~120 rows
         p = 1 / (1 + np.exp(-(z @ w + b)))
         w -= 0.1 * (z.T @ (p - y_fit) / len(y_fit) + L2 * w / len(y_fit))
         b -= 0.1 * float((p - y_fit).mean())
         w[monotone] = np.maximum(w[monotone], 0.0)
+        w[unused] = 0.0
     p = np.zeros(len(y))
     p[kept] = 1 / (1 + np.exp(-(z @ w + b)))
     threshold = 0.0
@@ -97,7 +102,7 @@ def refusals(model: Model, found: list[Evidence], y: np.ndarray) -> dict[str, in
 
 
 def cross_validated(found: list[Evidence], y: np.ndarray, max_false: int,
-                    folds: int = 5) -> dict:
+                    without: tuple[str, ...] = (), folds: int = 5) -> dict:
     order = np.random.default_rng(0).permutation(len(y))
     totals = {"out_of_scope": 0, "out_of_scope_refused": 0, "answerable": 0,
               "answerable_refused": 0}
@@ -106,25 +111,21 @@ def cross_validated(found: list[Evidence], y: np.ndarray, max_false: int,
         train = np.setdiff1d(order, test)
         # the training share of the false-refusal budget
         budget = max(0, round(max_false * len(train) / len(y)))
-        model = fit([found[i] for i in train], y[train], budget, {})
+        model = fit([found[i] for i in train], y[train], budget, {}, without)
         for key, value in refusals(model, [found[i] for i in test], y[test]).items():
             totals[key] += value
     return totals
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-false", type=int, default=2,
-                        help="answerable training questions the threshold may refuse")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    t0 = time.perf_counter()
+def fitted(model_name: str, max_false: int, without: tuple[str, ...] = ()) -> Model:
+    """The decision for one embedding model, with its procedure and measured results."""
     found: list[Evidence] = []
     labels: list[np.ndarray] = []
     described = []
     for articles, files in SETS:
         files = [p for p in files if p.exists()]
-        settings = eval_settings(Settings.from_env(corpus_dir=ROOT / "corpus"), articles)
+        base = Settings.from_env(corpus_dir=ROOT / "corpus", embedding_model=model_name)
+        settings = eval_settings(base, articles)
         more, y = evidence(Assistant.load(settings), load_question_files(files))
         found += more
         labels.append(y)
@@ -134,20 +135,37 @@ def main() -> None:
     about = {
         "procedure": "bench/fit_decision.py: questions naming something no retrieved article "
                      "mentions are refused by rule; on the others, logistic regression (L2, "
-                     "standardised features, coverage/semantic/focus weights >= 0), threshold = "
-                     f"highest cut refusing at most {args.max_false} answerable training questions",
+                     "standardised features, coverage/semantic/focus weights >= 0"
+                     + (f", {', '.join(without)} unused" if without else "")
+                     + f"), threshold = highest cut refusing at most {max_false} answerable "
+                     "training questions",
         "fitted_on": described,
-        "model": Settings.from_env().embedding_model,
+        "embedding_model": model_name,
         "date": time.strftime("%Y-%m-%d"),
         "questions": len(y),
     }
-    model = fit(found, y, args.max_false, about)
+    model = fit(found, y, max_false, about, without)
     about["training"] = refusals(model, found, y)
-    about["cross_validated_5fold"] = cross_validated(found, y, args.max_false)
-    args.out.write_text(json.dumps(model.to_dict(), indent=2, ensure_ascii=False) + "\n",
-                        encoding="utf-8")
-    print(json.dumps(about, indent=2, ensure_ascii=False))
-    print(f"{len(y)} questions in {time.perf_counter() - t0:.1f} s -> {args.out}")
+    about["cross_validated_5fold"] = cross_validated(found, y, max_false, without)
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-false", type=int, default=2,
+                        help="answerable training questions the threshold may refuse")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    models = {name: fitted(name, args.max_false) for name in (E5_MODEL_NAME, PACKAGED_MODEL)}
+    # Any other embedding model: its cosines are on an unknown scale, so no semantic evidence
+    # (fitted on the default model's other evidence).
+    models[ANY_MODEL] = fitted(E5_MODEL_NAME, args.max_false, without=("semantic",))
+    data = {"models": {name: m.to_dict() for name, m in models.items()}}
+    args.out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for name, m in models.items():
+        print(name, json.dumps({k: m.about[k] for k in ("training", "cross_validated_5fold")}))
+    print(f"{time.perf_counter() - t0:.1f} s -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def test_decision_separates_dev_from_near_domain(
     of the seed corpus and refuses the absent places, with some margin on its probability."""
     retriever, k = seed_assistant.retriever, seed_assistant.settings.k
     answerer = ExtractiveAnswerer(seed_assistant.settings)
-    model = default_model()
+    model = default_model(seed_assistant.settings.embedding_model)
 
     def probability(q: str) -> float:
         passages = retriever.search(q, k)
