@@ -6,10 +6,11 @@
     bot.ask("Qui dirige la Louvre Lens Vallée ?")            # -> Answer with [n] citations
 """
 
+import typing as _typing
+
 __version__ = "0.1.0"
 
 from .config import Settings  # noqa: E402
-from .core import Assistant  # noqa: E402
 from .errors import (  # noqa: E402
     AssistantError,
     ConfigError,
@@ -22,6 +23,26 @@ from .errors import (  # noqa: E402
     QuestionError,
 )
 from .records import Answer, Article, Passage  # noqa: E402
+
+if _typing.TYPE_CHECKING:
+    from .core import Assistant
+
+_LAZY = {"Assistant": "core"}  # imported on first use: `import assistant` stays light
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Answer", "Article", "Assistant", "AssistantError", "ConfigError", "CorpusError",

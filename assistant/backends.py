@@ -16,10 +16,14 @@ one intra-op thread per request when serving, so concurrent questions do not fig
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
+import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PAD_MULTIPLE = 16  # token lengths are padded to a multiple of this: few shapes to compile
 WARM_TOKENS = 64  # a serving embedder compiles the shapes of questions up to this length
+COMPILED_CACHE = "compiled"  # compiled OpenVINO models, inside the export (`_compile`)
 
 
 def make_embedder(settings: Settings, *, batch: bool = False) -> Embedder:
@@ -102,6 +107,7 @@ class ExportedEmbedder:
         self._inputs: list[str] = list(self.meta["inputs"])
         self._tokenizer = load_tokenizer(self.directory / "tokenizer", self.max_length)
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not re-entrant
+        self._in_use = threading.Event()  # set by the first real call: warm-up stops
         try:
             self._load(self.directory / str(self.meta["file"]))
             if not batch:
@@ -141,6 +147,7 @@ class ExportedEmbedder:
 
     # -- internals ------------------------------------------------------------------------------
     def _encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        self._in_use.set()
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
@@ -166,9 +173,29 @@ class ExportedEmbedder:
     def warm_up(self) -> None:
         """Run one question of each padded length up to `WARM_TOKENS` tokens: the runtime sets
         up its kernels per input shape (measured: 10-45 ms the first time a length is seen,
-        4-6 ms after), so a serving process pays that at load, not on its first questions."""
-        for n in range(PAD_MULTIPLE, WARM_TOKENS + 1, PAD_MULTIPLE):
-            self._run(self._tokenize([" ".join(["mot"] * (n - 4))]))
+        4-6 ms after), so a serving process pays that at load, not on its first questions.
+
+        The first length runs here (the process's first inference, ~100 ms, that any first
+        question would pay; a broken model fails at load); the others in a background thread
+        that stops at the first real call, so a one-question process (`assistant search`)
+        neither waits for them nor pays them at exit.
+        """
+        self._warm(PAD_MULTIPLE)
+        self._warming = threading.Thread(target=self._warm_rest, name="embedder-warm-up")
+        self._warming.start()
+
+    def _warm(self, tokens: int) -> None:
+        self._run(self._tokenize([" ".join(["mot"] * (tokens - 4))]))
+
+    def _warm_rest(self) -> None:
+        for n in range(2 * PAD_MULTIPLE, WARM_TOKENS + 1, PAD_MULTIPLE):
+            if self._in_use.is_set():
+                return
+            try:
+                self._warm(n)
+            except Exception as exc:  # the question that meets the same fault reports it
+                log.debug("Préchauffage interrompu : %s", exc)
+                return
 
 
 class OnnxEmbedder(ExportedEmbedder):
@@ -214,14 +241,42 @@ class OpenVinoEmbedder(ExportedEmbedder):
         except ImportError as exc:
             raise missing_package(self.backend, exc) from None
         self._version = ov.get_version()
-        config = {"INFERENCE_NUM_THREADS": self.threads, "INFERENCE_PRECISION_HINT": "f32",
-                  "PERFORMANCE_HINT": "LATENCY"}
-        self._compiled = ov.Core().compile_model(str(path), "CPU", config)
+        config: dict[str, Any] = {"INFERENCE_NUM_THREADS": self.threads,
+                                  "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        self._compiled, mapped = self._compile(ov.Core(), path, config)
         self._request = self._compiled.create_infer_request()
+        self._mapped = mapped  # the imported model's weights: set last, so released last
         # One inference at a time: a server under 20 concurrent clients (bench/load.py) was
         # seen stuck for good with two threads inside infer() (one request per thread, dynamic
         # shapes). Not reproduced on demand; a question costs ~3 ms, so serialising is cheap.
         self._infer_lock = threading.Lock()
+
+    def _compile(self, core: Any, path: Path, config: dict[str, Any]) -> tuple[Any, Any]:
+        """(the model compiled for this CPU, the memory map it lives in when imported): imported
+        from the export's `compiled/` when there, else compiled and saved there.
+
+        Compiling unpacks the int8 word-embedding table to float32 (measured for
+        multilingual-e5-small: ~1 s, ~940 MB peak); importing the saved result, memory-mapped,
+        takes ~0.2 s and ~500 MB: most of a fresh `assistant search`. The file (~400 MB) is named
+        by what it depends on (`compiled_name`), written once and published atomically, so
+        concurrent processes only ever read complete files; an unreadable one is compiled again
+        and replaced; an export that cannot be written to is compiled at every start.
+        """
+        blob = self.directory / COMPILED_CACHE / compiled_name(core, config)
+        if blob.is_file():
+            try:
+                import openvino as ov
+
+                mapped = np.memmap(blob, dtype=np.uint8, mode="c")  # pages shared, never written
+                compiled = core.import_model(ov.Tensor(mapped, shared_memory=True), "CPU", config)
+                self._compiled_from = f"{COMPILED_CACHE}/{blob.name}"
+                return compiled, mapped
+            except Exception as exc:  # truncated by a full disk, another OpenVINO build...
+                log.warning("Modèle compilé illisible (%s : %s) : compilation.", blob, exc)
+        compiled = core.compile_model(str(path), "CPU", config)
+        self._compiled_from = str(self.meta["file"])
+        _save_compiled(compiled, blob)
+        return compiled, None
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         with self._infer_lock:
@@ -229,7 +284,47 @@ class OpenVinoEmbedder(ExportedEmbedder):
             return np.array(result[self._compiled.output(0)], dtype=np.float32)
 
     def runtime(self) -> dict[str, Any]:
-        return {"runtime": f"openvino {self._version}"}
+        return {"runtime": f"openvino {self._version}", "compiled": self._compiled_from}
+
+
+def compiled_name(core: Any, config: dict[str, Any]) -> str:
+    """File name of a compiled model: a digest of the OpenVINO build, the CPU and the compile
+    options (the thread count is applied at import, so builds and servers share one file)."""
+    import openvino as ov
+
+    facts = {
+        "openvino": ov.get_version(),
+        "cpu": [str(core.get_property("CPU", key)) for key in
+                ("FULL_DEVICE_NAME", "DEVICE_ARCHITECTURE", "OPTIMIZATION_CAPABILITIES")],
+        "options": {k: str(v) for k, v in sorted(config.items()) if k != "INFERENCE_NUM_THREADS"},
+    }
+    digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{digest}.blob"
+
+
+def _save_compiled(compiled: Any, blob: Path) -> None:
+    """Write `compiled` to `blob` through a temporary file renamed into place (never a partial
+    file under the final name); a failure only costs the next start its compilation."""
+    tmp: Path | None = None
+    try:
+        blob.parent.mkdir(exist_ok=True)
+        for stale in blob.parent.glob(".*.tmp"):  # left by killed processes
+            with contextlib.suppress(OSError):
+                if time.time() - stale.stat().st_mtime > 3600:
+                    stale.unlink()
+        fd, name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=blob.parent)
+        tmp = Path(name)
+        stream = compiled.export_model()
+        with os.fdopen(fd, "wb") as f:
+            f.write(stream.getbuffer() if hasattr(stream, "getbuffer") else stream)
+        os.replace(tmp, blob)
+        tmp = None
+    except Exception as exc:  # a full disk, a read-only export...: the model works anyway
+        log.info("Modèle compilé non enregistré (%s : %s).", blob.parent, exc)
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 __all__ = [

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
-
-from langchain_text_splitters import RecursiveCharacterTextSplitter
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .records import Article, Chunk
 
+if TYPE_CHECKING:  # imported when a splitter is made: a search never needs langchain
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
 
 def make_splitter(settings: Settings) -> RecursiveCharacterTextSplitter:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     return RecursiveCharacterTextSplitter(
         separators=[re.escape(s) for s in settings.separators],
         is_separator_regex=True,

@@ -2,8 +2,9 @@
 
     assistant index build|update|status [--corpus DIR] [--index DIR] [--json]
     assistant add PATH|URL... [--timeout S] [--json]
-    assistant search QUESTION [-k N] [--json]
-    assistant ask QUESTION [--json]          assistant chat
+    assistant search QUESTION [-k N] [--source NAME]... [--since D] [--until D] [--json]
+    assistant ask QUESTION [--source NAME]... [--since D] [--until D] [--json]
+    assistant chat
     assistant eval FILE... [--articles DIR] [--k N] [--json]
     assistant serve [--host H] [--port P]     assistant mcp (MCP server on stdio)
     assistant keys create NAME|list|revoke NAME [--file F]
@@ -39,6 +40,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="sentence-transformers model name or path (ASSISTANT_EMBEDDING_MODEL)")
     parser.add_argument("--json", action="store_true", help="machine-readable output only")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", action="append", dest="sources", metavar="NAME",
+                        help="only this article: its file name in the corpus, with or without "
+                             "extension (repeatable)")
+    parser.add_argument("--since", metavar="YYYY-MM-DD",
+                        help="only articles dated on or after this day (undated ones excluded)")
+    parser.add_argument("--until", metavar="YYYY-MM-DD",
+                        help="only articles dated on or before this day (undated ones excluded)")
+
+
+def _filter_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {"sources": args.sources, "since": args.since, "until": args.until}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,12 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="the passages that best match a question")
     search.add_argument("question")
     search.add_argument("-k", type=int, default=None, help="number of passages (default 5)")
+    _filters(search)
     _common(search)
 
     ask = sub.add_parser("ask", help="answer a question with numbered citations")
     ask.add_argument("question")
     ask.add_argument("-k", type=int, default=None, help="passages given to the answerer")
     ask.add_argument("--mode", choices=("extractive", "llm"), help="answerer (default: setting)")
+    _filters(ask)
     _common(ask)
 
     chat = sub.add_parser("chat", help="interactive chat in the terminal")
@@ -223,7 +240,11 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from .core import Assistant
 
-    passages = Assistant.load(settings).search(args.question, k=args.k)
+    bot = Assistant.load(settings)
+    passages = bot.search(args.question, k=args.k, **_filter_args(args))
+    selection = bot.selection(**_filter_args(args))
+    if selection is not None and selection.notice:
+        print(f"({selection.notice})", file=sys.stderr)
     if args.json:
         _print_json([p.to_dict() for p in passages])
         return 0
@@ -239,18 +260,19 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     bot = Assistant.load(settings)
     if args.json:
-        _print_json(bot.ask(args.question, mode=args.mode, k=args.k).to_dict())
+        _print_json(bot.ask(args.question, mode=args.mode, k=args.k,
+                            **_filter_args(args)).to_dict())
         return 0
-    _print_answer_stream(bot, args.question, None, args.mode, args.k)
+    _print_answer_stream(bot, args.question, None, args.mode, args.k, _filter_args(args))
     return 0
 
 
 def _print_answer_stream(bot: Any, question: str, history: Any, mode: str | None,
-                         k: int | None) -> Any:
+                         k: int | None, filters: dict[str, Any] | None = None) -> Any:
     from .records import Answer
 
     answer = None
-    for piece in bot.ask_stream(question, history, mode=mode, k=k):
+    for piece in bot.ask_stream(question, history, mode=mode, k=k, **(filters or {})):
         if isinstance(piece, Answer):
             answer = piece
         else:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Protocol
 
 from .backends import make_embedder
 from .config import Settings
 from .embeddings import Embedder
 from .errors import QuestionError
+from .filters import Filters, Selection
 from .generations import current_marker, read_manifest
 from .records import Answer, Passage
 from .retriever import HybridRetriever, LoadedIndex
@@ -61,11 +63,23 @@ class Assistant:
         self.refresh()
         return self._retriever
 
-    def search(self, question: str, k: int | None = None) -> list[Passage]:
+    def search(self, question: str, k: int | None = None, *, sources: Sequence[str] | None = None,
+               since: str | None = None, until: str | None = None) -> list[Passage]:
+        """The k best passages. `sources` (article file names, with or without extension),
+        `since` and `until` (YYYY-MM-DD, inclusive) restrict them: see `selection`."""
         question = self.check_question(question)
+        filters = Filters.parse(sources, since, until)
         retriever = self.retriever
         with self._stage("search"):
-            return retriever.search(question, k or self.settings.k)
+            return retriever.search(question, k or self.settings.k, filters)
+
+    def selection(self, *, sources: Sequence[str] | None = None, since: str | None = None,
+                  until: str | None = None) -> Selection | None:
+        """The articles a filter lets through and what to tell about it (`notice`: undated
+        articles left out by a date filter); None without a filter. QuestionError for a bad
+        date, an unknown article (with the closest names) or a filter that matches nothing."""
+        filters = Filters.parse(sources, since, until)
+        return self.retriever.restrict(filters).selection if filters else None
 
     def refresh(self) -> bool:
         """Switch to a newer generation if one was published; True when it switched."""
@@ -94,26 +108,34 @@ class Assistant:
 
     # -- answers ------------------------------------------------------------------------------
     def ask(self, question: str, history: History | None = None, *, mode: str | None = None,
-            k: int | None = None) -> Answer:
+            k: int | None = None, sources: Sequence[str] | None = None,
+            since: str | None = None, until: str | None = None) -> Answer:
         answer: Answer | None = None
-        for piece in self.ask_stream(question, history, mode=mode, k=k):
+        for piece in self.ask_stream(question, history, mode=mode, k=k, sources=sources,
+                                     since=since, until=until):
             if isinstance(piece, Answer):
                 answer = piece
         assert answer is not None
         return answer
 
     def ask_stream(self, question: str, history: History | None = None, *,
-                   mode: str | None = None, k: int | None = None) -> Iterator[str | Answer]:
-        """Text pieces as they are produced, then the final `Answer`."""
+                   mode: str | None = None, k: int | None = None,
+                   sources: Sequence[str] | None = None, since: str | None = None,
+                   until: str | None = None) -> Iterator[str | Answer]:
+        """Text pieces as they are produced, then the final `Answer`. The filters (as for
+        `search`) restrict the passages the answerer sees, hence its citations and leads."""
         from .answer import contextualize, make_answerer
 
         question = self.check_question(question)
+        filters = Filters.parse(sources, since, until)
         retriever = self.retriever
         query = contextualize(question, history)
         with self._stage("search"):
-            passages = retriever.search(query, k or self.settings.k)
+            passages = retriever.search(query, k or self.settings.k, filters)
         answerer = make_answerer(self.settings, mode)
-        yield from self._observed(answerer.stream(question, query, passages, retriever))
+        pieces = answerer.stream(question, query, passages, retriever)
+        notice = retriever.restrict(filters).selection.notice if filters else None
+        yield from self._observed(_noticed(pieces, notice) if notice else pieces)
 
     # -- observers ----------------------------------------------------------------------------
     def add_observer(self, observer: Observer) -> None:
@@ -190,6 +212,20 @@ def index_status(settings: Settings) -> dict[str, Any]:
         "size_bytes": size,
         "package_version": manifest["package_version"],
     }
+
+
+def _noticed(pieces: Iterator[str | Answer], notice: str) -> Iterator[str | Answer]:
+    """`pieces`, with `notice` added to the final answer's own."""
+    try:
+        for piece in pieces:
+            if isinstance(piece, Answer):
+                piece = replace(piece, notice=f"{piece.notice} ; {notice}" if piece.notice
+                                else notice)
+            yield piece
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
 
 
 class _TimedEmbedder:

@@ -20,11 +20,11 @@ import numpy as np
 
 from . import __version__
 from .backends import make_embedder
-from .chunking import chunk_article, indexed_text, make_splitter, splitter_description
+from .chunking import chunk_article, indexed_text, make_splitter
 from .config import Settings
 from .corpus import ArticleError, CorpusFile, Skipped, read_article, scan_corpus
-from .embeddings import Embedder, cache_key, embedding_identity
-from .errors import REBUILD_HINT, IndexMismatchError, IndexMissingError
+from .embeddings import Embedder, cache_key
+from .errors import IndexMissingError
 from .generations import (
     clean_abandoned,
     current_generation,
@@ -37,8 +37,9 @@ from .generations import (
     write_manifest,
     writer_lock,
 )
-from .lexical import BM25Index, analyze, analyzer_description, dump_tokens, load_tokens
-from .sentences import SENTENCE_SPLITTER_VERSION, sentence_text, split_sentences
+from .lexical import BM25Index, analyze, dump_tokens, load_tokens
+from .manifest import check_compatible, expected_identity
+from .sentences import sentence_text, split_sentences
 from .store import (
     FAISS,
     SENTENCES_FAISS,
@@ -94,32 +95,6 @@ class UpdateReport:
         if self.skipped:
             text += " ; ignorés : " + ", ".join(f"{s.source} ({s.reason})" for s in self.skipped)
         return text
-
-
-def expected_identity(settings: Settings) -> dict[str, Any]:
-    """What the manifest of an index usable with `settings` must say."""
-    return {
-        "embedding": embedding_identity(settings),
-        "chunking": splitter_description(settings),
-        "analyzer": analyzer_description(),
-        "sentences": {"splitter": SENTENCE_SPLITTER_VERSION},
-    }
-
-
-def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
-    """IndexMismatchError naming what differs, unless the index was built like `settings` asks."""
-    expected = expected_identity(settings)
-    problems = []
-    for section, wanted in expected.items():
-        have = manifest.get(section, {})
-        for key, value in wanted.items():
-            if have.get(key) != value:
-                problems.append(f"{section}.{key} : index={have.get(key)!r}, réglage={value!r}")
-    if problems:
-        raise IndexMismatchError(
-            "L'index a été construit avec d'autres réglages ("
-            + "; ".join(problems) + f"). {REBUILD_HINT}"
-        )
 
 
 def build(

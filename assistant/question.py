@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -112,6 +113,7 @@ class Terms:
         total = sum(self.weights.values())
         if total <= 0:
             return 0.0
+        found = found if isinstance(found, frozenset) else frozenset(found)
         return sum(w for t, w in self.weights.items()
                    if matches(t, found) or (t in self.alternates and self.alternates[t] in found)
                    ) / total
@@ -119,16 +121,32 @@ class Terms:
 
 def matches(term: str, found: AbstractSet[str]) -> bool:
     """Exact stem, or a derivation: one stem is a prefix (5+ letters) of the other, or a long
-    stem ends the other (a compound: "fondateur" in "cofondateur")."""
+    stem (7+ letters) ends the other (a compound: "fondateur" in "cofondateur").
+
+    Logarithmic in `found` (sorted words and sorted reversed words, cached per set): the answerer
+    asks this for every question term against every candidate sentence."""
     if term in found:
         return True
     if not term.isalpha():
         return False
-    return any(
-        (len(term) >= 5 and f.startswith(term)) or (len(f) >= 5 and term.startswith(f))
-        or (len(term) >= 7 and f.endswith(term)) or (len(f) >= 7 and term.endswith(f))
-        for f in found
-    )
+    forward, backward = _sorted_affixes(found if isinstance(found, frozenset)
+                                        else frozenset(found))
+    n = len(term)
+    return ((n >= 5 and _has_prefix(forward, term))  # a longer word starts with the term
+            or any(term[:i] in found for i in range(5, n))  # the term starts with a word
+            or (n >= 7 and _has_prefix(backward, term[::-1]))  # a longer word ends with it
+            or any(term[i:] in found for i in range(1, n - 6)))  # it ends with a long word
+
+
+@lru_cache(maxsize=4096)
+def _sorted_affixes(found: frozenset[str]) -> tuple[list[str], list[str]]:
+    return sorted(found), sorted(f[::-1] for f in found)
+
+
+def _has_prefix(words: list[str], prefix: str) -> bool:
+    """Whether a word of the sorted `words` starts with `prefix`."""
+    i = bisect_left(words, prefix)
+    return i < len(words) and words[i].startswith(prefix)
 
 
 # English function words: a question made of them is English, and its words cannot match the

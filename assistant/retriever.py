@@ -31,18 +31,20 @@ import numpy as np
 from .config import Settings
 from .embeddings import Embedder
 from .errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
+from .filters import Filters, Selection, select
 from .generations import current_generation, read_manifest, verify_files
-from .indexer import check_compatible
 from .lexical import BM25Index, analyze
+from .manifest import check_compatible
 from .question import question_kind
 from .records import Passage
 from .sentences import fact_score, mostly_inside, sentence_text
-from .store import FAISS, SENTENCES_FAISS, SQLITE, Database, read_dense
+from .store import FAISS, SENTENCES_FAISS, SQLITE, Database, IdFilter, read_dense
 
 FACT_BONUS = 0.08  # added to a sentence's cosine when it holds the kind of fact asked
 RERANK = 30  # candidates (by BM25 + chunk cosine) also scored by their best sentence
 PROPOSED_SENTENCES = 10  # the closest sentences propose their chunks as candidates
 QUERY_CACHE = 256  # question vectors kept (a chat's follow-ups and answers reuse them)
+RESTRICTIONS = 32  # filters resolved and kept (a chat asks many questions under one filter)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,16 @@ class Sentence:
     source: str
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """What a filter (`filters.py`) lets a search see: the rows of its articles in each leg."""
+
+    selection: Selection
+    lex_rows: np.ndarray  # BM25 rows of the allowed chunks
+    chunks: IdFilter  # allowed ids in the chunk vectors
+    sentences: IdFilter  # ... in the sentence vectors
 
 
 @dataclass
@@ -116,6 +128,7 @@ class HybridRetriever:
         self.settings = settings
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries_lock = threading.Lock()
+        self._restrictions: OrderedDict[Filters, Restriction] = OrderedDict()
 
     def idf(self, term: str) -> float:
         return self.index.bm25.idf(term)
@@ -137,6 +150,24 @@ class HybridRetriever:
                 self._queries.popitem(last=False)
         return vector
 
+    def restrict(self, filters: Filters) -> Restriction:
+        """What `filters` lets a search see, asked of the catalog once per distinct filter (the
+        generation never changes); QuestionError for unknown articles or an empty selection."""
+        with self._queries_lock:
+            found = self._restrictions.get(filters)
+            if found is not None:
+                self._restrictions.move_to_end(filters)
+                return found
+        selection = select(filters, self.index.db.article_dates())
+        chunk_ids, sentence_ids = self.index.db.ids_of_articles(selection.sources)
+        found = Restriction(selection, np.searchsorted(self.index.bm25.ids, chunk_ids),
+                            IdFilter(chunk_ids), IdFilter(sentence_ids))
+        with self._queries_lock:
+            self._restrictions[filters] = found
+            while len(self._restrictions) > RESTRICTIONS:
+                self._restrictions.popitem(last=False)
+        return found
+
     # -- sentences ---------------------------------------------------------------------------
     def sentences(self, sources: Iterable[str]) -> dict[str, list[Sentence]]:
         """source -> its sentence rows, in reading order."""
@@ -151,33 +182,48 @@ class HybridRetriever:
         return np.asarray(self.index.sentences.reconstruct_batch(ids) @ self.query_vector(question))
 
     # -- search ------------------------------------------------------------------------------
-    def search(self, question: str, k: int) -> list[Passage]:
-        scored = self.score(question, k)
+    def search(self, question: str, k: int, filters: Filters | None = None) -> list[Passage]:
+        """The k best passages; with `filters`, only from the articles they let through."""
+        scored = self.score(question, k, filters)
         rows = self.index.db.chunks_by_id(cid for cid, _ in scored)
         return [
             Passage(cid, round(float(s), 6), *rows[cid]) for cid, s in scored if cid in rows
         ]
 
-    def score(self, question: str, k: int) -> list[tuple[int, float]]:
-        """The k best (chunk id, fused score), best first."""
+    def score(self, question: str, k: int,
+              filters: Filters | None = None) -> list[tuple[int, float]]:
+        """The k best (chunk id, fused score), best first; with `filters`, every leg looks at
+        the chunks and sentences of the allowed articles only."""
         bm25 = self.index.bm25
         n = len(bm25)
         if n == 0:
             return []
-        depth = min(n, max(self.settings.candidates, k))
+        only = self.restrict(filters) if filters else None
+        pool = n if only is None else len(only.chunks)
+        if pool == 0:
+            return []
+        depth = min(pool, max(self.settings.candidates, k))
         w_dense, w_sentence = self.settings.dense_weight, self.settings.sentence_weight
         w_lex = 1.0 - w_dense - w_sentence
 
         lex_all = bm25.scores(analyze(question))
-        lex_rows = np.argpartition(-lex_all, depth - 1)[:depth] if depth < n else np.arange(n)
+        if only is None:
+            lex_rows = np.argpartition(-lex_all, depth - 1)[:depth] if depth < n else np.arange(n)
+        else:
+            lex_rows = only.lex_rows
+            if depth < pool:
+                lex_rows = lex_rows[np.argpartition(-lex_all[lex_rows], depth - 1)[:depth]]
         cids = {int(bm25.ids[r]) for r in lex_rows if lex_all[r] > 0}
         proposed: set[int] = set()
         query = self.query_vector(question) if w_dense + w_sentence > 0 else None
         if query is not None:
-            _, ids = self.index.dense.search(query.reshape(1, -1), depth)
-            cids.update(int(c) for c in ids[0] if c >= 0)
+            if only is None:
+                _, ids = self.index.dense.search(query.reshape(1, -1), depth)
+                cids.update(int(c) for c in ids[0] if c >= 0)
+            else:
+                cids.update(int(c) for c in only.chunks.search(self.index.dense, query, depth))
             if w_sentence > 0 and self.index.sentences.ntotal:
-                proposed = self._chunks_of_best_sentences(query, PROPOSED_SENTENCES)
+                proposed = self._chunks_of_best_sentences(query, PROPOSED_SENTENCES, only)
                 cids |= proposed
         if not cids:
             return []
@@ -199,10 +245,16 @@ class HybridRetriever:
         order = np.lexsort((chunk_ids, -fused))[:k]  # ties broken by chunk id: deterministic
         return [(int(chunk_ids[i]), float(fused[i])) for i in order]
 
-    def _chunks_of_best_sentences(self, query: np.ndarray, depth: int) -> set[int]:
-        """Chunks holding the `depth` sentences closest to the question."""
-        _, ids = self.index.sentences.search(query.reshape(1, -1), depth)
-        spans = self.index.db.sentence_spans(int(i) for i in ids[0] if i >= 0)
+    def _chunks_of_best_sentences(self, query: np.ndarray, depth: int,
+                                  only: Restriction | None = None) -> set[int]:
+        """Chunks holding the `depth` sentences closest to the question (among those `only`
+        allows)."""
+        if only is None:
+            _, ids = self.index.sentences.search(query.reshape(1, -1), depth)
+            best = ids[0]
+        else:
+            best = only.sentences.search(self.index.sentences, query, depth)
+        spans = self.index.db.sentence_spans(int(i) for i in best if i >= 0)
         chunks = self.index.db.chunk_spans(src for src, _, _ in spans.values())
         found: set[int] = set()
         for source, start, end in spans.values():

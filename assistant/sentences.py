@@ -130,6 +130,7 @@ def sentence_text(text: str, span: Span) -> str:
     return display(text[span[0]:span[1]])
 
 
+@lru_cache(maxsize=16384)
 def display(sentence: str) -> str:
     """A sentence as shown in an answer: one line, no bullet mark (NBSP kept), no quotation
     mark left dangling at either end by the split (`Ce lieu de 17 000 m²."` -> `... m².`)."""

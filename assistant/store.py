@@ -116,6 +116,24 @@ class Database:
         keys = ("source", "title", "date", "url", "chunks")
         return [dict(zip(keys, r)) for r in rows]
 
+    def article_dates(self) -> dict[str, str | None]:
+        """source -> ISO date (None: undated) of every article: what filters are checked on."""
+        return dict(self._all("SELECT source, date FROM articles ORDER BY source"))
+
+    def ids_of_articles(self, sources: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, sentence ids) of the articles `sources`, each sorted: the rows a filtered
+        search may return."""
+        found: dict[str, list[int]] = {"chunks": [], "sentences": []}
+        for i in range(0, len(sources), 500):
+            part = list(sources[i : i + 500])
+            marks = ",".join("?" * len(part))
+            for table in found:
+                found[table] += [r[0] for r in self._all(
+                    f"SELECT t.id FROM {table} t JOIN articles a ON a.id = t.article_id "
+                    f"WHERE a.source IN ({marks})", part)]
+        return (np.sort(np.asarray(found["chunks"], dtype=np.int64)),
+                np.sort(np.asarray(found["sentences"], dtype=np.int64)))
+
     def article_text(self, source: str) -> str | None:
         rows = self._all("SELECT text FROM articles WHERE source = ?", (source,))
         return rows[0][0] if rows else None
@@ -425,3 +443,46 @@ def all_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
     if len(ids) == 0:
         return ids, np.zeros((0, index.d), dtype=np.float32)
     return ids, index.reconstruct_batch(ids)
+
+
+#: A filter allowing at most this many vectors scores them all exactly (one matrix product);
+#: a larger one is searched in the index with an id selector.
+EXACT_MAX = 4096
+
+
+class IdFilter:
+    """A set of allowed vector ids (chunk or sentence ids), to search a FAISS index among them
+    only. Built once per filter and shared by threads (each search gets its own parameters)."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.unique(np.asarray(ids, dtype=np.int64))
+        self._selector: Any = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, index: Any, query: np.ndarray, k: int) -> np.ndarray:
+        """Ids of the (at most) `k` allowed vectors closest to `query`, best first."""
+        k = min(k, len(self.ids))
+        if k <= 0:
+            return np.zeros(0, dtype=np.int64)
+        if len(self.ids) <= EXACT_MAX:
+            scores = index.reconstruct_batch(self.ids) @ query
+            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(k)
+            return self.ids[top[np.lexsort((self.ids[top], -scores[top]))]]
+        _, ids = index.search(query.reshape(1, -1), k, params=self._params(index, k))
+        return ids[0][ids[0] >= 0]
+
+    def _params(self, index: Any, k: int) -> Any:
+        import faiss
+
+        if self._selector is None:  # a hash set of the ids, built on first use
+            self._selector = faiss.IDSelectorBatch(self.ids)
+        kind = index_kind(index)
+        if kind == "ivf":  # the index's own probe count, not the parameters' default (1)
+            ivf = faiss.extract_index_ivf(index)
+            return faiss.SearchParametersIVF(sel=self._selector, nprobe=ivf.nprobe)
+        if kind == "hnsw":
+            hnsw = faiss.downcast_index(index.index).hnsw
+            return faiss.SearchParametersHNSW(sel=self._selector, efSearch=max(hnsw.efSearch, k))
+        return faiss.SearchParameters(sel=self._selector)

@@ -190,6 +190,7 @@ def markdown(data: dict[str, Any]) -> str:
                 _fmt(tot.get("ask_ms_p50"), 1) if answers else "–"]
 
     sweep = data["sweep"]
+    ratio = (t["totals"]["context_chars@k"] or 0) / max(p["context_chars@k"] or 1, 1)
     rows = [
         row(f"(a) this project: {data['model']}, BM25 + chunk {w['dense']:g} + sentence "
             f"{w['sentence']:g}", idx["default"]["chunks"], p, answers=True),
@@ -223,7 +224,8 @@ def markdown(data: dict[str, Any]) -> str:
         "pattern is in its text; answer match: the pattern is in the answer; citation support: "
         "in a cited passage. Row e's passages are 4000-character chunks (most articles are "
         "one or two of them), so the pattern is in one of its 5 passages far more easily, for "
-        "~10x the text handed to the reader (context chars) and no sentence-level answer. "
+        f"~{ratio:.0f}x the text handed to the reader (context chars) and no sentence-level "
+        "answer. "
         "Targets of the issue: hit@1 >= 0.85, hit@5 >= 0.97, MRR >= 0.90, "
         "answer match and citation support >= 0.90, >= 8 of 9 out of scope refused with at "
         "most 1 answerable refused.",

@@ -23,7 +23,7 @@ from assistant.answer import (
 )
 from assistant.cli import main
 from assistant.decision import default_model
-from assistant.question import Terms, question_kind
+from assistant.question import Terms, matches, question_kind
 from assistant.sentences import split_sentences
 
 NEAR_DOMAIN = [
@@ -332,3 +332,24 @@ def test_cli_ask_json_shape(seed_settings: Settings, capsys: pytest.CaptureFixtu
     refused = json.loads(capsys.readouterr().out)
     assert code == 0
     assert (refused["answer"], refused["in_corpus"], refused["citations"]) == (NOT_FOUND, False, [])
+
+
+def _naive_matches(term: str, found: frozenset[str]) -> bool:
+    """The rule of `question.matches`, written the slow, obvious way."""
+    if term in found:
+        return True
+    if not term.isalpha():
+        return False
+    return any((len(term) >= 5 and f.startswith(term)) or (len(f) >= 5 and term.startswith(f))
+               or (len(term) >= 7 and f.endswith(term)) or (len(f) >= 7 and term.endswith(f))
+               for f in found)
+
+
+_stems = st.text(alphabet="abcde1", min_size=1, max_size=10)
+
+
+@given(_stems, st.frozensets(_stems, max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_fast_term_matching_is_the_simple_rule(term: str, found: frozenset[str]) -> None:
+    assert matches(term, found) == _naive_matches(term, found)
+    assert matches(term, set(found)) == _naive_matches(term, found)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from assistant import Assistant, ConfigError, IndexMismatchError, Settings, model_export
-from assistant.backends import ExportedEmbedder, make_embedder, resolve_threads
+from assistant.backends import COMPILED_CACHE, ExportedEmbedder, make_embedder, resolve_threads
 from assistant.chunking import corpus_indexed_texts
 from assistant.config import user_cache_dir
 from assistant.embeddings import cache_key, embedding_identity
@@ -173,6 +173,39 @@ def test_losing_an_export_race_keeps_the_published_export(
     directory, meta = model_export.ensure_export(settings)
     assert directory == target and "mine" not in meta and not (target / "mine").exists()
     assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_compiled_model_is_saved_once_then_imported(default_embedder: ExportedEmbedder,
+                                                    models: Path, seed_chunks: list[str]) -> None:
+    """OpenVINO: the first load compiles and saves `compiled/<digest>.blob` atomically; the next
+    ones import it (same vectors, file untouched, warm-up thread done after a real call); a
+    damaged file is compiled again and replaced."""
+    if not DEFAULT.startswith("openvino"):
+        pytest.skip("the compiled-model file is OpenVINO's")
+    folder = default_embedder.directory / COMPILED_CACHE
+    blobs = sorted(folder.iterdir())
+    assert [b.suffix for b in blobs] == [".blob"] and blobs[0].stat().st_size > 1_000_000
+    blob, stamp = blobs[0], blobs[0].stat().st_mtime_ns
+    assert default_embedder.describe()["compiled"] == default_embedder.meta["file"]
+
+    texts = seed_chunks[:8]
+    reference = default_embedder.embed_passages(texts)
+    serving = make_embedder(Settings(embedding_cache_dir=models))  # one thread, warm-up
+    assert serving.describe()["compiled"] == f"{COMPILED_CACHE}/{blob.name}"
+    cosines = np.sum(reference * serving.embed_passages(texts), axis=1)
+    assert cosines.min() > 0.99999
+    assert blob.stat().st_mtime_ns == stamp and sorted(folder.iterdir()) == blobs
+    warming = serving._warming  # type: ignore[attr-defined]
+    warming.join(timeout=30)
+    assert not warming.is_alive()  # stopped at the first real call, or done
+
+    damaged = folder / ".damaged.tmp"
+    damaged.write_bytes(b"not a compiled model")
+    os.replace(damaged, blob)  # a new file: the mapping `serving` reads stays valid
+    again = make_embedder(Settings(embedding_cache_dir=models))
+    assert again.describe()["compiled"] == default_embedder.meta["file"]  # compiled again
+    assert blob.stat().st_size > 1_000_000 and sorted(folder.iterdir()) == blobs
+    assert np.sum(reference * again.embed_passages(texts), axis=1).min() > 0.99999
 
 
 def test_missing_package_names_the_install_line(tmp_path: Path,

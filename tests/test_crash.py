@@ -272,3 +272,5 @@ def test_writer_waiting_on_a_lock_proceeds_when_the_holder_is_killed(tmp_path: P
         if holder.poll() is None:
             holder.kill()
         holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()

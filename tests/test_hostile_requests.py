@@ -30,22 +30,38 @@ def base_url(seed_settings: Settings, seed_assistant: Assistant) -> Iterator[str
         yield url
 
 
-@pytest.mark.parametrize(
-    "question",
-    ["", "   \n\t ", "x" * 100_000, "\x00\x01\x02\x1b[31m Lens ?", "🚀🤖🇫🇷 ?",
-     "東京のスタートアップは？", "Кто руководит кластером?", "<script>alert(1)</script>",
-     "' OR 1=1 --", "\u202e\u200b\ufeff"],
-)
+#: (question, what the API must do with it): "vide" / "trop longue": 422 whose French message
+#: says so; "refused": 200, and `/api/ask` answers that the corpus does not say, citing
+#: nothing; "any": 200 with a well-formed answer either way (a real question in disguise).
+HOSTILE = [
+    ("", "vide"), ("   \n\t ", "vide"), ("x" * 100_000, "trop longue"),
+    ("\x00\x01\x02\x1b[31m Lens ?", "any"), ("🚀🤖🇫🇷 ?", "refused"),
+    ("東京のスタートアップは？", "refused"), ("Кто руководит кластером?", "any"),
+    ("<script>alert(1)</script>", "refused"), ("' OR 1=1 --", "refused"),
+    ("\u202e\u200b\ufeff", "refused"),
+]
+
+
+@pytest.mark.parametrize(("question", "expected"), HOSTILE)
 @pytest.mark.parametrize("path", ["/api/ask", "/api/search"])
-def test_hostile_questions_never_500(base_url: str, path: str, question: str) -> None:
+def test_hostile_questions_never_500(base_url: str, path: str, question: str,
+                                     expected: str) -> None:
     response = httpx.post(f"{base_url}{path}", json={"question": question}, timeout=120)
-    assert response.status_code in (200, 422), response.text
     body = response.json()
-    if response.status_code == 422:
-        assert body.get("message") or body.get("detail")
-    elif path == "/api/ask":
-        assert isinstance(body["answer"], str) and body["answer"]
-        assert "<script>" not in body["answer"] or body["in_corpus"] is False
+    if expected in ("vide", "trop longue"):
+        assert response.status_code == 422, response.text
+        assert expected in body["message"] and body["detail"][0]["loc"][-1] == "question"
+        return
+    assert response.status_code == 200, response.text
+    if path == "/api/search":
+        assert isinstance(body, list) and 0 < len(body) <= 5
+        assert all(set(p) >= {"source", "text", "start", "end", "score"} for p in body)
+        return
+    assert isinstance(body["answer"], str) and body["answer"]
+    assert "<script>" not in body["answer"]
+    assert bool(body["citations"]) == body["in_corpus"]  # an answer cites, a refusal does not
+    if expected == "refused":
+        assert body["in_corpus"] is False and body["citations"] == [], body["answer"]
 
 
 @pytest.mark.parametrize("body", [b"", b"{", b"[]", b'{"question": 5}', b'{"question": null}',

@@ -158,8 +158,9 @@ def test_json_log_lines_from_assistant_serve(seed_settings: Settings, tmp_path: 
     finally:
         proc.terminate()
         proc.wait(30)
-    stderr.seek(0)
-    lines = [line for line in stderr.read().splitlines() if line.strip()]
+        stderr.seek(0)
+        lines = [line for line in stderr.read().splitlines() if line.strip()]
+        stderr.close()
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
     assert any(r["message"] == f"Assistant prêt sur {url}" for r in records)

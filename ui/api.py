@@ -19,7 +19,14 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from assistant.config import Settings
@@ -33,6 +40,7 @@ from assistant.errors import (
     LLMError,
     QuestionError,
 )
+from assistant.filters import MAX_SOURCES, parse_date
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +101,46 @@ def _clean_question(value: str) -> str:
     return value
 
 
+def _check_date(value: str | None, info: ValidationInfo) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_date(value, "depuis" if info.field_name == "since" else "jusqu'au")
+    except QuestionError as exc:
+        raise PydanticCustomError("filter_invalid", "{message}", {"message": str(exc)}) from None
+
+
+#: The filters of `/api/search` and `/api/ask` (see `assistant.filters`).
+FILTER_FIELDS: dict[str, Any] = {
+    "sources": (list[Annotated[str, Field(max_length=300)]] | None, Field(
+        None, max_length=MAX_SOURCES,
+        description="articles à consulter seulement : noms de fichiers du corpus, avec ou sans "
+                    "extension (absent : tous)")),
+    "since": (str | None, Field(None, description="articles datés de ce jour ou après "
+                                                  "(AAAA-MM-JJ ; les articles sans date sont "
+                                                  "exclus)", examples=["2020-01-01"])),
+    "until": (str | None, Field(None, description="articles datés de ce jour ou avant "
+                                                  "(AAAA-MM-JJ ; les articles sans date sont "
+                                                  "exclus)", examples=["2020-12-31"])),
+}
+
+
+def filter_args(body: Any) -> dict[str, Any]:
+    """The filter fields a request sets, as keyword arguments of `Assistant.search/ask`."""
+    given = {"sources": body.sources, "since": body.since, "until": body.until}
+    return {key: value for key, value in given.items() if value is not None}
+
+
 def request_models(settings: Settings) -> tuple[type[BaseModel], type[BaseModel]]:
     """(SearchRequest, AskRequest) with the question length limit of `settings`."""
     question = Annotated[str, Field(min_length=1, max_length=settings.max_question_chars,
                                     description="question en français")]
     k_field = Annotated[int, Field(ge=1, le=MAX_K, description="nombre de passages")]
-    validators = {"clean": field_validator("question")(_clean_question)}
+    validators = {"clean": field_validator("question")(_clean_question),
+                  "dates": field_validator("since", "until")(_check_date)}
     search = create_model(
         "SearchRequest", question=(question, ...), k=(k_field, settings.k),
+        **FILTER_FIELDS,
         __validators__=validators,  # type: ignore[arg-type]
     )
     ask = create_model(
@@ -108,6 +148,7 @@ def request_models(settings: Settings) -> tuple[type[BaseModel], type[BaseModel]
         history=(list[Message], Field(default_factory=list, max_length=MAX_HISTORY)),
         k=(k_field | None, None),
         mode=(Mode | None, None),
+        **FILTER_FIELDS,
         __validators__=validators,  # type: ignore[arg-type]
     )
     return search, ask
@@ -167,6 +208,11 @@ def french_message(error: dict[str, Any], settings: Settings) -> str:
     if field == "k" and kind in {"greater_than_equal", "less_than_equal", "int_parsing",
                                  "int_type", "int_from_float"}:
         return f"k doit être un entier entre 1 et {MAX_K}."
+    if kind == "filter_invalid":
+        return str(ctx.get("message") or error.get("msg", ""))
+    if field in {"sources", "since", "until"} and kind in {"list_type", "string_type"}:
+        return (f"{field} : attendu une liste de noms d'articles." if field == "sources"
+                else f"{field} : attendu une date AAAA-MM-JJ.")
     if kind == "missing":
         return f"Champ obligatoire manquant : {field}."
     if kind in {"json_invalid", "model_attributes_type", "dict_type"}:
@@ -208,7 +254,8 @@ def install_api(app: FastAPI, assistant: Assistant, settings: Settings) -> Gate:
     @router.post("/search", response_model=list[PassageOut], responses=errors,
                  summary="Passages du corpus les plus proches d'une question")
     async def search(body: SearchRequest) -> list[dict[str, Any]]:  # type: ignore[valid-type]
-        passages = await gate.run(assistant.search, body.question, body.k)  # type: ignore[attr-defined]
+        passages = await gate.run(assistant.search, body.question, body.k,  # type: ignore[attr-defined]
+                                  **filter_args(body))
         return [p.to_dict() for p in passages]
 
     @router.post("/ask", response_model=AnswerOut, responses=errors,
@@ -217,6 +264,7 @@ def install_api(app: FastAPI, assistant: Assistant, settings: Settings) -> Gate:
         history = [m.model_dump() for m in body.history]  # type: ignore[attr-defined]
         answer = await gate.run(
             assistant.ask, body.question, history, mode=body.mode, k=body.k,  # type: ignore[attr-defined]
+            **filter_args(body),
         )
         return answer.to_dict()
 

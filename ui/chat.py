@@ -2,9 +2,13 @@
 
 Gradio endpoints, usable with `gradio_client`:
 
-    /chat    (message, k, mode) -> the answer as HTML (the chat itself; history kept by Gradio)
-    /ask     (question, k, mode) -> Answer.to_dict()
-    /search  (question, k)       -> [Passage.to_dict(), ...]
+    /chat    (message, k, mode, sources, since, until) -> the answer as HTML (the chat itself;
+             history kept by Gradio)
+    /ask     (question, k, mode, history, sources, since, until) -> Answer.to_dict()
+    /search  (question, k, sources, since, until) -> [Passage.to_dict(), ...]
+
+`sources` (article file names), `since` and `until` (YYYY-MM-DD) are the optional filters of the
+"Réglages" (see `Assistant.search`).
 
 Each source under an answer, and each article of the Corpus tab, opens the reader: a side panel
 with the article's whole text, the cited passage highlighted and scrolled into view. Thumbs
@@ -204,12 +208,24 @@ def _user_error(exc: Exception) -> gr.Error:
     return gr.Error(_user_message(exc), title="Impossible de répondre", print_exception=False)
 
 
+def article_choices(assistant: Assistant) -> list[tuple[str, str]]:
+    """(label, source) of every indexed article, for the article filter; [] without an index."""
+    try:
+        articles = assistant.articles()
+    except AssistantError:
+        return []
+    return [(f"{a['source']} ({a['date']})" if a.get("date") else str(a["source"]),
+             str(a["source"])) for a in articles]
+
+
 def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
     """The functions behind the page's events, bound to one assistant."""
 
     def chat(message: str, history: list[dict[str, Any]], k: float | None,
-             mode: str | None) -> Iterator[str]:
+             mode: str | None, sources: list[str] | None = None, since: str | None = None,
+             until: str | None = None) -> Iterator[str]:
         """Answer `message` in the conversation `history`; yields the message HTML as it grows.
+        `sources`, `since`, `until`: the filters of the "Réglages" (see `Assistant.search`).
 
         Errors become a French message in the chat (a raised gr.Error would leave Gradio's chat
         input disabled)."""
@@ -217,7 +233,8 @@ def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
             mode = _check_mode(settings, mode)
             text = ""
             for piece in assistant.ask_stream(message, history_messages(history), mode=mode,
-                                              k=int(k) if k else None):
+                                              k=int(k) if k else None, sources=sources,
+                                              since=since, until=until):
                 if isinstance(piece, Answer):
                     yield render.answer_message(piece)
                     return
@@ -227,23 +244,28 @@ def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
             yield render.error_message(_user_message(exc))
 
     def ask(question: str, k: int = settings.k, mode: str = "",
-            history: list[dict[str, str]] | None = None) -> dict[str, Any]:
+            history: list[dict[str, str]] | None = None, sources: list[str] | None = None,
+            since: str | None = None, until: str | None = None) -> dict[str, Any]:
         """Answer with numbered citations: {answer, in_corpus, citations, notice, leads}.
-        `history`: earlier turns as [{"role": "user"|"assistant", "content": "..."}]."""
+        `history`: earlier turns as [{"role": "user"|"assistant", "content": "..."}];
+        `sources` (article file names), `since`, `until` (YYYY-MM-DD): optional filters."""
         try:
             chosen = _check_mode(settings, mode)
             turns = [{"role": str(m["role"]), "content": str(m["content"])}
                      for m in history or [] if m.get("role") in {"user", "assistant"}]
-            return assistant.ask(question, turns, mode=chosen, k=int(k)).to_dict()
+            return assistant.ask(question, turns, mode=chosen, k=int(k), sources=sources,
+                                 since=since, until=until).to_dict()
         except Exception as exc:
             raise _user_error(exc) from None
 
-    def search(question: str, k: int = settings.k) -> list[dict[str, Any]]:
-        """The k passages of the corpus closest to the question."""
+    def search(question: str, k: int = settings.k, sources: list[str] | None = None,
+               since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+        """The k passages of the corpus closest to the question (optional filters as `ask`)."""
         try:
             if not 1 <= int(k) <= 50:
                 raise QuestionError("k doit être un entier entre 1 et 50.")
-            return [p.to_dict() for p in assistant.search(question, k=int(k))]
+            return [p.to_dict() for p in assistant.search(question, k=int(k), sources=sources,
+                                                          since=since, until=until)]
         except Exception as exc:
             raise _user_error(exc) from None
 
@@ -342,8 +364,13 @@ def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
             generation=str(status.get("generation") or ""),
         )
 
+    def source_choices() -> Any:
+        """The article filter's choices: every indexed article (its date beside its name)."""
+        return gr.Dropdown(choices=article_choices(assistant))
+
     store = FeedbackStore(settings.feedback_path)
     return {"chat": chat, "ask": ask, "search": search, "corpus_view": corpus_view,
+            "source_choices": source_choices,
             "upload": upload, "read": read, "read_row": read_row, "vote": vote,
             "comment": comment}
 
@@ -355,17 +382,21 @@ def build_blocks(assistant: Assistant, settings: Settings) -> gr.Blocks:
         gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="intro")
         with gr.Tabs():
             with gr.Tab("Discussion", id="chat", elem_id="tab-chat"):
-                _chat_tab(handlers, settings)
+                sources = _chat_tab(handlers, settings, assistant)
             with gr.Tab("Corpus", id="corpus", elem_id="tab-corpus"):
                 table = _corpus_tab(handlers, settings, demo)
         _reader_panel(handlers, table)
         demo.load(None, js=JS)
+        demo.load(handlers["source_choices"], None, sources, api_visibility="undocumented",
+                  queue=False)  # articles added since the page was built
         gr.api(handlers["ask"], api_name="ask", concurrency_id="assistant")
         gr.api(handlers["search"], api_name="search", concurrency_id="assistant")
     return demo
 
 
-def _chat_tab(handlers: dict[str, Any], settings: Settings) -> None:
+def _chat_tab(handlers: dict[str, Any], settings: Settings,
+              assistant: Assistant) -> gr.Dropdown:
+    """The chat and its "Réglages"; returns the article filter (its choices are refreshed)."""
     k = gr.Slider(1, 20, value=min(settings.k, 20), step=1, label="Nombre de passages (k)",
                   info="Passages donnés à l'assistant pour répondre", render=False,
                   elem_id="setting-k")
@@ -376,6 +407,17 @@ def _chat_tab(handlers: dict[str, Any], settings: Settings) -> None:
         info=None if settings.llm_configured else
         "Mode LLM : définissez ASSISTANT_LLM_BASE_URL et ASSISTANT_LLM_MODEL.",
     )
+    sources = gr.Dropdown(
+        article_choices(assistant), value=[], multiselect=True, label="Articles consultés",
+        info="Vide : tous les articles du corpus", render=False, elem_id="setting-sources",
+    )
+    since = gr.Textbox(label="Depuis le (AAAA-MM-JJ)", placeholder="ex. 2020-01-01",
+                       render=False, elem_id="setting-since", max_length=10,
+                       info="Articles datés de ce jour ou après (les articles sans date sont "
+                            "alors exclus)")
+    until = gr.Textbox(label="Jusqu'au (AAAA-MM-JJ)", placeholder="ex. 2021-12-31",
+                       render=False, elem_id="setting-until", max_length=10,
+                       info="Articles datés de ce jour ou avant")
     chatbot = gr.Chatbot(
         label="Discussion", elem_id="chatbot", height="60vh", latex_delimiters=[],
         sanitize_html=True, allow_tags=False, buttons=["copy"],
@@ -388,7 +430,8 @@ def _chat_tab(handlers: dict[str, Any], settings: Settings) -> None:
         max_length=settings.max_question_chars,
     )
     gr.ChatInterface(
-        handlers["chat"], chatbot=chatbot, textbox=textbox, additional_inputs=[k, mode],
+        handlers["chat"], chatbot=chatbot, textbox=textbox,
+        additional_inputs=[k, mode, sources, since, until],
         additional_inputs_accordion=gr.Accordion("Réglages", open=False, render=False),
         examples=[[q] for q in EXAMPLES], examples_label="Exemples de questions",
         run_examples_on_click=True, cache_examples=False, api_name="chat",
@@ -401,6 +444,7 @@ def _chat_tab(handlers: dict[str, Any], settings: Settings) -> None:
     gr.on([chatbot.change, textbox.stop], lambda: gr.Textbox(placeholder=PLACEHOLDER), None,
           textbox, api_visibility="undocumented", queue=False, trigger_mode="always_last")
     _feedback_box(handlers, chatbot, mode)
+    return sources
 
 
 def _feedback_box(handlers: dict[str, Any], chatbot: gr.Chatbot, mode: gr.Radio) -> None:

@@ -4,10 +4,12 @@
     http://HOST:7860/mcp                             # streamable HTTP, beside the chat and API
 
 Built with the official `mcp` SDK (`MCPServer`, formerly FastMCP). Tools return structured
-content (and the same JSON as text): `search` -> `{"passages": [...]}`, `ask` -> the `/api/ask`
-answer (`answer` with `[n]` markers, `in_corpus`, `citations`, `notice`, `leads`); each passage
-has source, title, start, end, text, score and chunk_id. A bad question or an unavailable index
-is a tool error with a French message. Calls share the concurrency gate of `/api`.
+content (and the same JSON as text): `search` -> `{"passages": [...], "notice"}`, `ask` -> the
+`/api/ask` answer (`answer` with `[n]` markers, `in_corpus`, `citations`, `notice`, `leads`);
+each passage has source, title, start, end, text, score and chunk_id. Both take the optional
+filters `sources`, `since`, `until` (see `assistant.filters`). A bad question or filter, or an
+unavailable index, is a tool error with a French message. Calls share the concurrency gate of
+`/api`.
 
 No `from __future__ import annotations` here: the SDK reads the tools' annotations at runtime.
 """
@@ -28,6 +30,7 @@ from assistant import __version__
 from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError
+from assistant.filters import MAX_SOURCES
 
 from .api import MAX_K, AnswerOut, Gate, PassageOut
 
@@ -54,10 +57,19 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempot
 T = TypeVar("T")
 Question = Annotated[str, Field(description="question en français")]
 K = Annotated[int, Field(ge=1, le=MAX_K, description="nombre de passages")]
+Sources = Annotated[list[str] | None, Field(
+    max_length=MAX_SOURCES, description="seulement ces articles : noms de fichiers du corpus, "
+                                        "avec ou sans extension (absent : tous)")]
+Since = Annotated[str | None, Field(description="seulement les articles datés de ce jour ou "
+                                                "après (AAAA-MM-JJ ; sans date : exclus)")]
+Until = Annotated[str | None, Field(description="seulement les articles datés de ce jour ou "
+                                                "avant (AAAA-MM-JJ ; sans date : exclus)")]
 
 
 class SearchOut(BaseModel):
     passages: list[PassageOut] = Field(description="du plus au moins pertinent")
+    notice: str | None = Field(None, description="remarque sur le filtre (articles sans date "
+                                                 "exclus)")
 
 
 def build_server(assistant: Assistant, settings: Settings, gate: Gate) -> MCPServer:
@@ -67,14 +79,23 @@ def build_server(assistant: Assistant, settings: Settings, gate: Gate) -> MCPSer
                                   log_level="WARNING")
     @server.tool(title="Rechercher des passages", annotations=READ_ONLY,
                  description=SEARCH_DESCRIPTION)
-    async def search(question: Question, k: K = settings.k) -> SearchOut:
-        passages = await _call(gate, assistant.search, question, k)
-        return SearchOut(passages=[PassageOut(**p.to_dict()) for p in passages])
+    async def search(question: Question, k: K = settings.k, sources: Sources = None,
+                     since: Since = None, until: Until = None) -> SearchOut:
+        def run() -> SearchOut:
+            filters: dict[str, Any] = {"sources": sources, "since": since, "until": until}
+            passages = assistant.search(question, k, **filters)
+            selection = assistant.selection(**filters)
+            return SearchOut(passages=[PassageOut(**p.to_dict()) for p in passages],
+                             notice=selection.notice if selection else None)
+
+        return await _call(gate, run)
 
     @server.tool(title="Répondre avec citations", annotations=READ_ONLY,
                  description=ASK_DESCRIPTION)
-    async def ask(question: Question, k: K = settings.k) -> AnswerOut:
-        answer = await _call(gate, assistant.ask, question, k=k)
+    async def ask(question: Question, k: K = settings.k, sources: Sources = None,
+                  since: Since = None, until: Until = None) -> AnswerOut:
+        answer = await _call(gate, assistant.ask, question, k=k, sources=sources, since=since,
+                             until=until)
         return AnswerOut(**answer.to_dict())
 
     return server

@@ -14,7 +14,9 @@ accepted and ignored. The reply's content is the answer with its `[n]` markers, 
     Sources :
     - [1] Titre — fichier [start:end]
 
-Extra fields, on the completion and on the last chunk of a stream: `citations` (passages,
+Extra request fields `sources`, `since`, `until` filter the articles as in `/api/ask` (with the
+openai client: `extra_body={"since": "2020-01-01"}`). Extra fields, on the completion and on the
+last chunk of a stream: `citations` (passages,
 `[n]` is `citations[n-1]`, as in `/api/ask`) and `in_corpus`. `usage` counts words and
 punctuation marks, an approximation of tokens. Errors have OpenAI's shape
 `{"error": {"message", "type", "code"}}`: 400 for a bad request, 503 (with `Retry-After`) when
@@ -102,6 +104,13 @@ class ChatRequest(BaseModel):
                                         description="la question est le dernier message user")
     stream: bool = False
     stream_options: StreamOptions | None = None
+
+    def filters(self) -> dict[str, Any]:
+        """The filters of `/api/ask` given as extra fields (`extra_body` of an OpenAI client):
+        not in the schema, which stays OpenAI's; checked by the assistant."""
+        extra = self.model_extra or {}
+        return {key: extra[key] for key in ("sources", "since", "until")
+                if extra.get(key) is not None}
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -233,13 +242,13 @@ def install_openai_api(app: FastAPI, assistant: Assistant, settings: Settings,
                 "model": body.model}
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            pieces = assistant.ask_stream(question, history)
+            pieces = assistant.ask_stream(question, history, **body.filters())
             first, slot = await start_stream(gate, pieces)
             return EventStream(
                 sse(head, first, pieces, prompt if include_usage else None, settings),
                 finish=functools.partial(finish_stream, slot, pieces),
             )
-        answer = await gate.run(assistant.ask, question, history)
+        answer = await gate.run(assistant.ask, question, history, **body.filters())
         content = answer.text + sources_text(answer)
         return {
             **head, "object": "chat.completion",

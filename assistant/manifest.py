@@ -1,0 +1,43 @@
+"""What an index's `manifest.json` must say to be usable with given settings.
+
+Shared by the writer (`indexer`, which records it) and the reader (`retriever`, which checks it),
+so that opening an index for a search never loads what only building one needs (the text
+splitter, the corpus readers).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .chunking import splitter_description
+from .config import Settings
+from .embeddings import embedding_identity
+from .errors import REBUILD_HINT, IndexMismatchError
+from .lexical import analyzer_description
+from .sentences import SENTENCE_SPLITTER_VERSION
+
+
+def expected_identity(settings: Settings) -> dict[str, Any]:
+    """What the manifest of an index usable with `settings` must say."""
+    return {
+        "embedding": embedding_identity(settings),
+        "chunking": splitter_description(settings),
+        "analyzer": analyzer_description(),
+        "sentences": {"splitter": SENTENCE_SPLITTER_VERSION},
+    }
+
+
+def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
+    """IndexMismatchError naming what differs, unless the index was built like `settings` asks."""
+    expected = expected_identity(settings)
+    problems = []
+    for section, wanted in expected.items():
+        have = manifest.get(section, {})
+        for key, value in wanted.items():
+            if have.get(key) != value:
+                problems.append(f"{section}.{key} : index={have.get(key)!r}, réglage={value!r}")
+    if problems:
+        raise IndexMismatchError(
+            "L'index a été construit avec d'autres réglages ("
+            + "; ".join(problems) + f"). {REBUILD_HINT}"
+        )
