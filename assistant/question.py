@@ -19,6 +19,7 @@ from bisect import bisect_left
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import resources
 from typing import TYPE_CHECKING
 
 from .lexical import analyze, fold_accents
@@ -120,8 +121,9 @@ class Terms:
 
 
 def matches(term: str, found: AbstractSet[str]) -> bool:
-    """Exact stem, or a derivation: one stem is a prefix (5+ letters) of the other, or a long
-    stem (7+ letters) ends the other (a compound: "fondateur" in "cofondateur").
+    """Exact stem, or a derivation: one stem is a prefix (5+ letters) of the other, a long stem
+    (7+ letters) ends the other (a compound: "fondateur" in "cofondateur"), or the pair is in
+    the table of derivations the stemmer keeps apart ("dirige" / "directrice").
 
     Logarithmic in `found` (sorted words and sorted reversed words, cached per set): the answerer
     asks this for every question term against every candidate sentence."""
@@ -135,7 +137,21 @@ def matches(term: str, found: AbstractSet[str]) -> bool:
     return ((n >= 5 and _has_prefix(forward, term))  # a longer word starts with the term
             or any(term[:i] in found for i in range(5, n))  # the term starts with a word
             or (n >= 7 and _has_prefix(backward, term[::-1]))  # a longer word ends with it
-            or any(term[i:] in found for i in range(1, n - 6)))  # it ends with a long word
+            or any(term[i:] in found for i in range(1, n - 6))  # it ends with a long word
+            or any(_has_prefix(forward, p) for p in _derivations().get(term, ())))
+
+
+@lru_cache(maxsize=1)
+def _derivations() -> dict[str, tuple[str, ...]]:
+    """Question stem -> prefixes of the text stems derived from the same word
+    (`assistant/data/derivations.txt`: "dirige" and "directrice" stem apart)."""
+    text = resources.files("assistant").joinpath("data", "derivations.txt").read_text("utf-8")
+    table: dict[str, tuple[str, ...]] = {}
+    for line in text.splitlines():
+        stem, sep, prefixes = line.partition(":")
+        if sep and not line.startswith("#"):
+            table[stem.strip()] = tuple(prefixes.split())
+    return table
 
 
 @lru_cache(maxsize=4096)

@@ -23,7 +23,7 @@ from assistant.answer import (
 )
 from assistant.cli import main
 from assistant.decision import default_model
-from assistant.question import Terms, matches, question_kind
+from assistant.question import Terms, _derivations, matches, question_kind
 from assistant.sentences import split_sentences
 
 NEAR_DOMAIN = [
@@ -340,12 +340,15 @@ def _naive_matches(term: str, found: frozenset[str]) -> bool:
         return True
     if not term.isalpha():
         return False
+    derived = _derivations().get(term, ())  # the data table (assistant/data/derivations.txt)
     return any((len(term) >= 5 and f.startswith(term)) or (len(f) >= 5 and term.startswith(f))
                or (len(term) >= 7 and f.endswith(term)) or (len(f) >= 7 and term.endswith(f))
+               or any(f.startswith(p) for p in derived)
                for f in found)
 
 
-_stems = st.text(alphabet="abcde1", min_size=1, max_size=10)
+_stems = st.text(alphabet="abcde1", min_size=1, max_size=10) | st.sampled_from(
+    ["dirig", "directric", "direct", "fond", "fondat", "fondateur", "fonds"])
 
 
 @given(_stems, st.frozensets(_stems, max_size=12))
@@ -353,3 +356,9 @@ _stems = st.text(alphabet="abcde1", min_size=1, max_size=10)
 def test_fast_term_matching_is_the_simple_rule(term: str, found: frozenset[str]) -> None:
     assert matches(term, found) == _naive_matches(term, found)
     assert matches(term, set(found)) == _naive_matches(term, found)
+
+
+def test_stems_the_stemmer_keeps_apart_still_match() -> None:
+    assert matches("dirig", frozenset({"directric"}))  # "Qui dirige…" / "…directrice…"
+    assert matches("fond", frozenset({"fondateur"}))
+    assert not matches("fond", frozenset({"fondu"}))
