@@ -386,25 +386,25 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+def _from_ui(module: str, name: str, package: str) -> Any:
+    """`name` of the edge module `ui.<module>`, imported only when a command needs it."""
+    import importlib
+
     try:
-        from ui.app import serve
+        return getattr(importlib.import_module(f"ui.{module}"), name)
     except ImportError as exc:
         from .errors import missing_extra
 
-        raise missing_extra("ui", exc.name or "gradio") from None
-    serve(settings)
+        raise missing_extra("ui", exc.name or package) from None
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    _from_ui("app", "serve", "gradio")(settings)
     return 0
 
 
 def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        from ui.mcp_server import run_stdio
-    except ImportError as exc:
-        from .errors import missing_extra
-
-        raise missing_extra("ui", exc.name or "mcp") from None
-    run_stdio(settings)
+    _from_ui("mcp_server", "run_stdio", "mcp")(settings)
     return 0
 
 

@@ -167,15 +167,7 @@ class Database:
 
     def chunk_locations(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
         """chunk id -> (source, start, end)."""
-        ids = [int(i) for i in ids]
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._all(
-            f'SELECT c.id, a.source, c.start, c."end" FROM chunks c '
-            f"JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})", ids,
-        )
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+        return self._locations("chunks", ids)
 
     def all_tokens(self) -> tuple[list[int], list[str]]:
         rows = self._all("SELECT id, tokens FROM chunks ORDER BY id")
@@ -196,47 +188,44 @@ class Database:
 
     def sentences_of(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]:
         """source -> its sentences as (sentence id, start, end), in reading order."""
+        return self._spans_of("sentences", sources)
+
+    def sentence_spans(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
+        """sentence id -> (source, start, end)."""
+        return self._locations("sentences", ids)
+
+    def chunk_spans(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]:
+        """source -> its chunks as (chunk id, start, end), in reading order."""
+        return self._spans_of("chunks", sources)
+
+    def _spans_of(self, table: str, sources: Iterable[str]
+                  ) -> dict[str, list[tuple[int, int, int]]]:
+        """source -> the (id, start, end) rows of `table` ("chunks" or "sentences")."""
         sources = list(dict.fromkeys(sources))
         if not sources:
             return {}
         marks = ",".join("?" * len(sources))
         rows = self._all(
-            f'SELECT a.source, s.id, s.start, s."end" FROM sentences s JOIN articles a '
-            f"ON a.id = s.article_id WHERE a.source IN ({marks}) ORDER BY a.source, s.start",
+            f'SELECT a.source, t.id, t.start, t."end" FROM {table} t JOIN articles a '
+            f"ON a.id = t.article_id WHERE a.source IN ({marks}) ORDER BY a.source, t.start",
             sources,
         )
         out: dict[str, list[tuple[int, int, int]]] = {source: [] for source in sources}
-        for source, sid, start, end in rows:
-            out[source].append((sid, start, end))
+        for source, row_id, start, end in rows:
+            out[source].append((row_id, start, end))
         return out
 
-    def sentence_spans(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
-        """sentence id -> (source, start, end)."""
+    def _locations(self, table: str, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
+        """id -> (source, start, end) of rows of `table` ("chunks" or "sentences")."""
         ids = [int(i) for i in ids]
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self._all(
-            f'SELECT s.id, a.source, s.start, s."end" FROM sentences s JOIN articles a '
-            f"ON a.id = s.article_id WHERE s.id IN ({marks})", ids,
+            f'SELECT t.id, a.source, t.start, t."end" FROM {table} t JOIN articles a '
+            f"ON a.id = t.article_id WHERE t.id IN ({marks})", ids,
         )
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
-
-    def chunk_spans(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]:
-        """source -> its chunks as (chunk id, start, end), in reading order."""
-        sources = list(dict.fromkeys(sources))
-        if not sources:
-            return {}
-        marks = ",".join("?" * len(sources))
-        rows = self._all(
-            f'SELECT a.source, c.id, c.start, c."end" FROM chunks c JOIN articles a '
-            f"ON a.id = c.article_id WHERE a.source IN ({marks}) ORDER BY a.source, c.start",
-            sources,
-        )
-        out: dict[str, list[tuple[int, int, int]]] = {source: [] for source in sources}
-        for source, cid, start, end in rows:
-            out[source].append((cid, start, end))
-        return out
 
     def cached_vectors(self, model: str, shas: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
