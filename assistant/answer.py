@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from .config import Settings
-from .decision import Evidence, default_model, gather
+from .decision import ANY_MODEL, Evidence, default_model, gather
 from .errors import ConfigError
 from .lexical import analyzed
 from .question import Terms, contextualize, question_kind
@@ -198,8 +198,11 @@ class ExtractiveAnswerer:
                       [f"{p.title}\n{texts[p.source]}" for p in passages], retriever)
 
     def decide(self, evidence: Evidence) -> bool:
-        model = default_model(self.settings.embedding_model)
-        return model.in_corpus(evidence, self.settings.refusal_threshold)
+        s = self.settings
+        semantic = s.answer_dense_weight > 0 and s.dense_weight + s.sentence_weight > 0
+        # Without sentence cosines (settings that turn them off), the fit that never used them.
+        model = default_model(s.embedding_model if semantic else ANY_MODEL)
+        return model.in_corpus(evidence, s.refusal_threshold)
 
     def choose(self, pool: Sequence[Candidate], terms: Terms) -> list[Candidate]:
         """The best sentences of `pool`, at most `max_answer_sentences`, in reading order."""

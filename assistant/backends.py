@@ -181,6 +181,8 @@ class ExportedEmbedder:
         neither waits for them nor pays them at exit.
         """
         self._warm(PAD_MULTIPLE)
+        # Not a daemon: killed inside OpenVINO at exit, a daemon thread aborts the process
+        # ("terminate called without an active exception", seen); at worst exit waits for it.
         self._warming = threading.Thread(target=self._warm_rest, name="embedder-warm-up")
         self._warming.start()
 

@@ -128,6 +128,9 @@ class Settings:
         for name in ("dense_weight", "sentence_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}={getattr(self, name)}: choose between 0 and 1")
+        if self.refusal_threshold is not None and not 0.0 <= self.refusal_threshold <= 1.0:
+            raise ConfigError(f"refusal_threshold={self.refusal_threshold}: choose between 0 "
+                              "and 1 (a probability)")
         if self.dense_weight + self.sentence_weight > 1.0:
             raise ConfigError("dense_weight + sentence_weight must not exceed 1 "
                               "(BM25 gets the rest)")

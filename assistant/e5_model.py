@@ -82,6 +82,20 @@ def converted_model_dir(cache_root: Path, *, weights: Path | None = None) -> Pat
         return target
     t0 = time.perf_counter()
     parsed = read_weights(source)  # every check happens here, before any directory is made
+    try:
+        _publish(parsed, source, stat, target, t0)
+    except OSError as exc:  # a read-only or full cache: say where, not a traceback
+        raise ConfigError(
+            f"Impossible d'écrire le modèle converti dans {target.parent} ({exc.strerror or exc}) "
+            "(cannot write the converted model) : libérez de la place ou choisissez un autre "
+            "dossier avec ASSISTANT_EMBEDDING_CACHE_DIR."
+        ) from None
+    return target
+
+
+def _publish(parsed: E5Weights, source: Path, stat: os.stat_result, target: Path,
+             t0: float) -> None:
+    """Write the model beside `target` and move it into place (see `converted_model_dir`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}-*"):  # left by killed conversions
         with contextlib.suppress(OSError):
@@ -105,7 +119,6 @@ def converted_model_dir(cache_root: Path, *, weights: Path | None = None) -> Pat
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from .lexical import analyze, fold_accents
@@ -142,7 +144,7 @@ def matches(term: str, found: AbstractSet[str]) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _derivations() -> dict[str, tuple[str, ...]]:
+def _derivations() -> Mapping[str, tuple[str, ...]]:
     """Question stem -> prefixes of the text stems derived from the same word
     (`assistant/data/derivations.txt`: "dirige" and "directrice" stem apart)."""
     text = resources.files("assistant").joinpath("data", "derivations.txt").read_text("utf-8")
@@ -151,15 +153,15 @@ def _derivations() -> dict[str, tuple[str, ...]]:
         stem, sep, prefixes = line.partition(":")
         if sep and not line.startswith("#"):
             table[stem.strip()] = tuple(prefixes.split())
-    return table
+    return MappingProxyType(table)
 
 
 @lru_cache(maxsize=4096)
-def _sorted_affixes(found: frozenset[str]) -> tuple[list[str], list[str]]:
-    return sorted(found), sorted(f[::-1] for f in found)
+def _sorted_affixes(found: frozenset[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(sorted(found)), tuple(sorted(f[::-1] for f in found))
 
 
-def _has_prefix(words: list[str], prefix: str) -> bool:
+def _has_prefix(words: tuple[str, ...], prefix: str) -> bool:
     """Whether a word of the sorted `words` starts with `prefix`."""
     i = bisect_left(words, prefix)
     return i < len(words) and words[i].startswith(prefix)

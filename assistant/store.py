@@ -446,6 +446,7 @@ class IdFilter:
     def __init__(self, ids: np.ndarray) -> None:
         self.ids = np.unique(np.asarray(ids, dtype=np.int64))
         self._selector: Any = None
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -465,8 +466,9 @@ class IdFilter:
     def _params(self, index: Any, k: int) -> Any:
         import faiss
 
-        if self._selector is None:  # a hash set of the ids, built on first use
-            self._selector = faiss.IDSelectorBatch(self.ids)
+        with self._lock:  # shared by the server's threads: one selector, built once
+            if self._selector is None:  # a hash set of the ids, built on first use
+                self._selector = faiss.IDSelectorBatch(self.ids)
         kind = index_kind(index)
         if kind == "ivf":  # the index's own probe count, not the parameters' default (1)
             ivf = faiss.extract_index_ivf(index)
