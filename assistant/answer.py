@@ -173,9 +173,7 @@ class ExtractiveAnswerer:
                check_scope: bool = True) -> Answer:
         if not passages:
             return not_found(passages, notice)
-        # The article gives the topic (names); the sentence must hold what is asked about it.
-        terms = Terms.of(query, retriever, entity_boost=0.5, absent_discount=1.0)
-        pool = self.ranked(question, query, passages, retriever, terms)
+        terms, pool = self._candidates(question, query, passages, retriever)
         if check_scope and not self.decide(self.evidence(query, passages, retriever, pool)):
             return not_found(passages, notice)
         chosen = self.choose(pool, terms)
@@ -186,9 +184,15 @@ class ExtractiveAnswerer:
         """The in/out-of-corpus decision alone (what the LLM answerer asks before answering)."""
         if not passages:
             return False
-        terms = Terms.of(query, retriever, entity_boost=0.5, absent_discount=1.0)
-        pool = self.ranked(question, query, passages, retriever, terms)
+        _, pool = self._candidates(question, query, passages, retriever)
         return self.decide(self.evidence(query, passages, retriever, pool))
+
+    def _candidates(self, question: str, query: str, passages: list[Passage],
+                    retriever: HybridRetriever) -> tuple[Terms, list[Candidate]]:
+        """The query's terms and the ranked candidate sentences, as `answer` reads them."""
+        # The article gives the topic (names); the sentence must hold what is asked about it.
+        terms = Terms.of(query, retriever, entity_boost=0.5, absent_discount=1.0)
+        return terms, self.ranked(question, query, passages, retriever, terms)
 
     def evidence(self, query: str, passages: list[Passage], retriever: HybridRetriever,
                  pool: Sequence[Candidate]) -> Evidence:
