@@ -8,10 +8,9 @@
 
 import typing as _typing
 
-__version__ = "0.1.0"
-
-from .config import Settings  # noqa: E402
-from .errors import (  # noqa: E402
+from ._version import __version__
+from .config import Settings
+from .errors import (
     AssistantError,
     ConfigError,
     CorpusError,
@@ -22,7 +21,7 @@ from .errors import (  # noqa: E402
     LLMError,
     QuestionError,
 )
-from .records import Answer, Article, Passage  # noqa: E402
+from .records import Answer, Article, Passage
 
 if _typing.TYPE_CHECKING:
     from .core import Assistant

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                            help="wait this long for another writer to finish (default: 0)")
 
-    from .ingest_add import FETCH_TIMEOUT
+    from .ingest.add import FETCH_TIMEOUT
 
     add = sub.add_parser("add", help="add article files (.txt .md .html .pdf) or web pages "
                                      "(http/https URLs) to the corpus, then update the index")
@@ -217,8 +217,8 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from . import indexer
     from .core import index_status
+    from .index import builder as indexer
 
     if args.action == "status":
         status = index_status(settings)
@@ -323,7 +323,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
-    from .ingest_add import add_items
+    from .ingest.add import add_items
 
     report = add_items(settings, args.items, timeout=args.timeout, wait=args.wait,
                        progress=False if args.json else None)

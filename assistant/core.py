@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Protocol
 
-from .backends import make_embedder
 from .config import Settings
-from .embeddings import Embedder
+from .embed.backends import make_embedder
+from .embed.base import Embedder
 from .errors import QuestionError
-from .filters import Filters, Selection
-from .generations import current_marker, read_manifest
+from .index.generations import current_marker, read_manifest
 from .records import Answer, Passage
-from .retriever import HybridRetriever, LoadedIndex
+from .search.filters import Filters, Selection
+from .search.retriever import HybridRetriever, LoadedIndex
 
 History = list[dict[str, str]]  # [{"role": "user" | "assistant", "content": "..."}]
 
@@ -124,7 +124,7 @@ class Assistant:
                    until: str | None = None) -> Iterator[str | Answer]:
         """Text pieces as they are produced, then the final `Answer`. The filters (as for
         `search`) restrict the passages the answerer sees, hence its citations and leads."""
-        from .answer import contextualize, make_answerer
+        from .answer.extractive import contextualize, make_answerer
 
         question = self.check_question(question)
         filters = Filters.parse(sources, since, until)
@@ -194,7 +194,7 @@ class Assistant:
 
 def index_status(settings: Settings) -> dict[str, Any]:
     """What the CLI's `index status` prints; reads only the manifest (fast, no model)."""
-    from .generations import current_generation
+    from .index.generations import current_generation
 
     path = current_generation(settings.index_dir)
     manifest = read_manifest(path)

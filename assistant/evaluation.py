@@ -36,7 +36,7 @@ import numpy as np
 
 from .config import Settings
 from .core import Assistant
-from .embeddings import embedding_identity
+from .embed.base import embedding_identity
 from .errors import ConfigError, IndexCorruptError, IndexMismatchError, QuestionError
 from .records import Passage
 
@@ -153,7 +153,7 @@ def load_question_files(paths: Sequence[str | Path]) -> list[EvalQuestion]:
 def eval_settings(settings: Settings, articles: Sequence[str | Path]) -> Settings:
     """Settings of an index over the corpus plus `articles` directories, kept up to date in the
     user cache (built on first use, then updated incrementally: a rerun costs nothing)."""
-    from .indexer import build, update
+    from .index.builder import build, update
 
     dirs = [settings.corpus_dir, *(Path(d) for d in articles)]
     for d in dirs:

@@ -49,11 +49,11 @@ from common import (  # type: ignore[import-not-found]
 )
 
 from assistant import Assistant, Settings
-from assistant.backends import make_embedder
-from assistant.chunking import corpus_indexed_sentences, corpus_indexed_texts
-from assistant.embeddings import embedding_identity, resolve_model
+from assistant.embed.backends import make_embedder
+from assistant.embed.base import embedding_identity, resolve_model
 from assistant.evaluation import load_questions, score_passages
-from assistant.indexer import build
+from assistant.index.builder import build
+from assistant.ingest.chunking import corpus_indexed_sentences, corpus_indexed_texts
 
 BACKENDS = ("onnx", "onnx-int8", "openvino", "openvino-int8")
 QUESTIONS = (

@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant import Assistant, Settings  # noqa: E402
-from assistant.answer import ExtractiveAnswerer  # noqa: E402
+from assistant.answer.decision import ANY_MODEL, FEATURES, MONOTONE, Evidence, Model  # noqa: E402
+from assistant.answer.extractive import ExtractiveAnswerer  # noqa: E402
 from assistant.config import E5_MODEL_NAME, PACKAGED_MODEL  # noqa: E402
-from assistant.decision import ANY_MODEL, FEATURES, MONOTONE, Evidence, Model  # noqa: E402
 from assistant.evaluation import eval_settings, load_question_files  # noqa: E402
-from assistant.question import Terms  # noqa: E402
+from assistant.text.question import Terms  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 DATA = ROOT / "tests" / "data"

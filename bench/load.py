@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         run_scenarios(args.url)
     else:
         from assistant import Settings
-        from assistant.indexer import update
+        from assistant.index.builder import update
 
         with tempfile.TemporaryDirectory(prefix="assistant-load-") as tmp:
             corpus, index = Path(tmp) / "corpus", Path(tmp) / "index"

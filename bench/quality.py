@@ -36,10 +36,10 @@ from common import (
 
 from assistant import Assistant, Settings
 from assistant.config import PACKAGED_MODEL
-from assistant.corpus import SUFFIXES
-from assistant.embeddings import resolve_model
+from assistant.embed.base import resolve_model
 from assistant.evaluation import load_question_files, run_eval, score_passages, totals
-from assistant.indexer import build
+from assistant.index.builder import build
+from assistant.ingest.corpus import SUFFIXES
 from assistant.records import Passage
 
 EVAL = ROOT.parent / "shared" / "eval"

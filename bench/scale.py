@@ -1,5 +1,6 @@
-"""Search at 100k and 1M chunks: FAISS flat vs IVF vs HNSW (as `assistant/store.py` builds them)
-and the BM25 leg (bm25s through `assistant.lexical.BM25Index`).
+"""Search at 100k and 1M chunks: FAISS flat vs IVF vs HNSW (as
+`assistant/index/dense/faiss_index.py` builds them) and the BM25 leg (bm25s through
+`assistant.index.lexical.bm25s_index.BM25Index`).
 
 Data is synthetic and seeded: unit vectors d=384 from a 64-dimensional latent mixture (graded
 similarity, see `vectors`), ids offset like chunk ids; token lists of 50 terms from
@@ -22,8 +23,8 @@ from typing import Any
 import numpy as np
 from common import OUT, describe_machine, machine, md_table, ms_stats, run_measured, write_results
 
-from assistant.lexical import BM25Index
-from assistant.store import choose_index_type, index_kind, new_dense_index
+from assistant.index.dense.faiss_index import choose_index_type, index_kind, new_dense_index
+from assistant.index.lexical.bm25s_index import BM25Index
 
 DIM = 384
 LATENT = 64

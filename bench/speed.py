@@ -49,10 +49,10 @@ from common import (
 from synthetic import write_corpus
 
 from assistant import Assistant, Settings
-from assistant.backends import make_embedder
-from assistant.chunking import corpus_indexed_sentences, corpus_indexed_texts
-from assistant.embeddings import Embedder, embedding_identity, resolve_model
-from assistant.indexer import build, update
+from assistant.embed.backends import make_embedder
+from assistant.embed.base import Embedder, embedding_identity, resolve_model
+from assistant.index.builder import build, update
+from assistant.ingest.chunking import corpus_indexed_sentences, corpus_indexed_texts
 
 SHORT = (2, 3)  # sentences per synthetic article: one ~300-character chunk, sometimes two
 #: Targets (README, issue): default model, warm process, cold questions; serving peak RSS.

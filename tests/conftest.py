@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.backends import make_embedder
-from assistant.embeddings import Embedder, SentenceTransformerEmbedder
-from assistant.indexer import build
+from assistant.embed.backends import make_embedder
+from assistant.embed.base import Embedder, SentenceTransformerEmbedder
+from assistant.index.builder import build
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_CORPUS = ROOT / "corpus"
@@ -29,7 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def default_backend_exported() -> None:
     """Export the default embedding backend into the user's model cache once, up front (reused
     by every later session), so that no CLI subprocess of a test pays it under its timeout."""
-    from assistant.model_export import ensure_export
+    from assistant.embed.export import ensure_export
 
     if Settings().embedding_backend != "torch":
         ensure_export(Settings())

@@ -21,12 +21,12 @@ import pytest
 import yaml
 
 from assistant import Settings
-from assistant.corpus import parse_article
-from assistant.generations import current_generation, writer_lock
-from assistant.indexer import build, update
-from assistant.ingest_add import ADDED, DUPLICATE, REFUSED, add_items, page_slug
+from assistant.index.builder import build, update
+from assistant.index.catalog import SQLITE, Database
+from assistant.index.generations import current_generation, writer_lock
+from assistant.ingest.add import ADDED, DUPLICATE, REFUSED, add_items, page_slug
+from assistant.ingest.corpus import parse_article
 from assistant.records import Passage, page_at
-from assistant.store import SQLITE, Database
 
 from .conftest import SEED_CORPUS
 

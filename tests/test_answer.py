@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant import Answer, Assistant, ConfigError, Passage, Settings
-from assistant.answer import (
+from assistant.answer.decision import default_model
+from assistant.answer.extractive import (
     NOT_FOUND,
     ExtractiveAnswerer,
     answer_pieces,
@@ -22,9 +23,8 @@ from assistant.answer import (
     make_answerer,
 )
 from assistant.cli import main
-from assistant.decision import default_model
-from assistant.question import Terms, _derivations, matches, question_kind
-from assistant.sentences import split_sentences
+from assistant.text.question import Terms, _derivations, matches, question_kind
+from assistant.text.sentences import split_sentences
 
 NEAR_DOMAIN = [
     "Qui dirige la French Tech de Bordeaux ?",

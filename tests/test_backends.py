@@ -21,13 +21,18 @@ import numpy as np
 import pytest
 
 from assistant import Assistant, ConfigError, IndexMismatchError, Settings, model_export
-from assistant.backends import COMPILED_CACHE, ExportedEmbedder, make_embedder, resolve_threads
-from assistant.chunking import corpus_indexed_texts
 from assistant.config import user_cache_dir
-from assistant.embeddings import cache_key, embedding_identity
+from assistant.embed.backends import (
+    COMPILED_CACHE,
+    ExportedEmbedder,
+    make_embedder,
+    resolve_threads,
+)
+from assistant.embed.base import cache_key, embedding_identity
 from assistant.evaluation import load_questions, score_passages
-from assistant.generations import current_generation, read_manifest
-from assistant.indexer import build, update
+from assistant.index.builder import build, update
+from assistant.index.generations import current_generation, read_manifest
+from assistant.ingest.chunking import corpus_indexed_texts
 
 from .conftest import DEV_QUESTIONS, ROOT, SEED_CORPUS
 
@@ -137,11 +142,11 @@ def test_export_is_reused_by_the_next_start_offline(default_embedder: ExportedEm
     before = model_file.stat().st_mtime_ns
     code = (
         "import json, sys\n"
-        "import assistant.model_export as m\n"
+        "import assistant.embed.export as m\n"
         "def refuse(*a, **k): raise SystemExit('re-export')\n"
         "m._export = refuse\n"
         "from assistant import Settings\n"
-        "from assistant.backends import make_embedder\n"
+        "from assistant.embed.backends import make_embedder\n"
         f"e = make_embedder(Settings(embedding_cache_dir={str(models)!r}))\n"
         f"print(json.dumps([str(e.directory), e.embed_query({QUESTION!r}).tolist()]))\n"
     )

@@ -23,7 +23,7 @@ import pytest
 
 from assistant import Assistant, Settings
 from assistant.feedback import FeedbackStore
-from assistant.indexer import build
+from assistant.index.builder import build
 from ui.chat import PLACEHOLDER
 
 from .ui_server import GRADIO_WARNINGS, running_app

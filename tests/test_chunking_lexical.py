@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.chunking import chunk_article, make_splitter
 from assistant.config import Settings
-from assistant.corpus import load_corpus, parse_article
-from assistant.lexical import analyze
+from assistant.ingest.chunking import chunk_article, make_splitter
+from assistant.ingest.corpus import load_corpus, parse_article
+from assistant.text.analysis import analyze
 
 from .conftest import SEED_CORPUS
 

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.generations import current_marker, writer_lock
-from assistant.indexer import update
-from assistant.retriever import HybridRetriever, LoadedIndex
+from assistant.index.builder import update
+from assistant.index.generations import current_marker, writer_lock
+from assistant.search.retriever import HybridRetriever, LoadedIndex
 from tests.helpers.articles import (
     NEW_QUESTION,
     NEW_SOURCE,

@@ -21,14 +21,9 @@ import numpy as np
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.errors import (
-    IndexCorruptError,
-    IndexError_,
-    IndexMismatchError,
-    IndexMissingError,
-)
-from assistant.generations import current_generation, current_marker
-from assistant.indexer import build, update
+from assistant.errors import IndexCorruptError, IndexError_, IndexMismatchError, IndexMissingError
+from assistant.index.builder import build, update
+from assistant.index.generations import current_generation, current_marker
 from tests.conftest import SEED_CORPUS
 from tests.helpers.articles import top_passages
 
@@ -320,7 +315,7 @@ def other_model(tmp_path_factory: pytest.TempPathFactory, torch_embedder: Any) -
 def test_switching_embedding_model_needs_a_rebuild(
     damaged: Settings, other_model: Path, embedder: Any, pristine: dict[str, Any]
 ) -> None:
-    from assistant.embeddings import SentenceTransformerEmbedder
+    from assistant.embed.base import SentenceTransformerEmbedder
 
     env = {"ASSISTANT_EMBEDDING_MODEL": str(other_model)}
     result = cli("search", QUESTIONS[0], "--corpus", str(damaged.corpus_dir),

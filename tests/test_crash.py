@@ -22,8 +22,8 @@ import pytest
 
 from assistant import Assistant, Settings
 from assistant.errors import IndexLockedError
-from assistant.generations import current_marker, writer_lock
-from assistant.indexer import build, update
+from assistant.index.builder import build, update
+from assistant.index.generations import current_marker, writer_lock
 from tests.conftest import ROOT, SEED_CORPUS
 from tests.helpers.articles import (
     NEW_QUESTION,
@@ -237,7 +237,7 @@ def test_writer_waiting_on_a_lock_proceeds_when_the_holder_is_killed(tmp_path: P
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\nfrom pathlib import Path\n"
-         "from assistant.generations import writer_lock\n"
+         "from assistant.index.generations import writer_lock\n"
          "with writer_lock(Path(sys.argv[1])):\n    print('locked', flush=True)\n"
          "    time.sleep(120)\n", str(index_dir)],
         stdout=subprocess.PIPE, text=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.corpus import find_date, find_title, load_corpus, parse_article
+from assistant.ingest.corpus import find_date, find_title, load_corpus, parse_article
 
 from .conftest import SEED_CORPUS
 

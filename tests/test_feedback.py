@@ -15,8 +15,8 @@ import pytest
 
 from assistant import Settings
 from assistant.feedback import Citation, Feedback, FeedbackStore
-from assistant.generations import current_generation
-from assistant.indexer import build
+from assistant.index.builder import build
+from assistant.index.generations import current_generation
 
 QUESTION = "Qui dirige la Louvre Lens Vallée depuis mai 2015 ?"
 DEV_KEYS = {"id", "question", "sources", "answer_pattern", "kind"}

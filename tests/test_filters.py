@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from assistant import Assistant, QuestionError, Settings
-from assistant.filters import Filters, select
-from assistant.indexer import build
+from assistant.index.builder import build
+from assistant.search.filters import Filters, select
 
 from .ui_server import GRADIO_WARNINGS, running_app
 
@@ -311,7 +311,7 @@ def test_langchain_filters(seed_assistant: Assistant) -> None:
 def test_id_filter_searches_allowed_vectors_only(kind: str) -> None:
     import numpy as np
 
-    from assistant.store import EXACT_MAX, IdFilter, new_dense_index
+    from assistant.index.dense.faiss_index import EXACT_MAX, IdFilter, new_dense_index
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((6000, 16)).astype(np.float32)

@@ -24,12 +24,12 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from assistant import Assistant, Settings
-from assistant.chunking import chunk_article, make_splitter
-from assistant.corpus import ArticleError, decode, load_corpus, normalize, parse_article
-from assistant.generations import current_generation, current_marker
-from assistant.indexer import build, update
-from assistant.lexical import analyze
+from assistant.index.builder import build, update
+from assistant.index.generations import current_generation, current_marker
+from assistant.ingest.chunking import chunk_article, make_splitter
+from assistant.ingest.corpus import ArticleError, decode, load_corpus, normalize, parse_article
 from assistant.records import Article
+from assistant.text.analysis import analyze
 
 PROPERTY = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

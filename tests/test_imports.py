@@ -27,7 +27,8 @@ HEAVY = ("torch", "transformers", "sentence_transformers", "langchain_text_split
 NOT_FOR_SEARCH = ("torch", "transformers", "sentence_transformers", "langchain_text_splitters",
                   "langchain_core", "langchain", "trafilatura", "gradio", "nncf", "optimum")
 #: (package, the only module of the project allowed to import it)
-OWNERS = (("faiss", "assistant/store.py"), ("bm25s", "assistant/lexical.py"))
+OWNERS = (("faiss", "assistant/index/dense/faiss_index.py"),
+          ("bm25s", "assistant/index/lexical/bm25s_index.py"))
 
 
 def fresh(code: str) -> dict[str, object]:

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.chunking import chunk_article, make_splitter
-from assistant.corpus import read_article
 from assistant.errors import IndexMismatchError, IndexMissingError
-from assistant.generations import current_generation
-from assistant.indexer import build, update
-from assistant.sentences import split_sentences
+from assistant.index.builder import build, update
+from assistant.index.generations import current_generation
+from assistant.ingest.chunking import chunk_article, make_splitter
+from assistant.ingest.corpus import read_article
+from assistant.text.sentences import split_sentences
 
 NEW_ARTICLE = """La French Tech Sillon Lorrain inaugure un campus à Épinal
 

@@ -1,4 +1,5 @@
-"""FAISS index types of `assistant/store.py`: chunk ids, removal, save/load, `auto` thresholds."""
+"""FAISS index types of `assistant/index/dense/faiss_index.py`: chunk ids, removal, save/load,
+`auto` thresholds."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.indexer import build, update
-from assistant.store import (
+from assistant.index.builder import build, update
+from assistant.index.dense.faiss_index import (
     FLAT_MAX,
     all_vectors,
     choose_index_type,

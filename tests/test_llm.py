@@ -14,10 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assistant import Answer, Assistant, Settings
-from assistant.answer import NOT_FOUND, make_answerer
-from assistant.errors import LLMError
-from assistant.indexer import build
-from assistant.llm import (
+from assistant.answer.extractive import NOT_FOUND, make_answerer
+from assistant.answer.llm import (
     DATA_END,
     DATA_START,
     SYSTEM_PROMPT,
@@ -27,6 +25,8 @@ from assistant.llm import (
     chat_url,
     neutralize,
 )
+from assistant.errors import LLMError
+from assistant.index.builder import build
 
 from .openai_server import FakeOpenAIServer, Reply, openai_server  # noqa: F401 (fixture)
 

@@ -22,7 +22,7 @@ def test_index_update_logs_no_library_debug_lines(make_corpus: Callable[..., Set
             str(settings.index_dir)]
     run = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "INFO assistant.indexer" in run.stderr  # our own progress messages stay
+    assert "INFO assistant.index.builder" in run.stderr  # our own progress messages stay
     assert "DEBUG" not in run.stderr and "bm25s" not in run.stderr, run.stderr
 
     verbose = subprocess.run([*cmd, *args[:1], "build", *args[2:], "-v"], capture_output=True,

@@ -17,7 +17,7 @@ import pytest
 
 from assistant import Assistant, Settings
 from assistant.evaluation import run_eval
-from assistant.indexer import build
+from assistant.index.builder import build
 
 from .conftest import ROOT, SEED_CORPUS
 

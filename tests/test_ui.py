@@ -16,7 +16,7 @@ from gradio_client.exceptions import AppError
 
 from assistant import Answer, Assistant, Passage, Settings
 from assistant.feedback import FeedbackStore
-from assistant.indexer import build
+from assistant.index.builder import build
 from ui import render
 from ui.chat import history_messages, make_handlers, mode_choices
 from ui.uploads import UploadRefused, add_uploads, check_file, safe_name, target_path

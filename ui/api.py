@@ -40,7 +40,7 @@ from assistant.errors import (
     LLMError,
     QuestionError,
 )
-from assistant.filters import MAX_SOURCES, parse_date
+from assistant.search.filters import MAX_SOURCES, parse_date
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _check_date(value: str | None, info: ValidationInfo) -> str | None:
         raise PydanticCustomError("filter_invalid", "{message}", {"message": str(exc)}) from None
 
 
-#: The filters of `/api/search` and `/api/ask` (see `assistant.filters`).
+#: The filters of `/api/search` and `/api/ask` (see `assistant.search.filters`).
 FILTER_FIELDS: dict[str, Any] = {
     "sources": (list[Annotated[str, Field(max_length=300)]] | None, Field(
         None, max_length=MAX_SOURCES,

@@ -27,9 +27,9 @@ import gradio as gr
 
 from assistant.config import Settings
 from assistant.core import Assistant
-from assistant.corpus import SUFFIXES
 from assistant.errors import AssistantError, QuestionError
 from assistant.feedback import MAX_COMMENT_CHARS, Citation, Feedback, FeedbackStore
+from assistant.ingest.corpus import SUFFIXES
 from assistant.records import Answer
 
 from . import render

@@ -7,8 +7,8 @@ Built with the official `mcp` SDK (`MCPServer`, formerly FastMCP). Tools return 
 content (and the same JSON as text): `search` -> `{"passages": [...], "notice"}`, `ask` -> the
 `/api/ask` answer (`answer` with `[n]` markers, `in_corpus`, `citations`, `notice`, `leads`);
 each passage has source, title, start, end, text, score and chunk_id. Both take the optional
-filters `sources`, `since`, `until` (see `assistant.filters`). A bad question or filter, or an
-unavailable index, is a tool error with a French message. Calls share the concurrency gate of
+filters `sources`, `since`, `until` (see `assistant.search.filters`). A bad question or filter,
+or an unavailable index, is a tool error with a French message. Calls share the concurrency gate of
 `/api`.
 
 No `from __future__ import annotations` here: the SDK reads the tools' annotations at runtime.
@@ -30,7 +30,7 @@ from assistant import __version__
 from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError
-from assistant.filters import MAX_SOURCES
+from assistant.search.filters import MAX_SOURCES
 
 from .api import MAX_K, AnswerOut, Gate, PassageOut
 

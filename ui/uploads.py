@@ -3,8 +3,8 @@
 Each file is refused with a French reason when its type is not an article type, its name is
 unusable or already taken, it is larger than `settings.max_upload_bytes`, or the corpus loader
 cannot parse it. Accepted files are written atomically (hidden temporary name, then `os.replace`)
-into `settings.corpus_dir`, then `assistant.indexer.update` publishes a new generation that the
-next request picks up. The checks themselves live in `assistant.ingest_add`, shared with
+into `settings.corpus_dir`, then `assistant.index.builder.update` publishes a new generation
+that the next request picks up. The checks themselves live in `assistant.ingest.add`, shared with
 `assistant add`.
 """
 
@@ -18,15 +18,9 @@ from assistant import indexer
 from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError
-from assistant.indexer import UpdateReport
-from assistant.ingest_add import ItemRefused as UploadRefused
-from assistant.ingest_add import (
-    check_article,
-    read_checked,
-    safe_name,
-    target_path,
-    write_atomic,
-)
+from assistant.index.builder import UpdateReport
+from assistant.ingest.add import ItemRefused as UploadRefused
+from assistant.ingest.add import check_article, read_checked, safe_name, target_path, write_atomic
 
 __all__ = ["UploadRefused", "UploadResult", "add_uploads", "check_file", "safe_name",
            "target_path", "write_atomic"]

@@ -1,4 +1,5 @@
-"""Run `assistant.indexer.build|update` and SIGKILL this very process at the Nth call of a function.
+"""Run `assistant.index.builder.build|update` and SIGKILL this very process at the Nth call of
+a function.
 
     python tests/helpers/kill_at.py {build|update} CORPUS INDEX TARGET N {before|after}
 
@@ -19,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import assistant.generations as generations
-import assistant.indexer as indexer
-import assistant.lexical as lexical
-import assistant.store as store
+import assistant.index.builder as indexer
+import assistant.index.catalog as store
+import assistant.index.generations as generations
+import assistant.index.lexical.bm25s_index as lexical
 from assistant.config import Settings
 
 TARGETS = (

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from .lexical import STOPWORDS, fold_accents, words
+from .analysis import STOPWORDS, fold_accents, words
 
 Span = tuple[int, int]
 #: Recorded in the index manifest: sentence rows are split with this version of the rules.

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from .errors import QuestionError
+from ..errors import QuestionError
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_SOURCES = 500  # article names in one filter

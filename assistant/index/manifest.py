@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .chunking import splitter_description
-from .config import Settings
-from .embeddings import embedding_identity
-from .errors import REBUILD_HINT, IndexMismatchError
-from .lexical import analyzer_description
-from .sentences import SENTENCE_SPLITTER_VERSION
+from ..config import Settings
+from ..embed.base import embedding_identity
+from ..errors import REBUILD_HINT, IndexMismatchError
+from ..ingest.chunking import splitter_description
+from ..text.analysis import analyzer_description
+from ..text.sentences import SENTENCE_SPLITTER_VERSION
 
 
 def expected_identity(settings: Settings) -> dict[str, Any]:

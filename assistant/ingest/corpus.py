@@ -22,8 +22,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CorpusError
-from .records import Article
+from ..errors import CorpusError
+from ..records import Article
 
 log = logging.getLogger(__name__)
 

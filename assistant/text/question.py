@@ -24,10 +24,10 @@ from importlib import resources
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from .lexical import analyze, fold_accents
+from .analysis import analyze, fold_accents
 
 if TYPE_CHECKING:
-    from .retriever import HybridRetriever
+    from ..search.retriever import HybridRetriever
 
 ENTITY_BOOST = 3.0
 ABSENT_DISCOUNT = 0.35

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings
-from .records import Article, Chunk
+from ..config import Settings
+from ..records import Article, Chunk
 
 if TYPE_CHECKING:  # imported when a splitter is made: a search never needs langchain
     from langchain_text_splitters import RecursiveCharacterTextSplitter
@@ -119,8 +119,8 @@ def corpus_indexed_texts(corpus_dir: Path, settings: Settings) -> list[str]:
 def corpus_indexed_sentences(corpus_dir: Path) -> list[str]:
     """Every readable article's sentence rows of `corpus_dir`, as the indexer embeds them (the
     sentence splitter has no settings)."""
+    from ..text.sentences import sentence_text, split_sentences
     from .corpus import load_corpus
-    from .sentences import sentence_text, split_sentences
 
     articles, _ = load_corpus(corpus_dir)
     return [indexed_text(a.title, sentence_text(a.text, span)) for a in articles

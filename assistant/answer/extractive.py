@@ -28,22 +28,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
-from .config import Settings
+from ..config import Settings
+from ..errors import ConfigError
+from ..records import Answer, Passage
+from ..text.analysis import analyzed
+from ..text.question import Terms, contextualize, question_kind
+from ..text.sentences import display, fact_score, is_bullet, mostly_inside, split_sentences
 from .decision import ANY_MODEL, Evidence, default_model, gather
-from .errors import ConfigError
-from .lexical import analyzed
-from .question import Terms, contextualize, question_kind
-from .records import Answer, Passage
-from .sentences import (
-    display,
-    fact_score,
-    is_bullet,
-    mostly_inside,
-    split_sentences,
-)
 
 if TYPE_CHECKING:
-    from .retriever import HybridRetriever
+    from ..search.retriever import HybridRetriever
 
 __all__ = ["NOT_FOUND", "Answerer", "ExtractiveAnswerer", "answer_pieces", "contextualize",
            "coverage", "make_answerer", "not_found"]

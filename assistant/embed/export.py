@@ -39,9 +39,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .embeddings import embedding_identity, resolve_model
-from .errors import ConfigError
+from ..config import Settings
+from ..errors import ConfigError
+from .base import embedding_identity, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -297,15 +297,19 @@ def _export_openvino(module: Any, example: dict[str, Any], work: Path, tokenizer
 
 
 def calibration_texts(settings: Settings) -> list[str]:
-    """Fixed seed-corpus chunks (`calibration_texts.py`), with the model's passage prompt.
+    """Fixed seed-corpus chunks (`data/calibration.jsonl`), with the model's passage prompt.
 
-    Not the configured corpus: an export is shared by every index of the machine, so it must not
-    depend on which corpus happened to be indexed first.
+    Static quantisation measures activation ranges on sample inputs: 48 chunks of the five seed
+    articles as the indexer embeds them (title + passage), evenly sampled. Not the configured
+    corpus: an export is shared by every index of the machine, so it must not depend on which
+    corpus happened to be indexed first (two exports calibrated on two different corpora
+    differed by a mean cosine of 0.9965, as much as int8 differs from fp32).
     """
-    from .calibration_texts import TEXTS
+    from importlib.resources import files
 
+    lines = files("assistant").joinpath("data/calibration.jsonl").read_text("utf-8").splitlines()
     prompt = embedding_identity(settings)["passage_prompt"]
-    return [prompt + t for t in TEXTS]
+    return [prompt + json.loads(line)["text"] for line in lines if line.strip()]
 
 
 @contextlib.contextmanager

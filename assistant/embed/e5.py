@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import E5_MODEL_NAME  # the name users give ASSISTANT_EMBEDDING_MODEL
-from .errors import ConfigError
+from ..config import E5_MODEL_NAME
+from ..errors import ConfigError
 
 #: Bump when the recipe changes: older conversions are then ignored (a new directory is made).
 CONVERSION_VERSION = 1

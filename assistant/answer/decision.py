@@ -34,11 +34,11 @@ from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .lexical import analyzed
-from .question import content_terms, english_share, entity_terms, kind_terms, matches
+from ..text.analysis import analyzed
+from ..text.question import content_terms, english_share, entity_terms, kind_terms, matches
 
 if TYPE_CHECKING:
-    from .retriever import HybridRetriever
+    from ..search.retriever import HybridRetriever
 
 FEATURES = ("coverage", "semantic", "focus", "english")
 MONOTONE = ("coverage", "semantic", "focus")  # fitted weights kept >= 0

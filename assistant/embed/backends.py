@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import Settings
-from .embeddings import Embedder, SentenceTransformerEmbedder, embedding_identity
-from .errors import ConfigError
-from .model_export import REQUIREMENTS, ensure_export, missing_package
+from ..config import Settings
+from ..errors import ConfigError
+from .base import Embedder, SentenceTransformerEmbedder, embedding_identity
+from .export import REQUIREMENTS, ensure_export, missing_package
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import REBUILD_HINT, IndexCorruptError, IndexLockedError, IndexMissingError
+from ..errors import REBUILD_HINT, IndexCorruptError, IndexLockedError, IndexMissingError
 
 log = logging.getLogger(__name__)
 

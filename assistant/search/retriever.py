@@ -28,17 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from .config import Settings
-from .embeddings import Embedder
-from .errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
+from ..config import Settings
+from ..embed.base import Embedder
+from ..errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
+from ..index.catalog import SQLITE, Database
+from ..index.dense.faiss_index import FAISS, SENTENCES_FAISS, IdFilter, read_dense
+from ..index.generations import current_generation, read_manifest, verify_files
+from ..index.lexical.bm25s_index import BM25Index
+from ..index.manifest import check_compatible
+from ..records import Passage
+from ..text.analysis import analyze
+from ..text.question import question_kind
+from ..text.sentences import fact_score, mostly_inside, sentence_text
 from .filters import Filters, Selection, select
-from .generations import current_generation, read_manifest, verify_files
-from .lexical import BM25Index, analyze
-from .manifest import check_compatible
-from .question import question_kind
-from .records import Passage
-from .sentences import fact_score, mostly_inside, sentence_text
-from .store import FAISS, SENTENCES_FAISS, SQLITE, Database, IdFilter, read_dense
 
 FACT_BONUS = 0.08  # added to a sentence's cosine when it holds the kind of fact asked
 RERANK = 30  # candidates (by BM25 + chunk cosine) also scored by their best sentence

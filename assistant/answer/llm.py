@@ -22,13 +22,13 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .answer import NOT_FOUND, ExtractiveAnswerer, answer_pieces, not_found
-from .config import Settings
-from .errors import LLMError
-from .records import Answer, Passage
+from ..config import Settings
+from ..errors import LLMError
+from ..records import Answer, Passage
+from .extractive import NOT_FOUND, ExtractiveAnswerer, answer_pieces, not_found
 
 if TYPE_CHECKING:
-    from .retriever import HybridRetriever
+    from ..search.retriever import HybridRetriever
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,26 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .backends import make_embedder
-from .chunking import chunk_article, indexed_text, make_splitter
-from .config import Settings
-from .corpus import ArticleError, CorpusFile, Skipped, read_article, scan_corpus
-from .embeddings import Embedder, cache_key
-from .errors import IndexMissingError
+from .. import __version__
+from ..config import Settings
+from ..embed.backends import make_embedder
+from ..embed.base import Embedder, cache_key
+from ..errors import IndexMissingError
+from ..ingest.chunking import chunk_article, indexed_text, make_splitter
+from ..ingest.corpus import ArticleError, CorpusFile, Skipped, read_article, scan_corpus
+from ..text.analysis import analyze, dump_tokens, load_tokens
+from ..text.sentences import sentence_text, split_sentences
+from .catalog import SQLITE, Database, copy_database
+from .dense.faiss_index import (
+    FAISS,
+    SENTENCES_FAISS,
+    all_vectors,
+    choose_index_type,
+    index_kind,
+    new_dense_index,
+    read_dense,
+    write_dense,
+)
 from .generations import (
     clean_abandoned,
     current_generation,
@@ -37,22 +50,8 @@ from .generations import (
     write_manifest,
     writer_lock,
 )
-from .lexical import BM25Index, analyze, dump_tokens, load_tokens
+from .lexical.bm25s_index import BM25Index
 from .manifest import check_compatible, expected_identity
-from .sentences import sentence_text, split_sentences
-from .store import (
-    FAISS,
-    SENTENCES_FAISS,
-    SQLITE,
-    Database,
-    all_vectors,
-    choose_index_type,
-    copy_database,
-    index_kind,
-    new_dense_index,
-    read_dense,
-    write_dense,
-)
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import E5_MODEL_NAME, PACKAGED_MODEL, Settings
-from .errors import ConfigError
+from ..config import E5_MODEL_NAME, PACKAGED_MODEL, Settings
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def resolve_model(settings: Settings) -> tuple[str, bool]:
     if name == PACKAGED_MODEL:
         return str(packaged_model_path()), True
     if name == E5_MODEL_NAME:
-        from .e5_model import converted_model_dir
+        from .e5 import converted_model_dir
 
         return str(converted_model_dir(settings.model_cache_dir)), True
     return name, Path(name).expanduser().is_dir()

@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import __version__
-from .config import Settings
+from .. import __version__
+from ..config import Settings
+from ..records import Article
 from .corpus import SUFFIXES, ArticleError, decode, extract_html, parse_article, scan_corpus
-from .records import Article
 
 if TYPE_CHECKING:
-    from .embeddings import Embedder
-    from .indexer import UpdateReport
+    from ..embed.base import Embedder
+    from ..index.builder import UpdateReport
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ def page_markdown(html: str, url: str) -> tuple[str, bytes]:
 
 def page_slug(title: str | None, url: str) -> str:
     """A file stem for a page: its title folded to ASCII, else its URL's last path segment."""
-    from .lexical import fold_accents, words
+    from ..text.analysis import fold_accents, words
 
     parts = urlsplit(url)
     segment = parts.path.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
@@ -321,7 +321,7 @@ def add_items(
             report.items.append(ItemResult(item, REFUSED, reason=str(exc)))
         log.debug("%s", report.items[-1].line())
     if update_index and any(r.status != REFUSED for r in report.items):
-        from . import indexer
+        from ..index import builder as indexer
 
         try:
             report.index = indexer.update(settings, embedder, progress=progress, wait=wait)

@@ -1,0 +1,3 @@
+"""Texts to vectors: the Embedder protocol (base), its backends, the offline export and the e5
+conversion.
+"""

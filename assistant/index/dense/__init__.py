@@ -1,0 +1,1 @@
+"""Dense stores behind one contract (base.DenseStore)."""

@@ -1,0 +1,66 @@
+"""The contract of a dense store: vectors by integer id, searched by inner product.
+
+Ids are the catalog's chunk ids or sentence ids (one store each). Vectors are normalised, so the
+inner product is the cosine. A store is opened at one published state (what a generation's
+manifest recorded, or None for an empty store), changed in memory with `add` / `remove`, and
+`save` makes the changes durable under a new generation name and returns the state to record.
+What `save` writes never overwrites what an earlier state refers to: a reader of the previous
+generation keeps working, and a writer killed half-way leaves only unreferenced files, removed
+by `prune`. Implementations: `faiss.py` (embedded default), `qdrant.py`; `factory.py` picks one.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class IdSet:
+    """Ids a search is restricted to (the rows of the articles a filter lets through), sorted
+    and unique. Built once per filter and shared by threads: a backend may keep what it derives
+    from them (a FAISS selector, a Qdrant filter) in `derived`, under `lock`."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.unique(np.asarray(ids, dtype=np.int64))
+        self.derived: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class DenseStore(Protocol):
+    name: str  # the factory name that opens it ("faiss", "qdrant")
+
+    @property
+    def dimension(self) -> int: ...  # 0 while empty and never given a vector
+
+    def __len__(self) -> int: ...  # live vectors
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: np.ndarray) -> None: ...  # unknown ids are ignored
+
+    def search(self, query: np.ndarray, k: int, allowed: IdSet | None = None) -> np.ndarray:
+        """Ids of the (at most) k stored vectors closest to `query` (among `allowed`), best
+        first, as int64."""
+        ...
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of `ids` (all present), shape (len(ids), dimension), float32."""
+        ...
+
+    def save(self, generation: int) -> dict[str, Any]:
+        """Make the changes durable as generation number `generation` (strictly increasing in
+        one index); the JSON-able state a manifest records to reopen them (it names the
+        backend: `{"backend": name, ...}`)."""
+        ...
+
+    def prune(self, keep: list[dict[str, Any]]) -> None:
+        """Delete what none of the states `keep` (the generations still served) refers to:
+        files of older generations, or of writers killed half-way."""
+        ...
+
+    def describe(self) -> dict[str, Any]: ...  # backend, kind, counts: for `index info`

@@ -1,0 +1,1 @@
+"""Lexical stores behind one contract (base.LexicalStore)."""

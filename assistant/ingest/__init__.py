@@ -1,0 +1,3 @@
+"""From files to articles and chunks: corpus loading and cleaning, chunking, adding uploaded files.
+
+"""

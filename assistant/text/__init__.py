@@ -1,0 +1,3 @@
+"""Text analysis, one definition of each rule: French terms (analysis), sentences, what a question
+asks (question).
+"""
