@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assistant import Assistant, ConfigError, IndexMismatchError, Settings, model_export
+from assistant import Assistant, ConfigError, IndexMismatchError, Settings
+from assistant.embed import export as model_export
 from assistant.config import user_cache_dir
 from assistant.embed.backends import (
     COMPILED_CACHE,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant import indexer
+from assistant.index import builder as indexer
 from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError
