@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from assistant import Assistant, ConfigError, IndexMismatchError, Settings
-from assistant.embed import export as model_export
 from assistant.config import user_cache_dir
+from assistant.embed import export as model_export
 from assistant.embed.backends import (
     COMPILED_CACHE,
     ExportedEmbedder,

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.index import builder as indexer
 from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError
+from assistant.index import builder as indexer
 from assistant.index.builder import UpdateReport
 from assistant.ingest.add import ItemRefused as UploadRefused
 from assistant.ingest.add import check_article, read_checked, safe_name, target_path, write_atomic
