@@ -71,6 +71,15 @@ class Settings:
     candidates: int = 50  # per leg, before fusion
     faiss_index: str = "auto"  # auto | flat | ivf | hnsw
 
+    # Stores: "local" (FAISS + BM25 files in index_dir) or "qdrant" (a server, a cluster, or
+    # qdrant-client's in-process local mode); the catalog of articles stays in index_dir.
+    store: str = "local"
+    qdrant_url: str | None = None  # e.g. http://qdrant:6333
+    qdrant_api_key: str | None = field(default=None, repr=False)
+    qdrant_path: Path | None = None  # local mode: a directory (no server)
+    qdrant_prefix: str = "assistant_"  # collection names start with it
+    qdrant_timeout: float = 10.0  # seconds per request
+
     # Answers
     answerer: str = "extractive"  # extractive | llm
     max_answer_sentences: int = 3
@@ -109,6 +118,8 @@ class Settings:
         object.__setattr__(self, "separators", tuple(self.separators))
         if self.embedding_cache_dir is not None:
             object.__setattr__(self, "embedding_cache_dir", Path(self.embedding_cache_dir))
+        if self.qdrant_path is not None:
+            object.__setattr__(self, "qdrant_path", Path(self.qdrant_path))
         if self.feedback_db is not None:
             object.__setattr__(self, "feedback_db", Path(self.feedback_db))
         if self.api_keys_file is not None:
@@ -138,6 +149,11 @@ class Settings:
             raise ConfigError("k and candidates must be at least 1")
         if self.faiss_index not in {"auto", "flat", "ivf", "hnsw"}:
             raise ConfigError(f"faiss_index={self.faiss_index!r}: auto, flat, ivf or hnsw")
+        if self.store not in {"local", "qdrant"}:
+            raise ConfigError(f"store={self.store!r}: local or qdrant")
+        if self.store == "qdrant" and not (self.qdrant_url or self.qdrant_path):
+            raise ConfigError("store=qdrant needs qdrant_url (ASSISTANT_QDRANT_URL) or "
+                              "qdrant_path (ASSISTANT_QDRANT_PATH)")
         if self.answerer not in {"extractive", "llm"}:
             raise ConfigError(f"answerer={self.answerer!r}: extractive or llm")
         if self.rate_limit_per_minute is not None and self.rate_limit_per_minute < 0:

@@ -198,18 +198,21 @@ def index_status(settings: Settings) -> dict[str, Any]:
 
     path = current_generation(settings.index_dir)
     manifest = read_manifest(path)
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    stores = manifest["stores"]
     return {
         "index_dir": str(settings.index_dir),
         "generation": path.name,
         "articles": manifest["corpus"]["articles"],
         "chunks": manifest["corpus"]["chunks"],
+        "sentences": manifest["catalog"].get("sentences"),
         "model": manifest["embedding"]["model"],
         "backend": manifest["embedding"].get("backend", "torch"),
         "dimension": manifest["embedding"]["dimension"],
-        "faiss_index": manifest["faiss"]["type"],
+        "stores": {role: stores[role].get("backend") for role in stores},
+        "faiss_index": stores["chunks"].get("kind", stores["chunks"].get("backend")),
         "built_at": manifest["built_at"],
-        "size_bytes": size,
+        "size_bytes": sum(p.stat().st_size for p in settings.index_dir.rglob("*")
+                          if p.is_file()),
         "package_version": manifest["package_version"],
     }
 

@@ -8,6 +8,7 @@
     │   ├── IndexMismatchError     other model/splitter    -> assistant index build
     │   ├── IndexCorruptError      damaged files           -> assistant index build
     │   └── IndexLockedError       another writer is busy  -> wait, or retry later
+    ├── StoreUnavailableError      a remote store (Qdrant) is unreachable or too slow -> its URL
     ├── QuestionError              empty or over-long question
     └── LLMError                   the LLM endpoint failed (the answerer falls back to extractive)
 """
@@ -47,6 +48,11 @@ class IndexCorruptError(IndexError_):
 
 class IndexLockedError(IndexError_):
     pass
+
+
+class StoreUnavailableError(AssistantError):
+    """A remote store (Qdrant) cannot be reached, refuses the key, or answers too slowly; the
+    message names its URL. Nothing local was changed (CLI exit 1, HTTP 503)."""
 
 
 class QuestionError(AssistantError):

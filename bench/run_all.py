@@ -1,6 +1,6 @@
 """Run every benchmark and rewrite the README's "Benchmarks" section (`make bench`).
 
-Runs bench/quality.py, speed.py, embed_speed.py, scale.py and load.py, each in
+Runs bench/quality.py, speed.py, embed_speed.py, scale.py, update_cost.py and load.py, each in
 its own process (its log in bench/out/<name>.log), then replaces the text between
 `<!-- bench:start -->` and `<!-- bench:end -->` in README.md with their tables, the machine and
 the commands to reproduce. Without the markers README.md is left alone and the section is printed
@@ -23,15 +23,16 @@ from typing import Any
 from common import BENCH, OUT, ROOT, child_env, describe_machine, machine
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-BENCHES = ("quality", "speed", "embed_speed", "scale", "load")
+BENCHES = ("quality", "speed", "embed_speed", "scale", "update_cost", "load")
 QUICK_FLAGS = {"quality": ["--quick"], "speed": ["--quick"], "scale": ["--quick"],
-               "embed_speed": ["--quick"],
+               "embed_speed": ["--quick"], "update_cost": ["--quick"],
                "load": ["--clients", "4", "--questions", "3", "--burst", "6"]}
 COMMANDS = {
     "quality": "python bench/quality.py",
     "speed": "python bench/speed.py",
     "scale": "python bench/scale.py",
     "embed_speed": "python bench/embed_speed.py",
+    "update_cost": "python bench/update_cost.py",
     "load": "python bench/load.py",
 }
 

@@ -1,6 +1,6 @@
 """Search at 100k and 1M chunks: FAISS flat vs IVF vs HNSW (as
-`assistant/index/dense/faiss_index.py` builds them) and the BM25 leg (bm25s through
-`assistant.index.lexical.bm25s_index.BM25Index`).
+`assistant/index/dense/faiss.py` builds them) and the BM25 leg (the segmented store of
+`assistant/index/lexical/bm25.py`).
 
 Data is synthetic and seeded: unit vectors d=384 from a 64-dimensional latent mixture (graded
 similarity, see `vectors`), ids offset like chunk ids; token lists of 50 terms from
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from common import OUT, describe_machine, machine, md_table, ms_stats, run_measured, write_results
 
-from assistant.index.dense.faiss_index import choose_index_type, index_kind, new_dense_index
-from assistant.index.lexical.bm25s_index import BM25Index
+from assistant.index.dense.faiss import choose_index_type, index_kind, new_dense_index
+from assistant.index.lexical.bm25 import BM25Store
 
 DIM = 384
 LATENT = 64
@@ -142,11 +142,14 @@ def zipf_tokens(n: int, seed: int, terms: int = DOC_TERMS) -> list[list[str]]:
 
 
 def child_lexical(n: int, n_single: int) -> dict[str, Any]:
-    """BM25Index over n synthetic token lists; a query scores every row, then top-50."""
+    """The BM25 store over n synthetic token lists; a query returns its top 50."""
     docs = zipf_tokens(n, seed=7)
     before = rss_mb()
     t0 = time.perf_counter()
-    bm25 = BM25Index.build(list(range(ID_OFFSET, ID_OFFSET + n)), docs)
+    import tempfile
+
+    bm25 = BM25Store.open(Path(tempfile.mkdtemp(prefix="bench-bm25-")), None)
+    bm25.add(np.arange(ID_OFFSET, ID_OFFSET + n, dtype=np.int64), docs)
     build_s = time.perf_counter() - t0
     memory = rss_mb() - before  # the token lists are still alive: this is what BM25 adds
     del docs
@@ -154,8 +157,7 @@ def child_lexical(n: int, n_single: int) -> dict[str, Any]:
     queries = [[f"t{int(r)}" for r in rng.integers(5, 5_000, size=6)] for _ in range(n_single)]
 
     def search(terms: list[str]) -> np.ndarray:
-        scores = bm25.scores(terms)
-        return np.argpartition(-scores, 50)[:50]
+        return bm25.search(terms, 50)[0]
 
     search(queries[0])
     times = []

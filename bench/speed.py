@@ -336,13 +336,14 @@ def incremental(size: int, work: Path, base: Settings, embedder: Any, reps: int,
 
 #: The steps of an update worth naming (file:function), whatever calls them.
 STEPS = (
-    "corpus.py:scan_corpus", "indexer.py:_diff", "store.py:check", "store.py:article_states",
-    "store.py:copy_database", "store.py:read_dense", "store.py:remove_article",
-    "store.py:add_article", "embeddings.py:embed_passages", "store.py:cached_vectors",
-    "store.py:all_tokens", "lexical.py:load_tokens", "indexer.py:_updated_dense",
-    "store.py:write_dense", "lexical.py:build", "lexical.py:save", "store.py:commit",
+    "corpus.py:scan_corpus", "builder.py:_diff", "catalog.py:article_states",
+    "catalog.py:recover", "catalog.py:remove_article", "catalog.py:add_article",
+    "base.py:embed_passages", "backends.py:embed_passages", "builder.py:_embed",
+    "catalog.py:rows_with_keys",
+    "faiss.py:add", "faiss.py:remove", "faiss.py:save", "faiss.py:load", "bm25.py:add",
+    "bm25.py:remove", "bm25.py:save", "catalog.py:commit", "catalog.py:counts",
     "generations.py:publish", "generations.py:_fsync_tree", "generations.py:_prune",
-    "store.py:counts", "generations.py:clean_abandoned",
+    "builder.py:_prune", "catalog.py:purge", "generations.py:clean_abandoned",
 )
 
 

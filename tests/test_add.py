@@ -22,8 +22,8 @@ import yaml
 
 from assistant import Settings
 from assistant.index.builder import build, update
-from assistant.index.catalog import SQLITE, Database
-from assistant.index.generations import current_generation, writer_lock
+from assistant.index.catalog import Catalog
+from assistant.index.generations import writer_lock
 from assistant.ingest.add import ADDED, DUPLICATE, REFUSED, add_items, page_slug
 from assistant.ingest.corpus import parse_article
 from assistant.records import Passage, page_at
@@ -349,7 +349,7 @@ def test_pdf_pages_are_kept_through_the_catalog(
     (settings.corpus_dir / "rapport.pdf").write_bytes(raw)
     (settings.corpus_dir / "note.txt").write_text(" ".join(PDF_PAGE_1), encoding="utf-8")
     build(settings, lambda: embedder, progress=False)
-    db = Database(current_generation(settings.index_dir) / SQLITE, readonly=True)
+    db = Catalog.current(settings.index_dir)
     rows = db.chunks_by_id(range(1, 1000))
     db.close()
     assert {r[1] for r in rows.values()} == {"rapport.pdf", "note.txt"}
@@ -369,33 +369,6 @@ def test_pdf_pages_are_kept_through_the_catalog(
     spanning = Passage(1, 1.0, "x", "rapport.pdf", "R", second - 5, second + 5,
                        *(page_at(article.page_starts, o) for o in (second - 5, second + 4)))
     assert (spanning.to_dict()["page"], spanning.to_dict()["page_end"]) == (2, 4)
-
-
-def test_catalog_without_page_column_still_reads(tmp_path: Path) -> None:
-    """An index written before pages were kept: passages read with no page; a writable copy
-    gains the column."""
-    import sqlite3
-
-    path = tmp_path / "old.sqlite"
-    conn = sqlite3.connect(path)
-    conn.executescript(
-        "CREATE TABLE articles (id INTEGER PRIMARY KEY, source TEXT NOT NULL UNIQUE, sha256 TEXT"
-        " NOT NULL, title TEXT NOT NULL, date TEXT, url TEXT, author TEXT, text TEXT NOT NULL,"
-        " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);"
-        'CREATE TABLE chunks (id INTEGER PRIMARY KEY AUTOINCREMENT, article_id INTEGER NOT NULL,'
-        ' ordinal INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,'
-        " text TEXT NOT NULL, tokens TEXT NOT NULL);"
-        "INSERT INTO articles VALUES (1, 'a.txt', 'x', 'A', NULL, NULL, NULL, 'Bonjour', 7, 0);"
-        "INSERT INTO chunks VALUES (1, 1, 0, 0, 7, 'Bonjour', 'bonjour');"
-    )
-    conn.commit()
-    conn.close()
-    old = Database(path, readonly=True)
-    assert old.chunks_by_id([1]) == {1: ("Bonjour", "a.txt", "A", 0, 7, None, None)}
-    old.close()
-    Database(path).close()
-    columns = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(articles)")}
-    assert "page_starts" in columns
 
 
 @pytest.mark.parametrize(("title", "url", "slug"), [

@@ -113,6 +113,44 @@ def test_scale(tmp_path: Path) -> None:
     assert "recall@10" in (tmp_path / "scale.md").read_text(encoding="utf-8")
 
 
+def test_update_cost(tmp_path: Path) -> None:
+    from update_cost import long_article
+
+    assert long_article(7) == long_article(7) != long_article(8)
+    edited = long_article(7, edit=1)
+    assert edited != long_article(7)
+    assert edited.split("\n\n")[1:-1] == long_article(7).split("\n\n")[1:-1]  # one paragraph
+
+    data = run_script("update_cost", tmp_path, "--articles", "200", "--reps", "2", "--no-cold")
+    size, cases = data["update"]["size"], data["update"]["cases"]
+    assert size["articles"] == 200 and 10 * 200 <= size["chunks"] <= 20 * 200  # real length
+    assert size["chunk_vectors"] == size["chunks"] and size["sentence_vectors"] > size["chunks"]
+    assert size["vector_bytes"] == 4 * 384 * (size["chunk_vectors"] + size["sentence_vectors"])
+    assert 0 < size["extra_bytes"] == size["bytes"] - size["vector_bytes"]
+    assert size["generations"] == 1 and sum(size["parts"].values()) == size["bytes"]
+    for case in ("add", "change", "remove", "no_change"):
+        assert len(cases[case]["runs"]) == 2 and all(s > 0 for s in cases[case]["seconds"])
+    for run in cases["add"]["runs"]:  # a whole new article embedded, new segment files
+        assert run["added"] == 1 and run["chunks_embedded"] >= 10 and run["new_file_bytes"] > 0
+    for run in cases["change"]["runs"]:  # only the rewritten end embedded again
+        assert run["changed"] == 1 and 0 < run["chunks_embedded"] < run["chunks_reused"]
+    for run in cases["remove"]["runs"]:
+        assert run["removed"] == 1 and run["chunks_embedded"] == 0
+    for run in cases["no_change"]["runs"]:
+        assert run["generation"] is None and run["new_files"] == {}
+    if data["write_bytes_counted"]:
+        add, nothing = cases["add"]["median_write_bytes"], cases["no_change"]["median_write_bytes"]
+        assert nothing < add < size["bytes"]
+        assert cases["add"]["write_share"] == round(add / size["bytes"], 5)
+    profiles = data["update"]["profiles"]
+    assert set(profiles) == {"add", "change", "remove"}
+    assert all(p["top"][0]["cumulative_s"] > 0 for p in profiles.values())
+    md = (tmp_path / "update_cost.md").read_text(encoding="utf-8")
+    assert "Update cost at scale (200 synthetic articles" in md and "hashing embedder" in md
+    assert "| add 1 article |" in md and "| no change |" in md and "beyond the vectors" in md
+    assert "Not measured in this run (`--no-cold`)" in md
+
+
 def test_run_all_rewrites_only_between_markers(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# Titre\n\n## Benchmarks\n<!-- bench:start -->\nold\n<!-- bench:end -->\n"

@@ -79,9 +79,26 @@ def damaged(pristine: dict[str, Any], tmp_path: Path) -> Settings:
 Damage = Callable[[Path, Path], None]  # (index dir, current generation dir)
 
 
+def locate(index: Path, gen: Path, name: str) -> Path:
+    """A file of the served generation: "manifest.json", "catalog" (the SQLite catalog),
+    "chunks" (the chunk vectors' FAISS base), "lexical-ids" (a BM25 segment's ids) or
+    "lexical" (the lexical store's folder)."""
+    manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+    if name == "catalog":
+        return index / "catalog" / manifest["catalog"]["file"]
+    if name == "chunks":
+        return index / "stores" / "chunks" / manifest["stores"]["chunks"]["base"]["file"]
+    if name == "lexical-ids":
+        segment = manifest["stores"]["lexical"]["segments"][0]
+        return index / "stores" / "lexical" / segment["files"]["ids"]["name"]
+    if name == "lexical":
+        return index / "stores" / "lexical"
+    return gen / name
+
+
 def truncate(name: str, keep: float) -> Damage:
     def go(index: Path, gen: Path) -> None:
-        path = gen / name
+        path = locate(index, gen, name)
         data = path.read_bytes()
         path.write_bytes(data[: int(len(data) * keep)])
     return go
@@ -90,7 +107,7 @@ def truncate(name: str, keep: float) -> Damage:
 def overwrite(name: str, at: float, data: bytes) -> Damage:
     """Bytes overwritten in place at a fraction of the file (same size afterwards)."""
     def go(index: Path, gen: Path) -> None:
-        path = gen / name
+        path = locate(index, gen, name)
         raw = bytearray(path.read_bytes())
         start = int(len(raw) * at)
         assert raw[start:start + len(data)] != data, "this damage would change nothing"
@@ -101,7 +118,7 @@ def overwrite(name: str, at: float, data: bytes) -> Damage:
 
 def overwrite_sqlite_page(page: int) -> Damage:
     def go(index: Path, gen: Path) -> None:
-        with open(gen / "assistant.sqlite", "r+b") as fh:
+        with open(locate(index, gen, "catalog"), "r+b") as fh:
             fh.seek((page - 1) * 4096)
             fh.write(b"\xff" * 4096)
     return go
@@ -109,7 +126,7 @@ def overwrite_sqlite_page(page: int) -> Damage:
 
 def remove(name: str) -> Damage:
     def go(index: Path, gen: Path) -> None:
-        path = gen / name
+        path = locate(index, gen, name)
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     return go
 
@@ -117,27 +134,16 @@ def remove(name: str) -> Damage:
 def write(name: str, content: str | bytes) -> Damage:
     def go(index: Path, gen: Path) -> None:
         data = content.encode("utf-8") if isinstance(content, str) else content
-        (gen / name).write_bytes(data)
+        locate(index, gen, name).write_bytes(data)
     return go
 
 
-def edit_manifest(section: str, key: str, value: Any) -> Damage:
+def edit_manifest(section: str | None, key: str, value: Any) -> Damage:
     def go(index: Path, gen: Path) -> None:
         path = gen / "manifest.json"
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest[section][key] = value
+        (manifest if section is None else manifest[section])[key] = value
         path.write_text(json.dumps(manifest), encoding="utf-8")
-    return go
-
-
-def without_checksums(damage: Damage) -> Damage:
-    """The damage on an index whose manifest records no file checksums (older format)."""
-    def go(index: Path, gen: Path) -> None:
-        path = gen / "manifest.json"
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        del manifest["files"]
-        path.write_text(json.dumps(manifest), encoding="utf-8")
-        damage(index, gen)
     return go
 
 
@@ -155,44 +161,41 @@ def no_generations(index: Path, gen: Path) -> None:
 
 
 NAN = np.full(16, np.nan, dtype=np.float32).tobytes()
-# name: (damage, error raised, whether the SQLite embedding cache survives for the rebuild)
-CASES: dict[str, tuple[Damage, type[IndexError_], bool]] = {
-    "faiss-truncated": (truncate("dense.faiss", 0.5), IndexCorruptError, True),
-    "faiss-empty": (truncate("dense.faiss", 0.0), IndexCorruptError, True),
-    "faiss-missing": (remove("dense.faiss"), IndexCorruptError, True),
-    "faiss-vectors-overwritten": (overwrite("dense.faiss", 0.5, NAN), IndexCorruptError, True),
-    "faiss-truncated-no-checksums": (
-        without_checksums(truncate("dense.faiss", 0.7)), IndexCorruptError, True),
-    "manifest-garbage": (write("manifest.json", "{\"format_version\": 1, ..."),
-                         IndexCorruptError, False),
-    "manifest-not-an-object": (write("manifest.json", "[1, 2, 3]"), IndexCorruptError, False),
-    "manifest-missing": (remove("manifest.json"), IndexCorruptError, False),
-    "manifest-binary": (write("manifest.json", b"\xff\xfe\x00\x01{}"), IndexCorruptError, False),
-    "manifest-dimension": (edit_manifest("embedding", "dimension", 768), IndexCorruptError, True),
-    "manifest-chunk-count": (edit_manifest("corpus", "chunks", 3), IndexCorruptError, True),
+# name: (damage, error raised, which vectors a rebuild takes back from the damaged index:
+# "all", "sentences" (the chunk vectors are lost) or "none" (nothing of it is trusted))
+CASES: dict[str, tuple[Damage, type[IndexError_], str]] = {
+    "faiss-truncated": (truncate("chunks", 0.5), IndexCorruptError, "sentences"),
+    "faiss-empty": (truncate("chunks", 0.0), IndexCorruptError, "sentences"),
+    "faiss-missing": (remove("chunks"), IndexCorruptError, "sentences"),
+    "faiss-vectors-overwritten": (overwrite("chunks", 0.5, NAN), IndexCorruptError, "sentences"),
+    "manifest-garbage": (write("manifest.json", "{\"format_version\": 2, ..."),
+                         IndexCorruptError, "none"),
+    "manifest-not-an-object": (write("manifest.json", "[1, 2, 3]"), IndexCorruptError, "none"),
+    "manifest-missing": (remove("manifest.json"), IndexCorruptError, "none"),
+    "manifest-binary": (write("manifest.json", b"\xff\xfe\x00\x01{}"), IndexCorruptError,
+                        "none"),
+    "manifest-old-format": (edit_manifest(None, "format_version", 1), IndexCorruptError, "none"),
+    "manifest-dimension": (edit_manifest("embedding", "dimension", 768), IndexCorruptError,
+                           "all"),
+    "manifest-chunk-count": (edit_manifest("corpus", "chunks", 3), IndexCorruptError, "all"),
     "manifest-other-model": (
         edit_manifest("embedding", "model", "intfloat/multilingual-e5-small"),
-        IndexMismatchError, True),
+        IndexMismatchError, "none"),
     "manifest-other-chunk-size": (edit_manifest("chunking", "chunk_size", 400),
-                                  IndexMismatchError, True),
-    "sqlite-truncated": (truncate("assistant.sqlite", 0.5), IndexCorruptError, False),
-    "sqlite-empty": (truncate("assistant.sqlite", 0.0), IndexCorruptError, False),
-    "sqlite-bytes-overwritten-mid": (overwrite("assistant.sqlite", 0.5, b"\xa5" * 512),
-                                     IndexCorruptError, False),
-    "sqlite-page-overwritten-no-checksums": (
-        without_checksums(overwrite_sqlite_page(3)), IndexCorruptError, False),
-    "sqlite-not-a-database": (write("assistant.sqlite", "ceci n'est pas une base " * 200),
-                              IndexCorruptError, False),
-    "sqlite-missing": (remove("assistant.sqlite"), IndexCorruptError, False),
-    "bm25-missing": (remove("bm25"), IndexCorruptError, True),
-    "bm25-ids-truncated": (truncate("bm25/chunk_ids.npy", 0.6), IndexCorruptError, True),
-    "bm25-ids-missing-no-checksums": (
-        without_checksums(remove("bm25/chunk_ids.npy")), IndexCorruptError, True),
-    "current-points-nowhere": (pointer("20200101T000000-abcdef\n"), IndexCorruptError, False),
-    "current-empty": (pointer(""), IndexCorruptError, False),
-    "current-escapes": (pointer("../../etc\n"), IndexCorruptError, False),
-    "current-missing": (pointer(None), IndexMissingError, False),
-    "generations-missing": (no_generations, IndexCorruptError, False),
+                                  IndexMismatchError, "all"),
+    "sqlite-truncated": (truncate("catalog", 0.5), IndexCorruptError, "none"),
+    "sqlite-empty": (truncate("catalog", 0.0), IndexCorruptError, "none"),
+    "sqlite-page-overwritten": (overwrite_sqlite_page(3), IndexCorruptError, "none"),
+    "sqlite-not-a-database": (write("catalog", "ceci n'est pas une base " * 200),
+                              IndexCorruptError, "none"),
+    "sqlite-missing": (remove("catalog"), IndexCorruptError, "none"),
+    "bm25-missing": (remove("lexical"), IndexCorruptError, "all"),
+    "bm25-ids-truncated": (truncate("lexical-ids", 0.6), IndexCorruptError, "all"),
+    "current-points-nowhere": (pointer("000009-20200101T000000\n"), IndexCorruptError, "none"),
+    "current-empty": (pointer(""), IndexCorruptError, "none"),
+    "current-escapes": (pointer("../../etc\n"), IndexCorruptError, "none"),
+    "current-missing": (pointer(None), IndexMissingError, "none"),
+    "generations-missing": (no_generations, IndexCorruptError, "none"),
 }
 
 
@@ -200,7 +203,7 @@ CASES: dict[str, tuple[Damage, type[IndexError_], bool]] = {
 def test_damaged_index_is_refused_clearly_then_rebuilt(
     case: str, damaged: Settings, pristine: dict[str, Any], embedder: Any
 ) -> None:
-    damage, error, cache_survives = CASES[case]
+    damage, error, reuse = CASES[case]
     damage(damaged.index_dir, current_generation(damaged.index_dir))
 
     # The package: the precise error, naming the command that fixes it.
@@ -216,8 +219,10 @@ def test_damaged_index_is_refused_clearly_then_rebuilt(
     assert HINT in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
 
-    # `update` must not build a new generation on damaged files (it would carry the damage
-    # along): it refuses with the same hint, or has nothing to do. A missing index it builds.
+    # `update` must not build a new generation on damaged parts: it refuses with the same hint,
+    # or has nothing to do (with no article changed it reads the manifest and the catalog's
+    # article rows only, no store and no full check of the catalog, so that kind of damage is
+    # left for the readers, which refuse it, and for `index build`).
     if error is not IndexMissingError:
         before = current_marker(damaged.index_dir)
         try:
@@ -225,24 +230,25 @@ def test_damaged_index_is_refused_clearly_then_rebuilt(
         except IndexError_ as exc:
             assert HINT in str(exc)
         else:
-            # Only damage no check of an update sees: a hand-edited manifest, or files of an
-            # index whose manifest has no checksums (an update with nothing to do reads neither).
             assert report["generation"] is None, report
-            assert case.startswith("manifest-") or case.endswith("no-checksums"), report
+            assert case.startswith(("manifest-", "faiss-", "bm25-", "sqlite-page")), report
         assert current_marker(damaged.index_dir) == before
 
-    # `index build` repairs it. Where the SQLite file (and its embedding cache) is intact, the
-    # real command does so without the model; otherwise nothing of the old index is trusted.
-    if cache_survives:
+    # `index build` repairs it, taking back the vectors the damage spared (checked by their
+    # stores): with all of them, the real command does so without the model.
+    if reuse == "all":
         result = cli("index", "build", "--json", "--corpus", str(damaged.corpus_dir),
                      "--index", str(damaged.index_dir))
         assert result.returncode == 0, result.stderr[-2000:]
         report = json.loads(result.stdout)
-        assert report["chunks_embedded"] == 0 and report["chunks_reused"] > 0
+        assert report["chunks_embedded"] == 0 and report["sentences_embedded"] == 0
+        assert report["chunks_reused"] > 0
     else:
         report = build(damaged, lambda: embedder, progress=False).to_dict()
-        if not case.endswith("no-checksums"):  # nothing vouches for the old vectors
-            assert report["chunks_reused"] == 0
+        if reuse == "sentences":
+            assert report["sentences_embedded"] == 0 and report["chunks_embedded"] > 0
+        else:
+            assert report["chunks_reused"] == 0 and report["sentences_embedded"] > 0
     assert report["articles"] == len(ARTICLES)
     assert answers(damaged, embedder) == pristine["answers"]
 

@@ -8,6 +8,7 @@ same top passages as before, and the next update finishes the work and cleans up
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -51,7 +52,29 @@ def generations(settings: Settings) -> list[str]:
 def leftovers(settings: Settings) -> list[str]:
     """Work directories and pointer temp files a killed writer leaves behind."""
     gens = [p for p in generations(settings) if p.startswith(".")]
-    return gens + sorted(p.name for p in settings.index_dir.glob(".CURRENT.*"))
+    return gens + sorted(p.name for p in settings.index_dir.glob(".CURRENT.*")) + sorted(
+        p.name for p in settings.index_dir.glob(".SEQUENCE.*"))
+
+
+def _strings(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*(_strings(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_strings(v) for v in value)) if value else set()
+    return {value} if isinstance(value, str) else set()
+
+
+def unreferenced(settings: Settings) -> list[str]:
+    """Catalog and store files that no generation on disk refers to (a crash's leftovers that
+    the next publish must have removed)."""
+    names: set[str] = set()
+    for manifest in (settings.index_dir / "generations").glob("[!.]*/manifest.json"):
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        names |= _strings(data["stores"]) | {data["catalog"]["file"]}
+    found = [p for folder in ("catalog", "stores") for p in (settings.index_dir / folder).rglob("*")
+             if p.is_file()]
+    return sorted(p.relative_to(settings.index_dir).as_posix() for p in found
+                  if p.name.removesuffix("-wal").removesuffix("-shm") not in names)
 
 
 def serving(settings: Settings, embedder: Any) -> list[list[tuple[str, int, int, str]]]:
@@ -68,9 +91,9 @@ def bases(tmp_path_factory: pytest.TempPathFactory, embedder: Any,
           seed_settings: Settings) -> dict[str, Any]:
     """Index copies to crash into, with the answers expected before and after the new article.
 
-    `warm`: the seed articles indexed, with the new article's vectors already in the embedding
-    cache (it was indexed, then removed), so the driver never needs the model. `cold`: the seed
-    index as built, so the new article must be embedded (the `embed` kill point).
+    `warm`: the seed articles indexed after the new article was indexed then removed (rows and
+    segments of three generations, pruned). `cold`: the seed index as built (the `embed` kill
+    point). The driver embeds the new article with the real model in both.
     """
     root = tmp_path_factory.mktemp("crash-bases")
     warm = Settings(corpus_dir=root / "warm" / "corpus", index_dir=root / "warm" / "index")
@@ -129,6 +152,7 @@ def assert_recovers(settings: Settings, embedder: Any, bases: dict[str, Any], *,
     assert report.added == ([] if published else [NEW_SOURCE])
     assert (report.generation is None) == published
     assert leftovers(settings) == []
+    assert unreferenced(settings) == []
     if not published:
         # The new generation plus the one served before the crash (readers may still hold it);
         # a half-published generation left by the crash is not kept in its place.
@@ -144,17 +168,20 @@ def assert_recovers(settings: Settings, embedder: Any, bases: dict[str, Any], *,
 KILL_POINTS = [
     ("update", "add_article", 1, "after", "warm", False),
     ("update", "embed", 1, "before", "cold", False),
-    ("update", "write_dense", 1, "after", "warm", False),
+    ("update", "catalog_commit", 1, "after", "warm", False),  # rows committed, unpublished
+    ("update", "dense_save", 1, "after", "warm", False),
+    ("update", "dense_save", 2, "after", "warm", False),
     ("update", "bm25_save", 1, "after", "warm", False),
     ("update", "write_manifest", 1, "after", "warm", False),
-    ("update", "os_replace", 1, "before", "warm", False),  # work dir complete, not renamed
-    ("update", "os_replace", 1, "after", "warm", False),  # renamed, CURRENT not switched
-    ("update", "os_replace", 2, "before", "warm", False),  # the new pointer written beside
-    ("update", "os_replace", 2, "after", "warm", True),  # CURRENT switched, nothing pruned
+    ("update", "os_replace", 1, "after", "warm", False),  # a generation number taken
+    ("update", "os_replace", 2, "before", "warm", False),  # work dir complete, not renamed
+    ("update", "os_replace", 2, "after", "warm", False),  # renamed, CURRENT not switched
+    ("update", "os_replace", 3, "before", "warm", False),  # the new pointer written beside
+    ("update", "os_replace", 3, "after", "warm", True),  # CURRENT switched, nothing pruned
     ("update", "prune", 1, "before", "warm", True),
     ("build", "add_article", 3, "after", "warm", False),
     ("build", "bm25_save", 1, "after", "warm", False),
-    ("build", "os_replace", 1, "after", "warm", False),
+    ("build", "os_replace", 2, "after", "warm", False),
 ]
 
 
@@ -187,11 +214,11 @@ def test_two_crashes_in_a_row_then_recovery(
     settings = copy_base(bases["warm"], tmp_path)
     served_before = current_marker(settings.index_dir)
     assert served_before is not None
-    kill_at(settings, "update", "write_dense", 1, "after")
+    kill_at(settings, "update", "dense_save", 1, "after")
     assert leftovers(settings), "the first crash should leave its work directory"
     # The second writer dies while cleaning up after the first one, then a third one succeeds.
     kill_at(settings, "update", "clean_abandoned", 1, "before")
-    kill_at(settings, "build", "os_replace", 1, "after")
+    kill_at(settings, "build", "os_replace", 2, "after")
     assert current_marker(settings.index_dir) == served_before
     assert serving(settings, embedder) == bases["before"]
     assert_recovers(settings, embedder, bases, served_before=served_before, published=False)

@@ -304,26 +304,3 @@ def test_langchain_filters(seed_assistant: Assistant) -> None:
         retriever.invoke(SURFACE, since="2020-01-01")  # search_kwargs' Louvre is undated
     with pytest.raises(ValidationError, match="search_kwargs inconnus"):
         AssistantRetriever(assistant=seed_assistant, search_kwargs={"source": [SERRE]})
-
-
-# -- FAISS mechanics (random unit vectors: no model needed) ---------------------------------------
-@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
-def test_id_filter_searches_allowed_vectors_only(kind: str) -> None:
-    import numpy as np
-
-    from assistant.index.dense.faiss_index import EXACT_MAX, IdFilter, new_dense_index
-
-    rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((6000, 16)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ids = np.arange(1000, 7000, dtype=np.int64)
-    index = new_dense_index(kind, 16, vectors)
-    index.add_with_ids(vectors, ids)
-    query = vectors[7]
-    for allowed in (ids[::3][:50], ids[ids % 6 != 0]):  # exact scoring, then an id selector
-        assert (len(allowed) <= EXACT_MAX) == (len(allowed) == 50)
-        found = IdFilter(allowed).search(index, query, 20)
-        exact = allowed[np.argsort(-(vectors[allowed - 1000] @ query))[:20]]
-        assert set(found) <= set(allowed) and len(found) == 20
-        assert len(set(found) & set(exact)) >= (20 if kind == "flat" else 17)
-    assert list(IdFilter(ids[:3]).search(index, query, 10)) != []  # fewer allowed than asked

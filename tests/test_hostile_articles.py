@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import unicodedata
@@ -25,7 +24,8 @@ from hypothesis import strategies as st
 
 from assistant import Assistant, Settings
 from assistant.index.builder import build, update
-from assistant.index.generations import current_generation, current_marker
+from assistant.index.catalog import Catalog
+from assistant.index.generations import current_marker
 from assistant.ingest.chunking import chunk_article, make_splitter
 from assistant.ingest.corpus import ArticleError, decode, load_corpus, normalize, parse_article
 from assistant.records import Article
@@ -373,13 +373,12 @@ def write_bad_files(corpus: Path) -> None:
 
 
 def indexed_sources(settings: Settings) -> dict[str, int]:
-    """source -> number of chunk rows, read straight from the current generation's SQLite."""
-    path = current_generation(settings.index_dir) / "assistant.sqlite"
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
-        rows = conn.execute(
-            "SELECT a.source, count(c.id) FROM articles a LEFT JOIN chunks c "
-            "ON c.article_id = a.id GROUP BY a.source").fetchall()
-    return dict(rows)
+    """source -> number of chunk rows, read straight from the served generation's catalog."""
+    catalog = Catalog.current(settings.index_dir)
+    try:
+        return {a["source"]: a["chunks"] for a in catalog.articles()}
+    finally:
+        catalog.close()
 
 
 def test_load_corpus_reports_each_bad_file_by_name(tmp_path: Path) -> None:

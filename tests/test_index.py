@@ -13,6 +13,7 @@ import pytest
 from assistant import Assistant, Settings
 from assistant.errors import IndexMismatchError, IndexMissingError
 from assistant.index.builder import build, update
+from assistant.index.catalog import Catalog
 from assistant.index.generations import current_generation
 from assistant.ingest.chunking import chunk_article, make_splitter
 from assistant.ingest.corpus import read_article
@@ -74,7 +75,10 @@ def test_build_load_gives_identical_results_and_manifest(
     assert manifest["embedding"]["dimension"] == 384
     assert manifest["chunking"]["chunk_size"] == 500
     assert manifest["corpus"]["chunks"] == report.chunks
-    assert manifest["faiss"]["type"] == "flat"
+    stores = manifest["stores"]
+    assert (stores["chunks"]["backend"], stores["chunks"]["kind"]) == ("faiss", "flat")
+    assert stores["sentences"]["backend"] == "faiss" and stores["lexical"]["backend"] == "bm25"
+    assert manifest["catalog"]["chunks"] == report.chunks
 
     # A rebuild re-embeds nothing: the embedding cache keeps known text.
     counting.embedded.clear()
@@ -131,6 +135,13 @@ def test_update_embeds_only_new_or_changed_articles(
         "lorntech-sillon-lorrain.txt", "louvre-lens-vallee-cluster-numerique.txt",
     }
 
+    # The corpus fingerprint follows the files, however the index got there.
+    path = current_generation(settings.index_dir) / "manifest.json"
+    updated = json.loads(path.read_text())["corpus"]["fingerprint"]
+    build(settings, lambda: counting, progress=False)
+    path = current_generation(settings.index_dir) / "manifest.json"
+    assert json.loads(path.read_text())["corpus"]["fingerprint"] == updated
+
 
 def test_touched_but_identical_file_is_unchanged(
     make_corpus: Callable[..., Settings], embedder: Any,
@@ -141,6 +152,11 @@ def test_touched_but_identical_file_is_unchanged(
     path.write_bytes(path.read_bytes())  # new mtime, same bytes
     report = update(settings, lambda: embedder, progress=False)
     assert report.unchanged == 5 and not report.changed and report.generation is None
+    # ...and remembered: the next update compares size and time only, no re-hash.
+    catalog = Catalog.current(settings.index_dir)
+    state = catalog.article_states()["lorntech-sillon-lorrain.txt"]
+    catalog.close()
+    assert state[1:] == (path.stat().st_size, path.stat().st_mtime_ns)
 
 
 def test_update_without_index_builds_it(
@@ -172,11 +188,17 @@ def test_mismatched_settings_are_refused_with_the_fix(
 
 
 def test_no_pickle_files_in_the_index(seed_settings: Settings) -> None:
-    gen = current_generation(seed_settings.index_dir)
-    names = {p.name for p in gen.rglob("*") if p.is_file()}
-    assert {"manifest.json", "assistant.sqlite", "dense.faiss", "chunk_ids.npy"} <= names
-    for path in gen.rglob("*.npy"):
+    index = seed_settings.index_dir
+    names = {p.relative_to(index).as_posix() for p in index.rglob("*") if p.is_file()}
+    assert any(n.startswith("catalog/catalog-") for n in names)
+    assert any(n.startswith("stores/chunks/base-") for n in names)
+    assert any(n.startswith("stores/sentences/base-") for n in names)
+    assert any(n.startswith("stores/lexical/") for n in names)
+    for path in index.rglob("*.npy"):
         np.load(path, allow_pickle=False)  # raises if a pickled object array were saved
+    for path in index.rglob("*.npz"):
+        with np.load(path, allow_pickle=False) as data:
+            [data[key] for key in data.files]
     assert not any(n.endswith((".pkl", ".pickle")) for n in names)
 
 

@@ -1,5 +1,5 @@
-"""What the `assistant` command logs at its default level: our French messages, no library
-debug lines (bm25s sets its own logger to DEBUG when it is imported)."""
+"""What the `assistant` command logs at its default level: our French messages, no debug lines
+(ours or a library's); `-v` shows them."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def test_index_update_logs_no_library_debug_lines(make_corpus: Callable[..., Set
     run = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "INFO assistant.index.builder" in run.stderr  # our own progress messages stay
-    assert "DEBUG" not in run.stderr and "bm25s" not in run.stderr, run.stderr
+    assert "DEBUG" not in run.stderr, run.stderr
 
     verbose = subprocess.run([*cmd, *args[:1], "build", *args[2:], "-v"], capture_output=True,
                              text=True, timeout=300)
     assert verbose.returncode == 0, verbose.stderr
-    assert "DEBUG bm25s" in verbose.stderr  # -v still shows everything
+    assert "DEBUG assistant.index.builder" in verbose.stderr  # -v shows what each store wrote

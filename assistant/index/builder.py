@@ -1,8 +1,12 @@
-"""Build and update the index: diff the corpus against the index, embed only what is new.
+"""Build and update the index: diff the corpus against the index, embed only what is new, write
+only what changed.
 
-`build` starts from nothing (keeping the embedding cache of the previous generation, so known text
-is never re-embedded); `update` copies the current generation and applies the difference. Both
-write a new generation and publish it atomically (see `generations.py`).
+An update opens the catalog and the stores at the generation being served, marks the rows of
+removed or changed articles removed, adds the rows of new ones (their vectors read back from
+the stores when the same text was embedded before), saves the stores' new segments and writes
+a new generation's manifest, published atomically (`generations.py`). `build` does the same
+from an empty catalog and empty stores, taking known vectors from the previous index when it
+was built with the same model. Afterwards, what no kept generation refers to is deleted.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,36 +24,29 @@ import numpy as np
 from .. import __version__
 from ..config import Settings
 from ..embed.backends import make_embedder
-from ..embed.base import Embedder, cache_key
-from ..errors import IndexMissingError
+from ..embed.base import Embedder
+from ..errors import REBUILD_HINT, IndexMismatchError, IndexMissingError
 from ..ingest.chunking import chunk_article, indexed_text, make_splitter
 from ..ingest.corpus import ArticleError, CorpusFile, Skipped, read_article, scan_corpus
-from ..text.analysis import analyze, dump_tokens, load_tokens
+from ..text.analysis import analyze
 from ..text.sentences import sentence_text, split_sentences
-from .catalog import SQLITE, Database, copy_database
-from .dense.faiss_index import (
-    FAISS,
-    SENTENCES_FAISS,
-    all_vectors,
-    choose_index_type,
-    index_kind,
-    new_dense_index,
-    read_dense,
-    write_dense,
-)
+from .catalog import CATALOG_DIR, Catalog, catalog_file, vec_key
+from .dense.base import DenseStore
+from .dense.factory import ROLES, dense_backend, open_dense
 from .generations import (
     clean_abandoned,
     current_generation,
     discard,
-    file_digests,
+    kept_manifests,
     new_workdir,
+    next_number,
     publish,
     read_manifest,
-    verify_files,
     write_manifest,
     writer_lock,
 )
-from .lexical.bm25s_index import BM25Index
+from .lexical.base import LexicalStore
+from .lexical.factory import open_lexical
 from .manifest import check_compatible, expected_identity
 
 log = logging.getLogger(__name__)
@@ -65,7 +61,7 @@ class UpdateReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     chunks_embedded: int = 0
-    chunks_reused: int = 0  # found in the embedding cache
+    chunks_reused: int = 0  # vectors found again (same text embedded before)
     sentences_embedded: int = 0  # sentence rows (answers and reranking) embedded now
     skipped: list[Skipped] = field(default_factory=list)
     articles: int = 0
@@ -121,6 +117,38 @@ def update(
         return _write(settings, embedder, progress, incremental=True)
 
 
+@dataclass
+class _Stores:
+    """The three stores of one index, opened at one state each."""
+
+    chunks: DenseStore
+    sentences: DenseStore
+    lexical: LexicalStore
+
+    @classmethod
+    def open(cls, settings: Settings, states: dict[str, Any] | None) -> _Stores:
+        states = states or {}
+        return cls(open_dense(settings, "chunks", states.get("chunks")),
+                   open_dense(settings, "sentences", states.get("sentences")),
+                   open_lexical(settings, states.get("lexical")))
+
+    def dense(self, role: str) -> DenseStore:
+        return self.chunks if role == "chunks" else self.sentences
+
+    def save(self, number: int) -> dict[str, Any]:
+        return {"chunks": self.chunks.save(number), "sentences": self.sentences.save(number),
+                "lexical": self.lexical.save(number)}
+
+
+@dataclass
+class _Source:
+    """Where known vectors can be read back: a catalog and the dense stores of its generation
+    (role -> store; a damaged one is left out: its texts are embedded again)."""
+
+    catalog: Catalog
+    dense: dict[str, DenseStore]
+
+
 def _write(
     settings: Settings, embedder_factory: EmbedderFactory | None, progress: bool | None,
     *, incremental: bool,
@@ -128,40 +156,63 @@ def _write(
     t0 = time.perf_counter()
     report = UpdateReport(rebuilt=not incremental)
     files = scan_corpus(settings.corpus_dir)
-    previous: Path | None = None
+    previous: dict[str, Any] | None = None
     try:
-        previous = current_generation(settings.index_dir)
+        previous = read_manifest(current_generation(settings.index_dir))
+        if incremental:
+            check_compatible(previous, settings)
+            _check_backends(previous, settings)
     except IndexMissingError:
         pass
     except Exception as exc:  # a corrupt index must not stop a full rebuild
         if incremental:
             raise
         log.warning("Index précédent ignoré : %s", exc)
+        previous = None
 
-    old_states: dict[str, tuple[str, int, int]] = {}
     if incremental:
         assert previous is not None
-        manifest = read_manifest(previous)
-        check_compatible(manifest, settings)
-        verify_files(previous, manifest)  # never carry damaged files into the next generation
-        old = Database(previous / SQLITE, readonly=True)
-        old.check()
-        old_states = old.article_states()
-        old.close()
-
-    todo, report.unchanged, report.removed = _diff(files, old_states)
+        catalog = Catalog(catalog_file(settings.index_dir, previous), previous["generation"],
+                          writable=True)
+        catalog.recover()
+        old_states = catalog.article_states()
+    else:
+        catalog, old_states = None, {}
+    todo, report.unchanged, report.removed, touched = _diff(files, old_states)
     if incremental and not todo and not report.removed:
-        report.articles, report.chunks = len(old_states), manifest["corpus"]["chunks"]
+        assert catalog is not None
+        for source, size, mtime_ns in touched:
+            catalog.touch_article(source, size, mtime_ns)
+        catalog.commit()
+        catalog.close()
+        report.articles, report.chunks = len(old_states), catalog_chunks(previous)
         report.seconds = time.perf_counter() - t0
         return report
 
+    number = next_number(settings.index_dir)
     workdir = new_workdir(settings.index_dir)
+    known: _Source | None
     try:
-        _fill(settings, embedder_factory, progress, workdir, previous, incremental, todo, report)
+        if incremental:
+            assert catalog is not None and previous is not None
+            stores = _Stores.open(settings, previous["stores"])
+            known = _Source(catalog, {role: stores.dense(role) for role in ROLES})
+        else:
+            path = settings.index_dir / CATALOG_DIR / f"catalog-{number:06d}.sqlite"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)  # a killed build's leftover of the same number
+            catalog = Catalog(path, 0, writable=True, create=True)
+            stores = _Stores.open(settings, None)
+            known = _previous_source(settings, previous)
+        manifest = _fill(settings, embedder_factory, progress, catalog, stores, known, number,
+                         todo, touched, report, previous if incremental else None, old_states)
         if incremental and not (report.added or report.changed or report.removed):
             discard(workdir)  # only unreadable files to (re)index: the same index, kept as is
+            catalog.close()
         else:
-            report.generation = publish(settings.index_dir, workdir).name
+            write_manifest(workdir, manifest)
+            report.generation = publish(settings.index_dir, workdir, number).name
+            _prune(settings, catalog, stores)
     except BaseException:
         discard(workdir)
         raise
@@ -171,11 +222,25 @@ def _write(
     return report
 
 
+def _check_backends(manifest: dict[str, Any], settings: Settings) -> None:
+    """An update writes with the backends that wrote the index; asking for others is an error
+    naming the two ways out (readers simply follow the manifest)."""
+    have = manifest["stores"]["chunks"].get("backend")
+    want = dense_backend(settings)
+    if have != want:
+        raise IndexMismatchError(
+            f"L'index a été écrit avec le stockage « {have} », le réglage demande « {want} » "
+            f"(ASSISTANT_STORE={settings.store}). Copiez-le avec `assistant index export --to "
+            f"{settings.store}`, ou : {REBUILD_HINT}")
+
+
 def _diff(
     files: list[CorpusFile], old: dict[str, tuple[str, int, int]]
-) -> tuple[list[tuple[CorpusFile, str | None]], int, list[str]]:
-    """(files to (re)index with their old hash or None, unchanged count, removed sources)."""
+) -> tuple[list[tuple[CorpusFile, str | None]], int, list[str], list[tuple[str, int, int]]]:
+    """(files to (re)index with their old hash or None, unchanged count, removed sources,
+    files touched but identical as (source, size, mtime_ns))."""
     todo: list[tuple[CorpusFile, str | None]] = []
+    touched: list[tuple[str, int, int]] = []
     unchanged = 0
     for f in files:
         state = old.get(f.source)
@@ -190,39 +255,44 @@ def _diff(
                 sha = None
             if sha == state[0]:
                 unchanged += 1
+                touched.append((f.source, f.size, f.mtime_ns))
             else:
                 todo.append((f, state[0]))
     present = {f.source for f in files}
-    return todo, unchanged, sorted(s for s in old if s not in present)
+    return todo, unchanged, sorted(s for s in old if s not in present), touched
+
+
+@dataclass
+class _Rows:
+    """Rows of one update: ids removed, and ids added with the texts to embed for them."""
+
+    removed: dict[str, list[int]] = field(
+        default_factory=lambda: {"chunks": [], "sentences": []})
+    ids: dict[str, list[int]] = field(default_factory=lambda: {"chunks": [], "sentences": []})
+    texts: dict[str, list[str]] = field(
+        default_factory=lambda: {"chunks": [], "sentences": []})
+    terms: list[list[str]] = field(default_factory=list)
 
 
 def _fill(
     settings: Settings, embedder_factory: EmbedderFactory | None, progress: bool | None,
-    workdir: Path, previous: Path | None, incremental: bool,
-    todo: list[tuple[CorpusFile, str | None]], report: UpdateReport,
-) -> None:
-    identity = expected_identity(settings)
-    db_path = workdir / SQLITE
-    if incremental:
-        assert previous is not None
-        copy_database(previous / SQLITE, db_path)
-        db = Database(db_path)
-        dense = read_dense(previous / FAISS)
-        sentence_dense = read_dense(previous / SENTENCES_FAISS)
-    else:
-        db = Database(db_path)
-        if previous is not None:
-            _import_cache(db, previous)
-        dense = sentence_dense = None
-
+    catalog: Catalog, stores: _Stores, known: _Source | None, number: int,
+    todo: list[tuple[CorpusFile, str | None]], touched: list[tuple[str, int, int]],
+    report: UpdateReport, previous: dict[str, Any] | None,
+    old_states: dict[str, tuple[str, int, int]],
+) -> dict[str, Any]:
+    """Write generation `number`'s rows and segments (on top of `previous`, the manifest of the
+    generation served, for an update); its manifest."""
     show = sys.stderr.isatty() if progress is None else progress
-    removed = _Rows()
+    rows = _Rows()
+    fingerprint = int(previous["corpus"]["fingerprint"], 16) if previous else 0
     for source in report.removed:
-        removed.sentences += db.sentence_ids(source)
-        removed.chunks += db.remove_article(source)
+        _remove(catalog, source, number, rows)
+        fingerprint -= _article_hash(source, old_states[source][0])
+    for source, size, mtime_ns in touched:
+        catalog.touch_article(source, size, mtime_ns)
 
     splitter = make_splitter(settings)
-    added = _Rows()
     items = todo
     if show:
         from tqdm import tqdm
@@ -236,143 +306,167 @@ def _fill(
             report.skipped.append(Skipped(f.source, str(exc)))
             continue  # a changed article that became unreadable keeps its previous version
         if old_sha is not None:
-            removed.sentences += db.sentence_ids(f.source)
-            removed.chunks += db.remove_article(f.source)
+            _remove(catalog, f.source, number, rows)
+            fingerprint -= _article_hash(f.source, old_sha)
             report.changed.append(f.source)
         else:
             report.added.append(f.source)
         chunks = chunk_article(article, splitter, min_chars=settings.chunk_min_chars)
-        texts = [indexed_text(article.title, c.text) for c in chunks]
-        tokens = [dump_tokens(analyze(t)) for t in texts]
-        added.chunks += db.add_article(article, f.size, f.mtime_ns, chunks, tokens)
-        added.chunk_texts += texts
+        chunk_texts = [indexed_text(article.title, c.text) for c in chunks]
         spans = split_sentences(article.text)
-        added.sentences += db.add_sentences(article.source, spans)
-        added.sentence_texts += [indexed_text(article.title, sentence_text(article.text, span))
-                                 for span in spans]
+        sentence_texts = [indexed_text(article.title, sentence_text(article.text, span))
+                          for span in spans]
+        chunk_ids, sentence_ids = catalog.add_article(
+            article, f.size, f.mtime_ns, number, chunks, [vec_key(t) for t in chunk_texts],
+            spans, [vec_key(t) for t in sentence_texts])
+        rows.ids["chunks"] += chunk_ids
+        rows.ids["sentences"] += sentence_ids
+        rows.texts["chunks"] += chunk_texts
+        rows.texts["sentences"] += sentence_texts
+        rows.terms += [analyze(t) for t in chunk_texts]
+        fingerprint += _article_hash(article.source, article.sha256)
 
-    key = cache_key(identity["embedding"])
-    texts = added.chunk_texts + added.sentence_texts
-    vectors, fresh = _embed(db, key, texts, embedder_factory, settings, show)
-    cut = len(added.chunk_texts)
-    report.chunks_embedded = sum(fresh[:cut])
-    report.chunks_reused = cut - report.chunks_embedded
-    report.sentences_embedded = sum(fresh[cut:])
-    dimension = vectors.shape[1] if len(vectors) else _dimension(previous, dense)
+    vectors, fresh = _embed(settings, embedder_factory, known, rows.texts, show)
+    report.chunks_embedded = sum(fresh["chunks"])
+    report.chunks_reused = len(fresh["chunks"]) - report.chunks_embedded
+    report.sentences_embedded = sum(fresh["sentences"])
+    for role in ROLES:
+        stores.dense(role).remove(np.asarray(rows.removed[role], dtype=np.int64))
+        stores.dense(role).add(np.asarray(rows.ids[role], dtype=np.int64), vectors[role])
+    stores.lexical.remove(np.asarray(rows.removed["chunks"], dtype=np.int64))
+    stores.lexical.add(np.asarray(rows.ids["chunks"], dtype=np.int64), rows.terms)
+    catalog.commit()  # rows of `number`: invisible until its manifest is published
 
-    ids, token_strings = db.all_tokens()
-    dense = _updated_dense(dense, choose_index_type(settings.faiss_index, len(ids)), dimension,
-                           removed.chunks, added.chunks, vectors[:cut])
-    write_dense(dense, workdir / FAISS)
-    n_sentences = db.sentence_count()
-    sentence_dense = _updated_dense(
-        sentence_dense, choose_index_type(settings.faiss_index, n_sentences), dimension,
-        removed.sentences, added.sentences, vectors[cut:],
-    )
-    write_dense(sentence_dense, workdir / SENTENCES_FAISS)
-    bm25 = BM25Index.build(ids, [load_tokens(t) for t in token_strings])
-    (workdir / "bm25").mkdir()
-    bm25.save(workdir / "bm25")
-
-    db.commit()
-    report.articles, report.chunks = db.counts()
-    fingerprint = hashlib.sha256(
-        "\n".join(f"{s}:{h}" for s, (h, _, _) in sorted(db.article_states().items())).encode()
-    ).hexdigest()
-    db.close()
-    write_manifest(workdir, {
+    states = stores.save(number)
+    for role in ROLES:
+        log.debug("Génération %d, %s : %s", number, role, stores.dense(role).describe())
+    log.debug("Génération %d, lexical : %s", number, stores.lexical.describe())
+    catalog.generation = number
+    if previous is None:
+        counts = catalog.counts()
+    else:  # the previous counts and the change: nothing scanned (the reader checks them)
+        old = previous["catalog"]
+        counts = {"articles": old["articles"] + len(report.added) - len(report.removed)}
+        for role in ROLES:
+            counts[role] = old[role] + len(rows.ids[role]) - len(rows.removed[role])
+    report.articles, report.chunks = counts["articles"], counts["chunks"]
+    identity = expected_identity(settings)
+    dimension = stores.chunks.dimension or stores.sentences.dimension
+    if not dimension and known is not None:
+        dimension = max((store.dimension for store in known.dense.values()), default=0)
+    return {
+        "generation": number,
         "package_version": __version__,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "embedding": {**identity["embedding"], "dimension": dimension},
         "chunking": identity["chunking"],
         "analyzer": identity["analyzer"],
-        "sentences": {**identity["sentences"], "count": n_sentences,
-                      "faiss": index_kind(sentence_dense)},
-        "faiss": {"type": index_kind(dense), "ntotal": int(dense.ntotal)},
-        "corpus": {"articles": report.articles, "chunks": report.chunks,
-                   "fingerprint": fingerprint},
-        "files": file_digests(workdir),
-    })
+        "sentences": identity["sentences"],
+        "catalog": {"file": catalog.path.name, **counts},
+        "stores": states,
+        "corpus": {"articles": counts["articles"], "chunks": counts["chunks"],
+                   "fingerprint": f"{fingerprint % 2**256:064x}"},
+    }
 
 
-@dataclass
-class _Rows:
-    """Rows of one update: chunk and sentence ids (and, for added rows, their indexed texts)."""
+def _article_hash(source: str, sha256: str) -> int:
+    """One article's share of the corpus fingerprint: the fingerprint is the sum (mod 2**256) of
+    these over the articles, so an update adjusts it by the change alone, and any two indexes of
+    the same files have the same one, however they were built."""
+    return int.from_bytes(hashlib.sha256(f"{source}:{sha256}".encode()).digest(), "big")
 
-    chunks: list[int] = field(default_factory=list)
-    sentences: list[int] = field(default_factory=list)
-    chunk_texts: list[str] = field(default_factory=list)
-    sentence_texts: list[str] = field(default_factory=list)
+
+def _remove(catalog: Catalog, source: str, number: int, rows: _Rows) -> None:
+    chunk_ids, sentence_ids = catalog.remove_article(source, number)
+    rows.removed["chunks"] += chunk_ids
+    rows.removed["sentences"] += sentence_ids
 
 
 def _embed(
-    db: Database, key: str, texts: list[str], factory: EmbedderFactory | None,
-    settings: Settings, progress: bool,
-) -> tuple[np.ndarray, list[bool]]:
-    """Vectors for `texts`, from the cache where known; only missing texts reach the model
-    (once each). Returns the vectors and, per text, whether it was embedded now."""
-    shas = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
-    cached = db.cached_vectors(key, shas)
-    missing = list(dict.fromkeys(s for s in shas if s not in cached))
+    settings: Settings, factory: EmbedderFactory | None, known: _Source | None,
+    texts: dict[str, list[str]], progress: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, list[bool]]]:
+    """Vectors of the texts of each role, read back from `known` where the same text was
+    embedded before; only the others reach the model (once each, chunks and sentences in one
+    batch). Returns the vectors and, per text, whether it was embedded now."""
+    keys = {role: [vec_key(t) for t in texts[role]] for role in ROLES}
+    found: dict[bytes, np.ndarray] = {}
+    if known is not None:
+        for role in ROLES:  # a sentence may equal a chunk: look in both
+            for table in ROLES:
+                wanted = [k for k in keys[role] if k not in found]
+                if not wanted:
+                    break
+                if table not in known.dense:
+                    continue
+                ids = known.catalog.rows_with_keys(table, wanted)
+                if ids:
+                    got = known.dense[table].vectors(
+                        np.fromiter(ids.values(), dtype=np.int64, count=len(ids)))
+                    found.update(zip(ids.keys(), got))
+    by_key = {k: t for role in ROLES for k, t in zip(keys[role], texts[role])}
+    missing = [k for k in by_key if k not in found]
     if missing:
         embedder = (factory or (lambda: make_embedder(settings, batch=True)))()
-        by_sha = dict(zip(shas, texts))
-        vectors = embedder.embed_passages([by_sha[s] for s in missing], progress=progress)
-        db.cache_vectors(key, zip(missing, vectors))
-        cached.update(zip(missing, vectors))
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32), []
+        vectors = embedder.embed_passages([by_key[k] for k in missing], progress=progress)
+        found.update(zip(missing, np.asarray(vectors, dtype=np.float32)))
+    out, fresh = {}, {}
     todo = set(missing)
-    fresh = []
-    for sha in shas:
-        fresh.append(sha in todo)
-        todo.discard(sha)  # a text repeated in the batch was embedded once
-    return np.stack([cached[s] for s in shas]).astype(np.float32), fresh
+    for role in ROLES:
+        flags = []
+        for k in keys[role]:
+            flags.append(k in todo)
+            todo.discard(k)  # a text repeated in the batch was embedded once
+        fresh[role] = flags
+        dim = len(next(iter(found.values()))) if found else 0
+        out[role] = (np.stack([found[k] for k in keys[role]]).astype(np.float32)
+                     if keys[role] else np.zeros((0, dim), dtype=np.float32))
+    return out, fresh
 
 
-def _dimension(previous: Path | None, dense: Any) -> int:
-    if dense is not None:
-        return int(dense.d)
-    if previous is not None:
-        return int(read_manifest(previous)["embedding"]["dimension"])
-    return 0  # an empty corpus: any dimension will do
+def catalog_chunks(manifest: dict[str, Any] | None) -> int:
+    return int(manifest["corpus"]["chunks"]) if manifest else 0
 
 
-def _updated_dense(
-    dense: Any, kind: str, dim: int, removed: list[int], new_ids: list[int], vectors: np.ndarray
-) -> Any:
-    """Apply removals and additions; rebuild when the index type must change (or is HNSW)."""
-    ids_new = np.asarray(new_ids, dtype=np.int64)
-    if dense is not None and index_kind(dense) == kind and kind != "hnsw":
-        if removed:
-            dense.remove_ids(np.asarray(removed, dtype=np.int64))
-        if len(ids_new):
-            dense.add_with_ids(vectors, ids_new)
-        return dense
-    # (Re)build from everything: the surviving vectors of the old index plus the new ones.
-    all_ids, all_vecs = ids_new, vectors.reshape(len(ids_new), dim) if dim else vectors
-    if dense is not None:
-        old_ids, old_vecs = all_vectors(dense)
-        keep = ~np.isin(old_ids, np.asarray(removed, dtype=np.int64))
-        all_ids = np.concatenate([old_ids[keep], ids_new])
-        all_vecs = np.concatenate([old_vecs[keep], vectors.reshape(len(ids_new), dim)])
-    fresh = new_dense_index(kind, max(dim, 1), train=all_vecs if kind == "ivf" else None)
-    if len(all_ids):
-        fresh.add_with_ids(np.ascontiguousarray(all_vecs, dtype=np.float32), all_ids)
-    return fresh
-
-
-def _import_cache(db: Database, previous: Path) -> None:
-    """Carry the previous generation's embedding cache into a full rebuild (best effort).
-
-    Only from a SQLite file the manifest vouches for: damaged bytes could be wrong vectors.
-    """
-    old_sqlite = previous / SQLITE
+def _previous_source(settings: Settings, previous: dict[str, Any] | None) -> _Source | None:
+    """The previous index as a source of known vectors for a full rebuild: only when built with
+    the same model (and readable: a damaged store only costs re-embedding its texts)."""
+    if previous is None:
+        return None
+    if previous.get("embedding", {}) != {**expected_identity(settings)["embedding"],
+                                         "dimension": previous["embedding"].get("dimension")}:
+        return None
     try:
-        verify_files(previous, read_manifest(previous), only=SQLITE)
-        db.conn.execute("ATTACH DATABASE ? AS old", (f"file:{old_sqlite}?mode=ro",))
-        db.conn.execute("INSERT OR IGNORE INTO embedding_cache SELECT * FROM old.embedding_cache")
-        db.conn.commit()
-        db.conn.execute("DETACH DATABASE old")
-    except Exception as exc:  # a damaged old index only costs re-embedding
-        log.warning("Cache d'embeddings précédent inutilisable (%s)", exc)
+        catalog = Catalog(catalog_file(settings.index_dir, previous), previous["generation"])
+        catalog.check()
+    except Exception as exc:  # noqa: BLE001 - best effort: re-embedding is the fallback
+        log.warning("Catalogue de l'index précédent inutilisable (%s)", exc)
+        return None
+    dense = {}
+    for role in ROLES:
+        try:
+            store = open_dense(settings, role, previous["stores"][role])
+            store.load()  # damaged files show here
+            dense[role] = store
+        except Exception as exc:  # noqa: BLE001
+            log.warning("Vecteurs « %s » de l'index précédent inutilisables (%s)", role, exc)
+    return _Source(catalog, dense)
+
+
+def _prune(settings: Settings, catalog: Catalog, stores: _Stores) -> None:
+    """After a publish: delete what no kept generation refers to (catalog rows and files,
+    store segments). Best effort: leftovers are removed by a later update."""
+    kept = kept_manifests(settings.index_dir)
+    try:
+        catalog.purge(min(m["generation"] for m in kept))
+        catalog.close()
+        files = {str(m["catalog"]["file"]) for m in kept}
+        for path in (settings.index_dir / CATALOG_DIR).iterdir():
+            if path.name.split("-wal")[0].split("-shm")[0] not in files:
+                path.unlink(missing_ok=True)
+        for role in ROLES:
+            stores.dense(role).prune([m["stores"][role] for m in kept])
+        stores.lexical.prune([m["stores"]["lexical"] for m in kept])
+    except Exception as exc:  # noqa: BLE001
+        log.warning("Nettoyage de l'index incomplet (%s) : il sera repris à la prochaine "
+                    "mise à jour.", exc)

@@ -1,16 +1,24 @@
-"""Storage of one index generation: SQLite (articles, chunks, sentences, embedding cache) and
-FAISS (dense vectors of chunks and of sentences).
+"""The catalog: articles, their chunks and sentences, in one SQLite file shared by generations.
 
-FAISS lives here alone. Vector ids are chunk ids (`dense.faiss`) or sentence ids
-(`sentences.faiss`), so an article's vectors can be removed. A sentence row is a span of its
-article's text (`split_sentences`); its text is read from the article, not stored twice.
-Index types: `flat` (exact, IndexIDMap2 over IndexFlatIP), `ivf` (IndexIVFFlat, inner product,
-supports removal), `hnsw` (IndexIDMap2 over IndexHNSWFlat; no removal, rebuilt on change).
+An update does not copy the catalog. Article rows carry the generation that added them and the
+one that removed them (`added`, `removed`); a reader of generation g sees the articles with
+`added <= g` and `removed` unset or `> g`, with their chunk and sentence rows (ids are never
+reused, so the dense and lexical stores of g find the rows they name). The writer (one, under
+the index lock) commits its rows in one transaction before the generation is published; rows of
+a writer killed before publishing are invisible and deleted by the next writer (`recover`).
+Rows no kept generation sees are deleted after a publish (`purge`). WAL mode: readers never
+wait for the writer.
+
+Chunk and sentence rows are spans of their article's text (`text[start:end]`), not copies; each
+row keeps `vec_key`, the hash of the text that was embedded for it, so known text is never
+embedded again (the vector is read back from the dense store). Article texts carry a sha256
+checked when read: damaged bytes are an IndexCorruptError, never a wrong citation.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import sqlite3
 import threading
@@ -23,174 +31,210 @@ import numpy as np
 from ..errors import REBUILD_HINT, IndexCorruptError
 from ..records import Article, Chunk, page_at
 
-SQLITE = "assistant.sqlite"
+SCHEMA_VERSION = 2
+CATALOG_DIR = "catalog"  # in the index directory: catalog-<generation that created it>.sqlite
 
 _SCHEMA = """
+PRAGMA journal_mode = WAL;
 CREATE TABLE IF NOT EXISTS articles (
-    id INTEGER PRIMARY KEY,
-    source TEXT NOT NULL UNIQUE,
-    sha256 TEXT NOT NULL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,       -- of the raw file: what updates compare
+    text_sha TEXT NOT NULL,     -- of `text`: checked when read
     title TEXT NOT NULL,
     date TEXT, url TEXT, author TEXT,
     text TEXT NOT NULL,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
-    page_starts TEXT  -- PDFs: JSON list, offset in `text` where each page begins
+    page_starts TEXT,           -- PDFs: JSON list, offset in `text` where each page begins
+    added INTEGER NOT NULL,     -- generation that added the row
+    removed INTEGER             -- generation that removed it (NULL: live)
 );
+CREATE INDEX IF NOT EXISTS articles_source ON articles(source);
+CREATE INDEX IF NOT EXISTS articles_removed ON articles(removed) WHERE removed IS NOT NULL;
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     ordinal INTEGER NOT NULL,
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    tokens TEXT NOT NULL
+    vec_key BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+CREATE INDEX IF NOT EXISTS chunks_vec ON chunks(vec_key);
 CREATE TABLE IF NOT EXISTS sentences (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
     start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL
+    "end" INTEGER NOT NULL,
+    vec_key BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sentences_article ON sentences(article_id, start);
-CREATE TABLE IF NOT EXISTS embedding_cache (
-    model TEXT NOT NULL,
-    text_sha TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    PRIMARY KEY (model, text_sha)
-) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sentences_vec ON sentences(vec_key);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+_VISIBLE = "a.added <= :g AND (a.removed IS NULL OR a.removed > :g)"
+_BATCH = 500  # ids per `IN (...)` query
 
-class Database:
-    """A SQLite file of one generation. Thread-safe for the server's worker threads."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
-        uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+def vec_key(text: str) -> bytes:
+    """The key under which the vector of an embedded text is found again (16 bytes of sha256)."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:16]
+
+
+def _text_sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Catalog:
+    """The catalog as generation `generation` sees it. Thread-safe for the server's threads.
+
+    Readers open it read-only; the writer opens it with `writable=True` at the generation being
+    served and writes rows of the next one (`add_article` / `remove_article` take it); a build
+    creates a new file (`create=True`).
+    """
+
+    def __init__(self, path: Path, generation: int, *, writable: bool = False,
+                 create: bool = False) -> None:
+        if not create and not path.is_file():
+            raise IndexCorruptError(f"{path} est manquant. {REBUILD_HINT}")
+        uri = f"file:{path}" if writable else f"file:{path}?mode=ro"
         try:
             self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             self.conn.execute("PRAGMA foreign_keys = ON")
-            if not readonly:
+            if create:
                 self.conn.executescript(_SCHEMA)
-                _add_page_column(self.conn)
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
+                                  (str(SCHEMA_VERSION),))
+                self.conn.commit()
+            version = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"{path} est endommagé ({exc}). {REBUILD_HINT}") from None
+        if version is None or version[0] != str(SCHEMA_VERSION):
+            raise IndexCorruptError(f"{path} n'a pas le schéma attendu. {REBUILD_HINT}")
         self.path = path
+        self.generation = generation
         self._lock = threading.Lock()
+
+    @classmethod
+    def current(cls, index_dir: Path) -> Catalog:
+        """The catalog as the generation being served sees it (read-only)."""
+        from .generations import current_generation, read_manifest
+
+        manifest = read_manifest(current_generation(index_dir))
+        return cls(catalog_file(index_dir, manifest), manifest["generation"])
 
     def close(self) -> None:
         self.conn.close()
 
     def check(self) -> None:
-        """Raise IndexCorruptError unless SQLite's quick integrity check passes."""
+        """IndexCorruptError unless SQLite's structural check passes (pages, indexes)."""
         try:
             with self._lock:
                 row = self.conn.execute("PRAGMA quick_check").fetchone()
-                self.conn.execute("SELECT count(*) FROM chunks").fetchone()
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"{self.path} est endommagé ({exc}). {REBUILD_HINT}") from None
         if not row or row[0] != "ok":
             raise IndexCorruptError(f"{self.path} est endommagé ({row}). {REBUILD_HINT}")
 
-    # -- reads -------------------------------------------------------------------------------
-    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    # -- reads (as generation `self.generation` sees the catalog) ------------------------------
+    def _all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         try:
             with self._lock:
                 return self.conn.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"{self.path} est endommagé ({exc}). {REBUILD_HINT}") from None
 
+    def _visible(self, sql: str, **params: Any) -> list[Any]:
+        return self._all(sql.replace("{visible}", _VISIBLE), {"g": self.generation, **params})
+
     def article_states(self) -> dict[str, tuple[str, int, int]]:
-        """source -> (sha256, size, mtime_ns) of every indexed article."""
-        rows = self._all("SELECT source, sha256, size, mtime_ns FROM articles")
+        """source -> (sha256, size, mtime_ns) of every article."""
+        rows = self._visible("SELECT a.source, a.sha256, a.size, a.mtime_ns FROM articles a "
+                             "WHERE {visible}")
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
     def articles(self) -> list[dict[str, Any]]:
-        rows = self._all(
+        rows = self._visible(
             "SELECT a.source, a.title, a.date, a.url, count(c.id) FROM articles a "
-            "LEFT JOIN chunks c ON c.article_id = a.id GROUP BY a.id ORDER BY a.source"
+            "LEFT JOIN chunks c ON c.article_id = a.id WHERE {visible} "
+            "GROUP BY a.id ORDER BY a.source"
         )
         keys = ("source", "title", "date", "url", "chunks")
         return [dict(zip(keys, r)) for r in rows]
 
     def article_dates(self) -> dict[str, str | None]:
         """source -> ISO date (None: undated) of every article: what filters are checked on."""
-        return dict(self._all("SELECT source, date FROM articles ORDER BY source"))
+        return dict(self._visible("SELECT a.source, a.date FROM articles a WHERE {visible} "
+                                  "ORDER BY a.source"))
+
+    def counts(self) -> dict[str, int]:
+        """Articles, chunks and sentences."""
+        out = {}
+        for table in ("chunks", "sentences"):
+            out[table] = int(self._visible(
+                f"SELECT count(*) FROM {table} t JOIN articles a ON a.id = t.article_id "
+                "WHERE {visible}")[0][0])
+        articles = self._visible("SELECT count(*) FROM articles a WHERE {visible}")
+        out["articles"] = int(articles[0][0])
+        return out
 
     def ids_of_articles(self, sources: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk ids, sentence ids) of the articles `sources`, each sorted: the rows a filtered
-        search may return."""
+        """(chunk ids, sentence ids) of the articles `sources`, each sorted."""
         found: dict[str, list[int]] = {"chunks": [], "sentences": []}
-        for i in range(0, len(sources), 500):
-            part = list(sources[i : i + 500])
-            marks = ",".join("?" * len(part))
+        for part in _batches(list(sources)):
+            marks = ",".join(f":s{i}" for i in range(len(part)))
+            named = {f"s{i}": s for i, s in enumerate(part)}
             for table in found:
-                found[table] += [r[0] for r in self._all(
+                found[table] += [r[0] for r in self._visible(
                     f"SELECT t.id FROM {table} t JOIN articles a ON a.id = t.article_id "
-                    f"WHERE a.source IN ({marks})", part)]
+                    f"WHERE {{visible}} AND a.source IN ({marks})", **named)]
         return (np.sort(np.asarray(found["chunks"], dtype=np.int64)),
                 np.sort(np.asarray(found["sentences"], dtype=np.int64)))
 
     def article_text(self, source: str) -> str | None:
-        rows = self._all("SELECT text FROM articles WHERE source = ?", (source,))
-        return rows[0][0] if rows else None
+        rows = self._visible("SELECT a.text, a.text_sha FROM articles a WHERE {visible} "
+                             "AND a.source = :s", s=source)
+        return self._checked(source, *rows[0]) if rows else None
+
+    def _checked(self, source: str, text: str, sha: str) -> str:
+        if _text_sha(text) != sha:
+            raise IndexCorruptError(
+                f"{self.path} est endommagé (texte de {source} altéré). {REBUILD_HINT}")
+        return text
 
     def chunks_by_id(
         self, ids: Iterable[int]
     ) -> dict[int, tuple[str, str, str, int, int, int | None, int | None]]:
         """chunk id -> (text, source, title, start, end, page, page_end): the pages on which
         the chunk starts and ends, None except for PDFs."""
-        ids = [int(i) for i in ids]
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._all(
-            f'SELECT c.id, c.text, a.source, a.title, c.start, c."end", {self._page_starts_sql} '
-            f"FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({marks})",
-            ids,
-        )
         out = {}
-        for cid, text, source, title, start, end, starts in rows:
-            pages = _page_starts(starts)
-            out[cid] = (text, source, title, start, end, page_at(pages, start),
-                        page_at(pages, max(start, end - 1)))
+        texts: dict[str, str] = {}
+        for part in _batches([int(i) for i in ids]):
+            rows = self._all(
+                f'SELECT c.id, a.source, a.title, c.start, c."end", a.page_starts, a.text, '
+                f"a.text_sha FROM chunks c JOIN articles a ON a.id = c.article_id "
+                f"WHERE c.id IN ({','.join('?' * len(part))})", part)
+            for cid, source, title, start, end, starts, text, sha in rows:
+                if source not in texts:
+                    texts[source] = self._checked(source, text, sha)
+                pages = None if starts is None else [int(x) for x in json.loads(starts)]
+                out[cid] = (texts[source][start:end], source, title, start, end,
+                            page_at(pages, start), page_at(pages, max(start, end - 1)))
         return out
-
-    @functools.cached_property
-    def _page_starts_sql(self) -> str:
-        """`a.page_starts`, or NULL in a catalog written before PDFs had pages."""
-        columns = {r[1] for r in self._all("PRAGMA table_info(articles)")}
-        return "a.page_starts" if "page_starts" in columns else "NULL"
 
     def chunk_locations(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
         """chunk id -> (source, start, end)."""
         return self._locations("chunks", ids)
 
-    def all_tokens(self) -> tuple[list[int], list[str]]:
-        rows = self._all("SELECT id, tokens FROM chunks ORDER BY id")
-        return [r[0] for r in rows], [r[1] for r in rows]
-
-    def counts(self) -> tuple[int, int]:
-        a = self._all("SELECT count(*) FROM articles")[0][0]
-        c = self._all("SELECT count(*) FROM chunks")[0][0]
-        return a, c
-
-    def sentence_count(self) -> int:
-        return int(self._all("SELECT count(*) FROM sentences")[0][0])
-
-    def sentence_ids(self, source: str) -> list[int]:
-        rows = self._all("SELECT s.id FROM sentences s JOIN articles a ON a.id = s.article_id "
-                         "WHERE a.source = ?", (source,))
-        return [r[0] for r in rows]
+    def sentence_spans(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
+        """sentence id -> (source, start, end)."""
+        return self._locations("sentences", ids)
 
     def sentences_of(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]:
         """source -> its sentences as (sentence id, start, end), in reading order."""
         return self._spans_of("sentences", sources)
-
-    def sentence_spans(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
-        """sentence id -> (source, start, end)."""
-        return self._locations("sentences", ids)
 
     def chunk_spans(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]:
         """source -> its chunks as (chunk id, start, end), in reading order."""
@@ -198,124 +242,115 @@ class Database:
 
     def _spans_of(self, table: str, sources: Iterable[str]
                   ) -> dict[str, list[tuple[int, int, int]]]:
-        """source -> the (id, start, end) rows of `table` ("chunks" or "sentences")."""
         sources = list(dict.fromkeys(sources))
-        if not sources:
-            return {}
-        marks = ",".join("?" * len(sources))
-        rows = self._all(
-            f'SELECT a.source, t.id, t.start, t."end" FROM {table} t JOIN articles a '
-            f"ON a.id = t.article_id WHERE a.source IN ({marks}) ORDER BY a.source, t.start",
-            sources,
-        )
         out: dict[str, list[tuple[int, int, int]]] = {source: [] for source in sources}
-        for source, row_id, start, end in rows:
-            out[source].append((row_id, start, end))
+        for part in _batches(sources):
+            marks = ",".join(f":s{i}" for i in range(len(part)))
+            rows = self._visible(
+                f'SELECT a.source, t.id, t.start, t."end" FROM {table} t JOIN articles a '
+                f"ON a.id = t.article_id WHERE {{visible}} AND a.source IN ({marks}) "
+                "ORDER BY a.source, t.start", **{f"s{i}": s for i, s in enumerate(part)})
+            for source, row_id, start, end in rows:
+                out[source].append((row_id, start, end))
         return out
 
     def _locations(self, table: str, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
-        """id -> (source, start, end) of rows of `table` ("chunks" or "sentences")."""
-        ids = [int(i) for i in ids]
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self._all(
-            f'SELECT t.id, a.source, t.start, t."end" FROM {table} t JOIN articles a '
-            f"ON a.id = t.article_id WHERE t.id IN ({marks})", ids,
-        )
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
-
-    def cached_vectors(self, model: str, shas: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        for i in range(0, len(shas), 500):
-            part = list(shas[i : i + 500])
-            marks = ",".join("?" * len(part))
+        out = {}
+        for part in _batches([int(i) for i in ids]):
             rows = self._all(
-                f"SELECT text_sha, vector FROM embedding_cache WHERE model = ? "
-                f"AND text_sha IN ({marks})",
-                [model, *part],
-            )
-            for sha, blob in rows:
-                found[sha] = np.frombuffer(blob, dtype=np.float32)
+                f'SELECT t.id, a.source, t.start, t."end" FROM {table} t JOIN articles a '
+                f"ON a.id = t.article_id WHERE t.id IN ({','.join('?' * len(part))})", part)
+            out.update({r[0]: (r[1], r[2], r[3]) for r in rows})
+        return out
+
+    def rows_with_keys(self, table: str, keys: Sequence[bytes]) -> dict[bytes, int]:
+        """vec_key -> id of a row of `table` ("chunks" or "sentences") embedded from that text
+        (visible rows only: their vectors are in the stores of this generation)."""
+        found: dict[bytes, int] = {}
+        for part in _batches(list(dict.fromkeys(keys))):
+            marks = ",".join(f":k{i}" for i in range(len(part)))
+            rows = self._visible(
+                f"SELECT t.vec_key, t.id FROM {table} t JOIN articles a ON a.id = t.article_id "
+                f"WHERE {{visible}} AND t.vec_key IN ({marks})",
+                **{f"k{i}": k for i, k in enumerate(part)})
+            found.update({bytes(k): int(i) for k, i in rows})
         return found
 
-    # -- writes (only ever on a work copy, under the writer lock) ------------------------------
+    @functools.cached_property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
+
+    # -- writes (the one writer, under the index lock) -----------------------------------------
+    def recover(self) -> int:
+        """Undo what a writer killed before publishing left (rows of generations after this
+        one); the number of rows undone."""
+        g = self.generation
+        with self.conn:
+            n = self.conn.execute("DELETE FROM articles WHERE added > ?", (g,)).rowcount
+            n += self.conn.execute("UPDATE articles SET removed = NULL WHERE removed > ?",
+                                   (g,)).rowcount
+        return n
+
     def add_article(
-        self, article: Article, size: int, mtime_ns: int, chunks: Sequence[Chunk],
-        tokens: Sequence[str],
-    ) -> list[int]:
+        self, article: Article, size: int, mtime_ns: int, generation: int,
+        chunks: Sequence[Chunk], chunk_keys: Sequence[bytes],
+        sentences: Sequence[tuple[int, int]], sentence_keys: Sequence[bytes],
+    ) -> tuple[list[int], list[int]]:
+        """Rows of a new article as of `generation`; (chunk ids, sentence ids) in order."""
         cur = self.conn.execute(
-            "INSERT INTO articles (source, sha256, title, date, url, author, text, size, "
-            "mtime_ns, page_starts) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (article.source, article.sha256, article.title, article.date, article.url,
-             article.author, article.text, size, mtime_ns,
-             None if article.page_starts is None else json.dumps(list(article.page_starts))),
+            "INSERT INTO articles (source, sha256, text_sha, title, date, url, author, text, "
+            "size, mtime_ns, page_starts, added) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (article.source, article.sha256, _text_sha(article.text), article.title,
+             article.date, article.url, article.author, article.text, size, mtime_ns,
+             None if article.page_starts is None else json.dumps(list(article.page_starts)),
+             generation),
         )
         article_id = cur.lastrowid
-        ids = []
-        for chunk, toks in zip(chunks, tokens):
-            cur = self.conn.execute(
-                'INSERT INTO chunks (article_id, ordinal, start, "end", text, tokens) '
-                "VALUES (?,?,?,?,?,?)",
-                (article_id, chunk.ordinal, chunk.start, chunk.end, chunk.text, toks),
-            )
-            ids.append(int(cur.lastrowid or 0))
-        return ids
+        chunk_ids = [int(self.conn.execute(
+            'INSERT INTO chunks (article_id, ordinal, start, "end", vec_key) VALUES (?,?,?,?,?)',
+            (article_id, c.ordinal, c.start, c.end, key)).lastrowid or 0)
+            for c, key in zip(chunks, chunk_keys)]
+        sentence_ids = [int(self.conn.execute(
+            'INSERT INTO sentences (article_id, start, "end", vec_key) VALUES (?,?,?,?)',
+            (article_id, a, b, key)).lastrowid or 0)
+            for (a, b), key in zip(sentences, sentence_keys)]
+        return chunk_ids, sentence_ids
 
-    def add_sentences(self, source: str, spans: Sequence[tuple[int, int]]) -> list[int]:
-        """Sentence rows for an article already added; their ids, in the order given."""
-        row = self.conn.execute("SELECT id FROM articles WHERE source = ?", (source,)).fetchone()
+    def remove_article(self, source: str, generation: int) -> tuple[list[int], list[int]]:
+        """Mark the visible article `source` removed as of `generation`; its (chunk ids,
+        sentence ids), which the stores must drop."""
         ids = []
-        for start, end in spans:
-            cur = self.conn.execute(
-                'INSERT INTO sentences (article_id, start, "end") VALUES (?,?,?)',
-                (row[0], start, end),
-            )
-            ids.append(int(cur.lastrowid or 0))
-        return ids
-
-    def remove_article(self, source: str) -> list[int]:
-        ids = [r[0] for r in self.conn.execute(
-            "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id "
-            "WHERE a.source = ?", (source,))]
-        self.conn.execute("DELETE FROM articles WHERE source = ?", (source,))
-        return ids
+        for table in ("chunks", "sentences"):
+            ids.append([r[0] for r in self._visible(
+                f"SELECT t.id FROM {table} t JOIN articles a ON a.id = t.article_id "
+                "WHERE {visible} AND a.source = :s", s=source)])
+        self.conn.execute(
+            f"UPDATE articles AS a SET removed = :r WHERE {_VISIBLE} AND a.source = :s",
+            {"g": self.generation, "r": generation, "s": source})
+        return ids[0], ids[1]
 
     def touch_article(self, source: str, size: int, mtime_ns: int) -> None:
+        """A file touched but unchanged: remember its new size and time (no re-hash next time)."""
         self.conn.execute(
-            "UPDATE articles SET size = ?, mtime_ns = ? WHERE source = ?", (size, mtime_ns, source)
-        )
-
-    def cache_vectors(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO embedding_cache (model, text_sha, vector) VALUES (?,?,?)",
-            ((model, sha, np.asarray(v, dtype=np.float32).tobytes()) for sha, v in items),
-        )
+            f"UPDATE articles AS a SET size = :z, mtime_ns = :m WHERE {_VISIBLE} "
+            "AND a.source = :s", {"g": self.generation, "z": size, "m": mtime_ns, "s": source})
 
     def commit(self) -> None:
         self.conn.commit()
 
-
-def _add_page_column(conn: sqlite3.Connection) -> None:
-    """Give a catalog written before PDF pages were kept its `page_starts` column (additive)."""
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(articles)")}
-    if "page_starts" not in columns:
-        conn.execute("ALTER TABLE articles ADD COLUMN page_starts TEXT")
-        conn.commit()
-
-
-def _page_starts(value: str | None) -> list[int] | None:
-    return None if value is None else [int(x) for x in json.loads(value)]
+    def purge(self, oldest_kept: int) -> None:
+        """Delete the rows no kept generation sees (removed at or before `oldest_kept`)."""
+        with self.conn:
+            self.conn.execute("DELETE FROM articles WHERE removed IS NOT NULL AND removed <= ?",
+                              (oldest_kept,))
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
-def copy_database(src: Path, dst: Path) -> None:
-    """A consistent copy of a generation's SQLite file (SQLite's online backup)."""
-    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
-    target = sqlite3.connect(dst)
-    try:
-        source.backup(target)
-    except sqlite3.DatabaseError as exc:
-        raise IndexCorruptError(f"{src} est endommagé ({exc}). {REBUILD_HINT}") from None
-    finally:
-        source.close()
-        target.close()
+def catalog_file(index_dir: Path, manifest: dict[str, Any]) -> Path:
+    """The catalog file a generation's manifest names."""
+    return index_dir / CATALOG_DIR / str(manifest["catalog"]["file"])
+
+
+def _batches(items: list[Any]) -> Iterable[list[Any]]:
+    for i in range(0, len(items), _BATCH):
+        yield items[i:i + _BATCH]

@@ -1,13 +1,17 @@
-"""The index directory: immutable generations, an atomic `CURRENT` pointer, a writer lock.
+"""The index directory: generations described by manifests, an atomic `CURRENT` pointer, a
+writer lock.
 
     index/
       CURRENT                 name of the generation being served (replaced with os.replace)
+      SEQUENCE                the last generation number handed out (never reused)
       .lock                   flock'ed by the one writer, holds its pid (freed when it dies)
-      generations/<name>/     manifest.json, assistant.sqlite, dense.faiss, bm25/
-      generations/.tmp-*      a build in progress; removed by the next writer if it was abandoned
+      generations/<n>-<time>/ manifest.json: what generation n is made of
+      catalog/catalog-<n>.sqlite   articles, chunks, sentences (shared by generations)
+      stores/<role>/          the dense and lexical stores' segment files (shared)
 
-A build or update writes a whole new generation in a temporary directory, renames it into place,
-then switches `CURRENT`. A crash at any point leaves the previous generation serving.
+A generation's manifest names the catalog file and the stores' states; an update writes only
+new rows and new segment files, then a new manifest, and switches `CURRENT`. A crash at any
+point leaves the previous generation serving: nothing it refers to was changed.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -30,7 +33,7 @@ from ..errors import REBUILD_HINT, IndexCorruptError, IndexLockedError, IndexMis
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -61,6 +64,33 @@ def current_marker(index_dir: Path) -> str | None:
         return None
 
 
+def next_number(index_dir: Path) -> int:
+    """A new generation number, above every one handed out before (call with the lock held):
+    a writer killed after writing segment files never lets another reuse their names."""
+    path = index_dir / "SEQUENCE"
+    try:
+        last = int(path.read_text(encoding="utf-8").strip() or 0)
+    except FileNotFoundError:
+        last = 0
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"{path} est illisible ({exc}). {REBUILD_HINT}") from None
+    gens = index_dir / "generations"
+    if gens.is_dir():  # never below a published one, even if SEQUENCE was lost
+        last = max([last, *(_number(p.name) for p in gens.iterdir())])
+    tmp = index_dir / f".SEQUENCE.{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(f"{last + 1}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return last + 1
+
+
+def _number(name: str) -> int:
+    head = name.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 def new_workdir(index_dir: Path) -> Path:
     gens = index_dir / "generations"
     gens.mkdir(parents=True, exist_ok=True)
@@ -69,11 +99,12 @@ def new_workdir(index_dir: Path) -> Path:
     return work
 
 
-def publish(index_dir: Path, workdir: Path) -> Path:
-    """Move a finished work directory into place and point CURRENT at it, atomically."""
+def publish(index_dir: Path, workdir: Path, number: int) -> Path:
+    """Move a finished work directory into place as generation `number` and point CURRENT at
+    it, atomically; then remove the generations older than the one it replaces."""
     _fsync_tree(workdir)
     previous = current_marker(index_dir)
-    name = time.strftime("%Y%m%dT%H%M%S") + f"-{uuid.uuid4().hex[:6]}"
+    name = f"{number:06d}-" + time.strftime("%Y%m%dT%H%M%S")
     final = workdir.parent / name
     os.replace(workdir, final)
     tmp_pointer = index_dir / f".CURRENT.{uuid.uuid4().hex[:8]}"
@@ -111,8 +142,23 @@ def clean_abandoned(index_dir: Path) -> None:
             if p.name.startswith(".tmp-"):
                 log.info("Suppression d'une construction interrompue : %s", p.name)
                 shutil.rmtree(p, ignore_errors=True)
-    for p in index_dir.glob(".CURRENT.*"):
-        p.unlink(missing_ok=True)
+    for pattern in (".CURRENT.*", ".SEQUENCE.*"):
+        for p in index_dir.glob(pattern):
+            p.unlink(missing_ok=True)
+
+
+def kept_manifests(index_dir: Path) -> list[dict[str, Any]]:
+    """Manifests of the generations on disk (after a publish: the new one and the one readers
+    may still hold); what they refer to must be kept, the rest may go. Unreadable ones are
+    skipped: a generation that cannot be read cannot be served."""
+    found = []
+    for p in sorted((index_dir / "generations").iterdir()):
+        if not p.name.startswith("."):
+            try:
+                found.append(read_manifest(p))
+            except IndexCorruptError:
+                continue
+    return found
 
 
 @contextlib.contextmanager
@@ -161,52 +207,12 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         raise IndexCorruptError(
             f"{path} n'a pas le format attendu (version {FORMAT_VERSION}). {REBUILD_HINT}"
         )
-    for key in ("embedding", "chunking", "analyzer", "corpus", "faiss"):
+    if not isinstance(data.get("generation"), int):
+        raise IndexCorruptError(f"{path} : numéro de génération manquant. {REBUILD_HINT}")
+    for key in ("embedding", "chunking", "analyzer", "corpus", "catalog", "stores"):
         if not isinstance(data.get(key), dict):
             raise IndexCorruptError(f"{path} : section « {key} » manquante. {REBUILD_HINT}")
     return data
-
-
-def file_digests(directory: Path) -> dict[str, dict[str, Any]]:
-    """Size and sha256 of every file of a generation but its manifest (recorded in it)."""
-    digests = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        name = path.relative_to(directory).as_posix()
-        if name != MANIFEST:
-            digests[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
-    return digests
-
-
-def verify_files(directory: Path, manifest: dict[str, Any], only: str | None = None) -> None:
-    """IndexCorruptError unless the files (or just `only`) are those the manifest recorded.
-
-    Catches what the file formats do not: bytes overwritten inside a SQLite page or among the
-    FAISS vectors load without complaint. Manifests written before this check have no `files`.
-    """
-    recorded = manifest.get("files")
-    if not isinstance(recorded, dict):
-        return
-    for name, want in recorded.items():
-        if only is not None and name != only:
-            continue
-        path = directory / name
-        try:
-            ok = path.stat().st_size == want["size"] and _sha256(path) == want["sha256"]
-        except (OSError, KeyError, TypeError):  # TypeError/KeyError: a mangled `files` entry
-            ok = False
-        if not ok:
-            raise IndexCorruptError(
-                f"{path} est absent ou endommagé (il diffère de ce que le manifeste a "
-                f"enregistré). {REBUILD_HINT}"
-            )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_tree(root: Path) -> None:

@@ -31,10 +31,12 @@ import numpy as np
 from ..config import Settings
 from ..embed.base import Embedder
 from ..errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
-from ..index.catalog import SQLITE, Database
-from ..index.dense.faiss_index import FAISS, SENTENCES_FAISS, IdFilter, read_dense
-from ..index.generations import current_generation, read_manifest, verify_files
-from ..index.lexical.bm25s_index import BM25Index
+from ..index.catalog import Catalog, catalog_file
+from ..index.dense.base import DenseStore, IdSet
+from ..index.dense.factory import open_dense
+from ..index.generations import current_generation, read_manifest
+from ..index.lexical.base import LexicalStore, idf
+from ..index.lexical.factory import open_lexical
 from ..index.manifest import check_compatible
 from ..records import Passage
 from ..text.analysis import analyze
@@ -61,58 +63,55 @@ class Sentence:
 
 @dataclass(frozen=True)
 class Restriction:
-    """What a filter (`filters.py`) lets a search see: the rows of its articles in each leg."""
+    """What a filter (`filters.py`) lets a search see: the rows of its articles."""
 
     selection: Selection
-    lex_rows: np.ndarray  # BM25 rows of the allowed chunks
-    chunks: IdFilter  # allowed ids in the chunk vectors
-    sentences: IdFilter  # ... in the sentence vectors
+    chunks: IdSet  # allowed chunk ids (dense and lexical)
+    sentences: IdSet  # allowed sentence ids
 
 
 @dataclass
 class LoadedIndex:
-    """One generation, opened for reading; everything but SQLite rows is in memory."""
+    """One generation, opened for reading: its catalog and its three stores."""
 
     path: Path
     manifest: dict[str, Any]
-    db: Database
-    dense: Any
-    sentences: Any
-    bm25: BM25Index
+    db: Catalog
+    dense: DenseStore  # chunk vectors
+    sentences: DenseStore  # sentence vectors
+    lexical: LexicalStore  # BM25 over chunks
 
     @classmethod
     def open(cls, settings: Settings) -> LoadedIndex:
         path = current_generation(settings.index_dir)
         manifest = read_manifest(path)
         check_compatible(manifest, settings)
-        verify_files(path, manifest)
-        db = Database(path / SQLITE, readonly=True)
-        db.check()
-        dense = read_dense(path / FAISS)
-        sentences = read_dense(path / SENTENCES_FAISS)
-        try:
-            bm25 = BM25Index.load(path / "bm25")
-        except Exception as exc:  # bm25s raises OSError, ValueError, JSONDecodeError...
-            raise IndexCorruptError(
-                f"Index BM25 illisible dans {path} ({exc.__class__.__name__}). {REBUILD_HINT}"
-            ) from None
-        _, chunks = db.counts()
+        generation = manifest["generation"]
+        catalog = Catalog(catalog_file(settings.index_dir, manifest), generation)
+        catalog.check()
+        stores = manifest["stores"]
+        dense = open_dense(settings, "chunks", stores.get("chunks"))
+        sentences = open_dense(settings, "sentences", stores.get("sentences"))
+        lexical = open_lexical(settings, stores.get("lexical"))
+        dense.load()  # now: a damaged file is refused at once, not at the first question
+        sentences.load()
+        counts = catalog.counts()
         expected = manifest["corpus"].get("chunks")
-        if not (dense.ntotal == len(bm25) == chunks == expected):
+        if not (len(dense) == len(lexical) == counts["chunks"] == expected):
             raise IndexCorruptError(
-                f"Index incohérent dans {path} : {dense.ntotal} vecteurs, {len(bm25)} documents "
-                f"BM25, {chunks} passages en base, {expected} annoncés. {REBUILD_HINT}"
-            )
-        n_sentences = db.sentence_count()
-        if not (sentences.ntotal == n_sentences == manifest["sentences"].get("count")):
+                f"Index incohérent dans {path} : {len(dense)} vecteurs, {len(lexical)} "
+                f"documents BM25, {counts['chunks']} passages en base, {expected} annoncés. "
+                f"{REBUILD_HINT}")
+        if not (len(sentences) == counts["sentences"] == manifest["catalog"].get("sentences")):
             raise IndexCorruptError(
-                f"Index incohérent dans {path} : {sentences.ntotal} vecteurs de phrases, "
-                f"{n_sentences} phrases en base. {REBUILD_HINT}"
-            )
+                f"Index incohérent dans {path} : {len(sentences)} vecteurs de phrases, "
+                f"{counts['sentences']} phrases en base. {REBUILD_HINT}")
         dimension = manifest["embedding"].get("dimension")
-        if (chunks and dense.d != dimension) or (n_sentences and sentences.d != dimension):
-            raise IndexCorruptError(f"Dimension FAISS inattendue dans {path}. {REBUILD_HINT}")
-        return cls(path, manifest, db, dense, sentences, bm25)
+        if (len(dense) and dense.dimension != dimension) or (
+                len(sentences) and sentences.dimension != dimension):
+            raise IndexCorruptError(f"Dimension inattendue des vecteurs dans {path}. "
+                                    f"{REBUILD_HINT}")
+        return cls(path, manifest, catalog, dense, sentences, lexical)
 
     def close(self) -> None:
         self.db.close()
@@ -120,10 +119,10 @@ class LoadedIndex:
 
 class HybridRetriever:
     def __init__(self, index: LoadedIndex, embedder: Embedder, settings: Settings) -> None:
-        if index.dense.ntotal and embedder.dimension != index.dense.d:
+        if len(index.dense) and embedder.dimension != index.dense.dimension:
             raise IndexMismatchError(
                 f"Le modèle donne des vecteurs de dimension {embedder.dimension}, l'index "
-                f"{index.dense.d}. {REBUILD_HINT}"
+                f"{index.dense.dimension}. {REBUILD_HINT}"
             )
         self.index = index
         self.embedder = embedder
@@ -133,7 +132,7 @@ class HybridRetriever:
         self._restrictions: OrderedDict[Filters, Restriction] = OrderedDict()
 
     def idf(self, term: str) -> float:
-        return self.index.bm25.idf(term)
+        return idf(self.index.lexical, term)
 
     def article_text(self, source: str) -> str | None:
         return self.index.db.article_text(source)
@@ -162,8 +161,7 @@ class HybridRetriever:
                 return found
         selection = select(filters, self.index.db.article_dates())
         chunk_ids, sentence_ids = self.index.db.ids_of_articles(selection.sources)
-        found = Restriction(selection, np.searchsorted(self.index.bm25.ids, chunk_ids),
-                            IdFilter(chunk_ids), IdFilter(sentence_ids))
+        found = Restriction(selection, IdSet(chunk_ids), IdSet(sentence_ids))
         with self._queries_lock:
             self._restrictions[filters] = found
             while len(self._restrictions) > RESTRICTIONS:
@@ -181,7 +179,7 @@ class HybridRetriever:
         if not sentences or self.settings.dense_weight + self.settings.sentence_weight <= 0:
             return np.zeros(len(sentences), dtype=np.float32)
         ids = np.fromiter((s.id for s in sentences), dtype=np.int64, count=len(sentences))
-        return np.asarray(self.index.sentences.reconstruct_batch(ids) @ self.query_vector(question))
+        return np.asarray(self.index.sentences.vectors(ids) @ self.query_vector(question))
 
     # -- search ------------------------------------------------------------------------------
     def search(self, question: str, k: int, filters: Filters | None = None) -> list[Passage]:
@@ -196,8 +194,8 @@ class HybridRetriever:
               filters: Filters | None = None) -> list[tuple[int, float]]:
         """The k best (chunk id, fused score), best first; with `filters`, every leg looks at
         the chunks and sentences of the allowed articles only."""
-        bm25 = self.index.bm25
-        n = len(bm25)
+        lexical = self.index.lexical
+        n = len(lexical)
         if n == 0:
             return []
         only = self.restrict(filters) if filters else None
@@ -208,32 +206,23 @@ class HybridRetriever:
         w_dense, w_sentence = self.settings.dense_weight, self.settings.sentence_weight
         w_lex = 1.0 - w_dense - w_sentence
 
-        lex_all = bm25.scores(analyze(question))
-        if only is None:
-            lex_rows = np.argpartition(-lex_all, depth - 1)[:depth] if depth < n else np.arange(n)
-        else:
-            lex_rows = only.lex_rows
-            if depth < pool:
-                lex_rows = lex_rows[np.argpartition(-lex_all[lex_rows], depth - 1)[:depth]]
-        cids = {int(bm25.ids[r]) for r in lex_rows if lex_all[r] > 0}
+        terms = analyze(question)
+        allowed = None if only is None else only.chunks
+        cids = {int(c) for c in lexical.search(terms, depth, allowed)[0]}
         proposed: set[int] = set()
         query = self.query_vector(question) if w_dense + w_sentence > 0 else None
         if query is not None:
-            if only is None:
-                _, ids = self.index.dense.search(query.reshape(1, -1), depth)
-                cids.update(int(c) for c in ids[0] if c >= 0)
-            else:
-                cids.update(int(c) for c in only.chunks.search(self.index.dense, query, depth))
-            if w_sentence > 0 and self.index.sentences.ntotal:
+            cids.update(int(c) for c in self.index.dense.search(query, depth, allowed))
+            if w_sentence > 0 and len(self.index.sentences):
                 proposed = self._chunks_of_best_sentences(query, PROPOSED_SENTENCES, only)
                 cids |= proposed
         if not cids:
             return []
         chunk_ids = np.array(sorted(cids), dtype=np.int64)
-        lex = lex_all[np.searchsorted(bm25.ids, chunk_ids)].astype(np.float64)
+        lex = lexical.score(terms, chunk_ids).astype(np.float64)
         dense = np.zeros(len(chunk_ids))
         if query is not None:
-            dense = (self.index.dense.reconstruct_batch(chunk_ids) @ query).astype(np.float64)
+            dense = (self.index.dense.vectors(chunk_ids) @ query).astype(np.float64)
         fused = w_lex * _minmax(lex) + w_dense * _minmax(dense)
         if w_sentence > 0 and query is not None:
             # The sentence signal costs a lookup per sentence: computed for the best candidates
@@ -251,12 +240,8 @@ class HybridRetriever:
                                   only: Restriction | None = None) -> set[int]:
         """Chunks holding the `depth` sentences closest to the question (among those `only`
         allows)."""
-        if only is None:
-            _, ids = self.index.sentences.search(query.reshape(1, -1), depth)
-            best = ids[0]
-        else:
-            best = only.sentences.search(self.index.sentences, query, depth)
-        spans = self.index.db.sentence_spans(int(i) for i in best if i >= 0)
+        best = self.index.sentences.search(query, depth, None if only is None else only.sentences)
+        spans = self.index.db.sentence_spans(int(i) for i in best)
         chunks = self.index.db.chunk_spans(src for src, _, _ in spans.values())
         found: set[int] = set()
         for source, start, end in spans.values():

@@ -1,4 +1,4 @@
-"""French text analysis and the BM25 index (bm25s + PyStemmer "french").
+"""French text analysis, the one definition for documents and questions (PyStemmer "french").
 
 Analysis: lower-case, typographic apostrophes to `'`, elisions stripped (l', d', qu', jusqu'...),
 NBSP/NNBSP as spaces, `œ`/`æ` expanded, stopwords removed, Snowball French stemming, then accent

@@ -21,15 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import assistant.index.builder as indexer
-import assistant.index.catalog as store
+import assistant.index.catalog as catalog
+import assistant.index.dense.faiss as dense
 import assistant.index.generations as generations
-import assistant.index.lexical.bm25s_index as lexical
+import assistant.index.lexical.bm25 as lexical
 from assistant.config import Settings
 
 TARGETS = (
-    "add_article",  # store.Database.add_article: SQLite rows of one article in the work copy
-    "write_dense",  # store.write_dense: FAISS file of the new generation
-    "bm25_save",  # lexical.BM25Index.save: BM25 arrays of the new generation
+    "add_article",  # catalog.Catalog.add_article: rows of one article (not committed)
+    "catalog_commit",  # catalog.Catalog.commit: the new rows committed, not yet published
+    "dense_save",  # dense.FaissStore.save: 1 = chunk vectors' segment, 2 = sentences'
+    "bm25_save",  # lexical.BM25Store.save: the BM25 segment of the new generation
     "write_manifest",  # generations.write_manifest: last file of the work directory
     "os_replace",  # os.replace in generations.publish: 1 = rename work dir, 2 = switch CURRENT
     "prune",  # generations._prune: after CURRENT was switched
@@ -83,11 +85,13 @@ class _DyingEmbedder:
 
 def install(target: str, nth: int, when: str) -> None:
     if target == "add_article":
-        store.Database.add_article = killing(store.Database.add_article, nth, when)  # type: ignore[method-assign]
-    elif target == "write_dense":
-        indexer.write_dense = killing(indexer.write_dense, nth, when)
+        catalog.Catalog.add_article = killing(catalog.Catalog.add_article, nth, when)  # type: ignore[method-assign]
+    elif target == "catalog_commit":
+        catalog.Catalog.commit = killing(catalog.Catalog.commit, nth, when)  # type: ignore[method-assign]
+    elif target == "dense_save":
+        dense.FaissStore.save = killing(dense.FaissStore.save, nth, when)  # type: ignore[method-assign]
     elif target == "bm25_save":
-        lexical.BM25Index.save = killing(lexical.BM25Index.save, nth, when)  # type: ignore[method-assign]
+        lexical.BM25Store.save = killing(lexical.BM25Store.save, nth, when)  # type: ignore[method-assign]
     elif target == "write_manifest":
         indexer.write_manifest = killing(indexer.write_manifest, nth, when)
     elif target == "os_replace":

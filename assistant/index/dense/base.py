@@ -39,6 +39,12 @@ class DenseStore(Protocol):
 
     def __len__(self) -> int: ...  # live vectors
 
+    def load(self) -> None:
+        """Read and verify everything now (a store may defer it to the first search, so that a
+        writer adding a few rows never reads the rest); readers call it at start, so a damaged
+        file is refused at once. IndexCorruptError on damage."""
+        ...
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
 
     def remove(self, ids: np.ndarray) -> None: ...  # unknown ids are ignored

@@ -1,36 +1,44 @@
-"""FAISS indexes (moved from the catalog module; replaced by dense/faiss.py)."""
+"""FAISS itself for the dense store (`faiss.py`): which index kind, how it is built, read,
+searched with a filter and taken apart. No state here: functions of an index or of a size,
+and the constants, measured, that choose between kinds.
+"""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from ...errors import REBUILD_HINT, IndexCorruptError
+from .base import IdSet
 
-FAISS = "dense.faiss"
-SENTENCES_FAISS = "sentences.faiss"
+__all__ = ["AUTO_BACK_TO_FLAT", "FLAT_MAX", "HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M",
+           "IVF_NPROBE", "IVF_TRAIN_PER_LIST", "all_vectors", "choose_index_type", "index_ids",
+           "index_kind", "ivf_lists", "new_dense_index", "read_index", "search_params", "without"]
 
-# -- FAISS ------------------------------------------------------------------------------------
 # Measured by bench/scale.py (README "Benchmarks"), 2 cores, d=384, one query on one thread:
 # flat 13-15 ms at 100k, 170-300 ms at 1M; IVF (sqrt(n) cells, 32-62 probed) 1.4-2 ms at 100k
 # and 16-21 ms at 1M for recall@10 0.97-0.98, built in 18-46 s at 1M and updated in place;
 # HNSW ~0.4 ms at 100k but built at 1,500-2,400 vectors/s and rebuilt on every change
 # (about ten minutes per `index update` at 1M).
 FLAT_MAX = 200_000  # `auto`: exact search up to here, then IVF
+AUTO_BACK_TO_FLAT = 0.9  # an `auto` IVF store returns to flat below FLAT_MAX * this
 IVF_TRAIN_PER_LIST = 50  # k-means training points per cell (faiss warns below 39)
 IVF_NPROBE = 32  # cells visited per query, at least; nlist/16 for large indexes
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
 
 
-def choose_index_type(requested: str, n_vectors: int) -> str:
-    """`auto`: exact flat search up to `FLAT_MAX` chunks, then IVF, which keeps incremental
+def choose_index_type(requested: str, n_vectors: int, current: str | None = None) -> str:
+    """`auto`: exact flat search up to `FLAT_MAX` vectors, then IVF, which keeps incremental
     updates cheap (vectors added and removed in place). HNSW answers faster but is rebuilt on
-    every change, so it is only used when asked for (see README "Benchmarks")."""
+    every change, so it is only used when asked for (see README "Benchmarks"). An `auto` store
+    that is IVF (`current`) goes back to flat only below FLAT_MAX * AUTO_BACK_TO_FLAT, so a
+    corpus at the boundary does not flip at each update."""
     if requested != "auto":
         return requested
+    if current == "ivf" and n_vectors > FLAT_MAX * AUTO_BACK_TO_FLAT:
+        return "ivf"
     return "flat" if n_vectors <= FLAT_MAX else "ivf"
 
 
@@ -80,22 +88,16 @@ def index_kind(index: Any) -> str:
     return "flat"
 
 
-def write_dense(index: Any, path: Path) -> None:
-    import faiss
-
-    faiss.write_index(index, str(path))
-
-
-def read_dense(path: Path) -> Any:
-    """A FAISS index from disk. FAISS is set to one OpenMP thread, process-wide: a query against
-    an index of this size is microseconds of work, and on 2 shared cores its thread team waiting
-    on each other cost ~4 ms a search (measured); IVF training in the same process (an update
-    past 200k chunks) then runs on one thread too."""
+def read_index(f: IO[bytes], path: Path) -> Any:
+    """A FAISS index from an open file (`path` names it in errors). FAISS is set to one OpenMP
+    thread, process-wide: a query against an index of this size is microseconds of work, and on
+    2 shared cores its thread team waiting on each other cost ~4 ms a search (measured); IVF
+    training in the same process (an update past 200k chunks) then runs on one thread too."""
     import faiss
 
     faiss.omp_set_num_threads(1)
     try:
-        index = faiss.read_index(str(path))
+        index = faiss.read_index(faiss.PyCallbackIOReader(f.read, 1 << 20))
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "?"
         raise IndexCorruptError(f"{path} est illisible ({first}). {REBUILD_HINT}") from None
@@ -106,64 +108,54 @@ def read_dense(path: Path) -> Any:
     return index
 
 
-def all_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) stored in an index (used to rebuild it when its type must change)."""
+def index_ids(index: Any) -> np.ndarray:
+    """The ids stored in an index, in storage order."""
     import faiss
 
-    if index_kind(index) == "ivf":
-        invlists = faiss.extract_index_ivf(index).invlists
-        parts = [
-            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-            for i in range(invlists.nlist) if invlists.list_size(i)
-        ]
-        ids = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
-    else:
-        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+    if index_kind(index) != "ivf":
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    invlists = faiss.extract_index_ivf(index).invlists
+    parts = [
+        faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+        for i in range(invlists.nlist) if invlists.list_size(i)
+    ]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+
+def all_vectors(index: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) stored in an index (used to rebuild it when its type must change)."""
+    ids = index_ids(index)
     if len(ids) == 0:
         return ids, np.zeros((0, index.d), dtype=np.float32)
     return ids, index.reconstruct_batch(ids)
 
 
-#: A filter allowing at most this many vectors scores them all exactly (one matrix product);
-#: a larger one is searched in the index with an id selector.
-EXACT_MAX = 4096
+def without(index: Any, ids: np.ndarray) -> Any:
+    """`index` without `ids` (all stored): removed in place, or HNSW rebuilt without them."""
+    if index_kind(index) != "hnsw":
+        index.remove_ids(ids)
+        return index
+    old_ids, old_vectors = all_vectors(index)
+    keep = ~np.isin(old_ids, ids)
+    rebuilt = new_dense_index("hnsw", index.d)
+    rebuilt.add_with_ids(old_vectors[keep], old_ids[keep])
+    return rebuilt
 
 
-class IdFilter:
-    """A set of allowed vector ids (chunk or sentence ids), to search a FAISS index among them
-    only. Built once per filter and shared by threads (each search gets its own parameters)."""
+def search_params(index: Any, allowed: IdSet, k: int) -> Any:
+    """Search parameters restricting a search of `index` to `allowed` (its FAISS selector, a
+    hash set of the ids, is built on first use and kept in `allowed.derived`)."""
+    import faiss
 
-    def __init__(self, ids: np.ndarray) -> None:
-        self.ids = np.unique(np.asarray(ids, dtype=np.int64))
-        self._selector: Any = None
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def search(self, index: Any, query: np.ndarray, k: int) -> np.ndarray:
-        """Ids of the (at most) `k` allowed vectors closest to `query`, best first."""
-        k = min(k, len(self.ids))
-        if k <= 0:
-            return np.zeros(0, dtype=np.int64)
-        if len(self.ids) <= EXACT_MAX:
-            scores = index.reconstruct_batch(self.ids) @ query
-            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(k)
-            return self.ids[top[np.lexsort((self.ids[top], -scores[top]))]]
-        _, ids = index.search(query.reshape(1, -1), k, params=self._params(index, k))
-        return ids[0][ids[0] >= 0]
-
-    def _params(self, index: Any, k: int) -> Any:
-        import faiss
-
-        with self._lock:  # shared by the server's threads: one selector, built once
-            if self._selector is None:  # a hash set of the ids, built on first use
-                self._selector = faiss.IDSelectorBatch(self.ids)
-        kind = index_kind(index)
-        if kind == "ivf":  # the index's own probe count, not the parameters' default (1)
-            ivf = faiss.extract_index_ivf(index)
-            return faiss.SearchParametersIVF(sel=self._selector, nprobe=ivf.nprobe)
-        if kind == "hnsw":
-            hnsw = faiss.downcast_index(index.index).hnsw
-            return faiss.SearchParametersHNSW(sel=self._selector, efSearch=max(hnsw.efSearch, k))
-        return faiss.SearchParameters(sel=self._selector)
+    with allowed.lock:  # shared by the server's threads: one selector, built once
+        selector = allowed.derived.get("faiss")
+        if selector is None:
+            selector = allowed.derived["faiss"] = faiss.IDSelectorBatch(allowed.ids)
+    kind = index_kind(index)
+    if kind == "ivf":  # the index's own probe count, not the parameters' default (1)
+        ivf = faiss.extract_index_ivf(index)
+        return faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+    if kind == "hnsw":
+        hnsw = faiss.downcast_index(index.index).hnsw
+        return faiss.SearchParametersHNSW(sel=selector, efSearch=max(hnsw.efSearch, k))
+    return faiss.SearchParameters(sel=selector)

@@ -1,0 +1,615 @@
+"""The Qdrant connection, and the generation bookkeeping both Qdrant stores share.
+
+Connection: `connect(url=..., api_key=...)` for a server or cluster, `connect(path=...)` for
+qdrant-client's local mode (in-process, same API; ":memory:" keeps nothing). Every call goes
+through `QdrantConnection.call`: transient failures (connection refused or reset, timeouts, HTTP
+408/429/5xx) are retried with exponential backoff, then raise one StoreUnavailableError, one line
+in French naming the URL. Local mode is not thread-safe: its calls are serialised by a lock.
+
+Layout (a location is a connection, a collection prefix and a kind, "chunks" or "sentences"):
+`<prefix><kind>_<G0>` is a physical collection, created by the first save of a build (G0 its
+generation); the chunk one holds the named dense vector "dense" (cosine, dense store) and the
+named sparse vector "bm25" (IDF modifier, lexical store) on the same points, point id = our id.
+An update never copies a collection: each store stamps its points' payload with `<vector>_added`
+(generation that added it) and `<vector>_removed` (generation that removed it, absent while
+live); a store opened at a state of generation G sees the points with added <= G and no removed
+<= G, checked on the payload of every hit (or by a payload filter, indexed on a server). Changes
+are buffered and written by `save(G')`, so readers of G never see them. A point-without-vectors
+marker (MARKER_ID) records `<vector>_writing`, the last generation a writer started: if it is
+above the generation a writer opened, a writer was killed and `save` first removes what it left
+(added > G dropped, removed > G reset); `<vector>_removals` lists the generations whose removed
+points `prune` deletes once no kept state precedes them. `prune` also drops the physical
+collections no kept state names (once no other store's marker key is left in them) and points
+the alias `<prefix><kind>` at the newest kept one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..errors import (
+    REBUILD_HINT,
+    ConfigError,
+    IndexCorruptError,
+    IndexMismatchError,
+    StoreUnavailableError,
+)
+
+T = TypeVar("T")
+FORMAT = 1
+MARKER_ID = "00000000-0000-0000-0000-00000000a551"  # a UUID: never one of our integer ids
+BATCH = 256  # points per write request
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class QdrantConnection:
+    """One QdrantClient, where it points (for messages) and the retry policy."""
+
+    def __init__(self, client: Any, where: str, *, local: bool, attempts: int = 3,
+                 backoff_s: float = 0.25, timeout_s: int = 10) -> None:
+        self.client = client
+        self.where = where
+        self.local = local
+        self.attempts = max(1, attempts)
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self._lock = threading.RLock() if local else None
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)`, retried on transient failures; StoreUnavailableError after."""
+        delay = self.backoff_s
+        for attempt in range(1, self.attempts + 1):
+            try:
+                if self._lock is None:
+                    return fn(*args, **kwargs)
+                with self._lock:
+                    return fn(*args, **kwargs)
+            except Exception as exc:
+                kind = _failure(exc)
+                if kind is None:
+                    raise
+                if kind == "auth" or attempt == self.attempts:
+                    raise self.unavailable(kind, exc) from exc
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def unavailable(self, kind: str, exc: BaseException) -> StoreUnavailableError:
+        detail = " ".join(str(getattr(exc, "source", None) or exc).split())[:160]
+        if kind == "slow":
+            return StoreUnavailableError(
+                f"Qdrant ne répond pas à temps à {self.where} (plus de {self.timeout_s} s, "
+                f"{self.attempts} essais) : serveur surchargé ou injoignable, réessayez plus tard.")
+        if kind == "auth":
+            return StoreUnavailableError(
+                f"Qdrant refuse l'accès à {self.where} ({detail}) : vérifiez "
+                "ASSISTANT_QDRANT_API_KEY.")
+        return StoreUnavailableError(
+            f"Qdrant est injoignable à {self.where} ({detail or type(exc).__name__}) : vérifiez "
+            "ASSISTANT_QDRANT_URL et que le serveur tourne, puis réessayez.")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _failure(exc: BaseException) -> str | None:
+    """"slow", "auth" or "down" for the failures retry or explain, None for the others."""
+    import httpx
+    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    source = exc.source if isinstance(exc, ResponseHandlingException) else exc
+    if isinstance(source, (httpx.TimeoutException, TimeoutError)):
+        return "slow"
+    if isinstance(source, (httpx.TransportError, ConnectionError, ResourceExhaustedResponse)):
+        return "down"
+    if isinstance(exc, UnexpectedResponse):
+        if exc.status_code in (401, 403):
+            return "auth"
+        if exc.status_code in TRANSIENT_STATUS:
+            return "slow" if exc.status_code in (408, 504) else "down"
+    return None
+
+
+def _held(lock_path: str) -> bool:
+    """Whether a client holds local mode's directory lock (asked before qdrant-client, whose
+    failed attempt leaks the lock file's handle)."""
+    import portalocker
+
+    if not os.path.exists(lock_path):
+        return False
+    with open(lock_path, "r+") as f:
+        try:
+            portalocker.lock(f, portalocker.LockFlags.EXCLUSIVE
+                             | portalocker.LockFlags.NON_BLOCKING)
+        except portalocker.exceptions.LockException:
+            return True
+        portalocker.unlock(f)
+        return False
+
+
+def connect(*, url: str | None = None, api_key: str | None = None, path: str | None = None,
+            timeout_s: int = 10, attempts: int = 3, backoff_s: float = 0.25) -> QdrantConnection:
+    """A checked connection to a Qdrant server (`url`, `api_key`) or to local mode (`path`, a
+    directory or ":memory:"). Unreachable, refused or too slow -> StoreUnavailableError."""
+    from qdrant_client import QdrantClient
+
+    if (url is None) == (path is None):
+        raise ConfigError("Qdrant : donnez soit ASSISTANT_QDRANT_URL, soit ASSISTANT_QDRANT_PATH.")
+    if path is not None:
+        if path != ":memory:" and _held(os.path.join(path, ".lock")):
+            raise StoreUnavailableError(
+                f"Le dossier Qdrant local {path} est déjà ouvert par un autre client ou "
+                "processus : arrêtez-le, ou servez ce dossier avec un serveur Qdrant.")
+        client = (QdrantClient(":memory:") if path == ":memory:" else
+                  QdrantClient(path=path, force_disable_check_same_thread=True))
+        return QdrantConnection(client, f"local:{path}", local=True, timeout_s=timeout_s)
+    assert url is not None
+    client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s, check_compatibility=False)
+    conn = QdrantConnection(client, url, local=False, attempts=attempts, backoff_s=backoff_s,
+                            timeout_s=timeout_s)
+    try:
+        conn.call(client.get_collections)
+    except Exception:
+        conn.close()
+        raise
+    return conn
+
+
+_SHARED: dict[tuple[Any, ...], QdrantConnection] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_connection(settings: Any) -> QdrantConnection:
+    """The process's connection for `settings` (qdrant_url + qdrant_api_key, or qdrant_path),
+    made once: local mode allows one client per directory and process."""
+    url, path = settings.qdrant_url, settings.qdrant_path
+    key = (url, settings.qdrant_api_key, None if url else str(path), settings.qdrant_timeout)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = connect(url=url, api_key=settings.qdrant_api_key,
+                                   path=None if url else (str(path) if path else None),
+                                   timeout_s=max(1, math.ceil(settings.qdrant_timeout)))
+        return _SHARED[key]
+
+
+def release_connections() -> None:
+    """Close the shared connections (local mode then frees its directories)."""
+    with _SHARED_LOCK:
+        for conn in _SHARED.values():
+            conn.close()
+        _SHARED.clear()
+
+
+@dataclass(frozen=True)
+class QdrantLocation:
+    """Where a store lives: a connection, a collection prefix, and the kind of ids it holds."""
+
+    connection: QdrantConnection
+    prefix: str = "assistant_"
+    kind: str = "chunks"  # "chunks" (dense + lexical share it) or "sentences" (dense only)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("chunks", "sentences") or not re.fullmatch(r"[A-Za-z0-9_-]*",
+                                                                        self.prefix):
+            raise ConfigError(f"Emplacement Qdrant invalide : {self.prefix!r}, {self.kind!r}")
+
+    @property
+    def alias(self) -> str:
+        return f"{self.prefix}{self.kind}"
+
+    @classmethod
+    def of(cls, settings: Any, kind: str) -> QdrantLocation:
+        """The location of `kind` for `Settings` (qdrant_url / qdrant_path, qdrant_prefix)."""
+        return cls(shared_connection(settings), settings.qdrant_prefix, kind)
+
+    def physical(self, generation: int) -> str:
+        return f"{self.alias}_{generation}"
+
+    def owns(self, name: str) -> bool:
+        return re.fullmatch(re.escape(self.alias) + r"_\d+", name) is not None
+
+
+def lexical_config() -> dict[str, Any]:
+    """The sparse vector of the lexical store: BM25 term parts, IDF applied by Qdrant."""
+    from qdrant_client import models
+
+    return {"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)}
+
+
+def batched(items: list[T], size: int = BATCH) -> Iterable[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class GenerationalStore:
+    """What the Qdrant dense and lexical stores share: state, visibility, buffered removals,
+    save's bookkeeping and prune (see the module docstring). Subclasses set `vector`."""
+
+    name = "qdrant"
+    vector = ""
+
+    def __init__(self, location: QdrantLocation, state: dict[str, Any] | None) -> None:
+        self.location = location
+        self.conn = location.connection
+        state = dict(state or {})
+        self._generation = int(state.get("generation", 0))
+        self._collection: str | None = state.get("collection")
+        self._count = int(state.get("count", 0))
+        self._extra = state  # subclass fields (dimension, avgdl...)
+        self._pending_add: dict[int, Any] = {}
+        self._pending_remove: dict[int, dict[str, Any]] = {}  # id -> its saved payload
+        self._pending_payload: dict[int, dict[str, Any]] = {}
+        self.added_key, self.removed_key = f"{self.vector}_added", f"{self.vector}_removed"
+
+    @classmethod
+    def _checked(cls, location: QdrantLocation, state: dict[str, Any] | None) -> None:
+        if state is None:
+            return
+        if state.get("backend") != cls.name or state.get("format") != FORMAT or state.get(
+                "vector") != cls.vector:
+            raise IndexMismatchError(
+                f"L'état d'index « {state.get('backend')} » ({state.get('vector')}, format "
+                f"{state.get('format')}) n'est pas celui du magasin Qdrant {cls.vector}. "
+                f"{REBUILD_HINT}")
+        name = state.get("collection")
+        if name is None:
+            return
+        if not location.owns(str(name)):
+            raise IndexMismatchError(
+                f"La collection Qdrant « {name} » n'est pas sous le préfixe "
+                f"« {location.alias} » configuré. {REBUILD_HINT}")
+        conn = location.connection
+        if not conn.call(conn.client.collection_exists, name):
+            raise IndexCorruptError(f"La collection Qdrant « {name} » manque sur {conn.where}. "
+                                    f"{REBUILD_HINT}")
+
+    def load(self) -> None:
+        """Verify now that the collection holds what the state says (readers call it at start):
+        the collection, this store's vector, and as many visible points as the state counted."""
+        name = self._collection
+        if name is None:
+            return
+        if not self._call("collection_exists", name):
+            raise IndexCorruptError(f"La collection Qdrant « {name} » manque sur "
+                                    f"{self.conn.where}. {REBUILD_HINT}")
+        params = self._call("get_collection", name).config.params
+        dense = params.vectors if isinstance(params.vectors, dict) else {}
+        size = getattr(dense.get(self.vector), "size", None)
+        if self.vector not in {**dense, **(params.sparse_vectors or {})} or (
+                size is not None and size != self._extra.get("dimension", size)):
+            raise IndexCorruptError(f"La collection Qdrant « {name} » n'a pas le vecteur "
+                                    f"« {self.vector} » attendu. {REBUILD_HINT}")
+        count = self._call("count", name, count_filter=self.visible_filter(), exact=True).count
+        if count != self._count:
+            raise IndexCorruptError(
+                f"La collection Qdrant « {name} » montre {count} points à la génération "
+                f"{self._generation}, l'état en attend {self._count}. {REBUILD_HINT}")
+
+    # -- visibility ---------------------------------------------------------------------------
+
+    def visible(self, payload: dict[str, Any] | None) -> bool:
+        payload = payload or {}
+        added, removed = payload.get(self.added_key), payload.get(self.removed_key)
+        return (isinstance(added, int) and added <= self._generation
+                and not (isinstance(removed, int) and removed <= self._generation))
+
+    def visible_filter(self) -> Any:
+        from qdrant_client import models
+
+        return models.Filter(
+            must=[models.FieldCondition(key=self.added_key,
+                                        range=models.Range(lte=self._generation))],
+            must_not=[models.FieldCondition(key=self.removed_key,
+                                            range=models.Range(lte=self._generation))])
+
+    def saved(self, ids: Iterable[int], payload: bool | list[str] = True,
+              vectors: bool = False) -> dict[int, Any]:
+        """The records of `ids` visible at the opened generation, by id."""
+        wanted = [int(i) for i in ids]
+        if self._collection is None or not wanted:
+            return {}
+        fields = True if payload is True else [*(payload or []), self.added_key,
+                                               self.removed_key]
+        out: dict[int, Any] = {}
+        for part in batched(wanted, 1024):
+            records = self.conn.call(self.conn.client.retrieve, self._collection, part,
+                                     with_payload=fields,
+                                     with_vectors=[self.vector] if vectors else False)
+            out.update((int(r.id), r) for r in records if self.visible(r.payload))
+        return out
+
+    def query(self, query: Any, limit: int, allowed: Any | None, fields: list[str],
+              with_vector: bool = False) -> list[Any]:
+        """Hits of `query` on this store's vector that the opened generation sees, best first,
+        at most `limit`. Asked without the generation filter first (cheap in local mode, where
+        payload filters are evaluated point by point), checked on the hits' payload; if too many
+        hits were invisible, asked again with the filter."""
+        from qdrant_client import models
+
+        if self._collection is None or limit <= 0:
+            return []
+        fields = [*fields, self.added_key, self.removed_key]
+        vectors = [self.vector] if with_vector else False
+        first = limit + 16
+        hits = self.conn.call(self.conn.client.query_points, self._collection, query=query,
+                              using=self.vector, limit=first, with_payload=fields,
+                              with_vectors=vectors,
+                              query_filter=None if allowed is None else models.Filter(
+                                  must=[allowed]))
+        seen = [h for h in hits.points if self.visible(h.payload)]
+        if len(seen) >= limit or len(hits.points) < first:
+            return seen[:limit]
+        flt = self.visible_filter()
+        if allowed is not None:
+            flt.must.append(allowed)
+        hits = self.conn.call(self.conn.client.query_points, self._collection, query=query,
+                              using=self.vector, limit=limit, with_payload=fields,
+                              with_vectors=vectors, query_filter=flt)
+        return list(hits.points)
+
+    def local_allowed(self, allowed: Any | None) -> list[Any] | None:
+        """In local mode, the visible records of `allowed` with their vectors, for the caller to
+        score: qdrant-client's local mode tests a HasIdCondition point by point, copying its id
+        list each time (2.3 s at 100k points for 1,000 ids). None elsewhere: use the filter."""
+        if allowed is None or not self.conn.local:
+            return None
+        return list(self.saved(allowed.ids.tolist(), payload=[], vectors=True).values())
+
+    @staticmethod
+    def allowed_condition(allowed: Any) -> Any:
+        """The HasIdCondition of an IdSet, built once and kept in `allowed.derived`."""
+        from qdrant_client import models
+
+        with allowed.lock:
+            if "qdrant" not in allowed.derived:
+                allowed.derived["qdrant"] = models.HasIdCondition(
+                    has_id=[int(i) for i in allowed.ids])
+            return allowed.derived["qdrant"]
+
+    # -- changes ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._count + len(self._pending_add) - len(self._pending_remove)
+
+    def _register_add(self, ids: list[int]) -> None:
+        if len(set(ids)) != len(ids) or any(i in self._pending_add for i in ids):
+            raise ValueError("an id is given twice or is already stored")
+        fresh = [i for i in ids if i not in self._pending_remove]
+        if self.saved(fresh, payload=[]):
+            raise ValueError("an id is given twice or is already stored")
+
+    def remove(self, ids: Any) -> None:
+        rest = []
+        for i in (int(x) for x in ids):
+            if i in self._pending_add:
+                del self._pending_add[i]
+                self._pending_payload.pop(i, None)
+            elif i not in self._pending_remove:
+                rest.append(i)
+        for i, record in self.saved(rest).items():
+            self._pending_remove[i] = record.payload or {}
+
+    def set_payload(self, ids: Any, payload: dict[str, Any]) -> None:
+        """Extra payload (source, title, date...) for `ids`, written by the next `save`. Not
+        versioned: readers of older generations see it too (set it on new ids)."""
+        for i in ids:
+            self._pending_payload.setdefault(int(i), {}).update(payload)
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def collection_config(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(dense, sparse) vector configs of a collection this store creates."""
+        raise NotImplementedError
+
+    def point_vector(self, i: int) -> Any:
+        raise NotImplementedError
+
+    def point_payload(self, i: int) -> dict[str, Any]:
+        return {}
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self.conn.call(getattr(self.conn.client, method), *args, **kwargs)
+
+    def _ensure_collection(self, name: str) -> None:
+        from qdrant_client import models
+
+        dense, sparse = self.collection_config()
+        if not self._call("collection_exists", name):
+            self._call("create_collection", name, vectors_config=dense,
+                       sparse_vectors_config=sparse or None)
+        else:
+            params = self._call("get_collection", name).config.params
+            have = dict(params.vectors or {}) if isinstance(params.vectors, dict) else {}
+            for vec, cfg in dense.items():
+                if vec not in have:
+                    self._call("create_vector_name", name, vec, models.DenseVectorNameConfig(
+                        dense=models.DenseVectorConfig(size=cfg.size, distance=cfg.distance)))
+                elif have[vec].size != cfg.size:
+                    raise IndexMismatchError(
+                        f"La collection Qdrant « {name} » a des vecteurs de dimension "
+                        f"{have[vec].size}, pas {cfg.size}. {REBUILD_HINT}")
+            for vec, scfg in sparse.items():
+                if vec not in (params.sparse_vectors or {}):
+                    self._call("create_vector_name", name, vec,
+                               models.SparseVectorNameConfig(sparse=scfg))
+        if self.conn.local:  # local mode has no payload index (and warns when asked for one)
+            return
+        indexed = self._call("get_collection", name).payload_schema or {}
+        for key, schema in self.payload_indexes().items():
+            if key not in indexed:
+                self._call("create_payload_index", name, key, field_schema=schema)
+
+    def payload_indexes(self) -> dict[str, Any]:
+        from qdrant_client import models
+
+        return {self.added_key: models.PayloadSchemaType.INTEGER,
+                self.removed_key: models.PayloadSchemaType.INTEGER}
+
+    def _marker(self, name: str) -> dict[str, Any]:
+        records = self._call("retrieve", name, [MARKER_ID], with_payload=True)
+        return dict(records[0].payload or {}) if records else {}
+
+    def _set_marker(self, name: str, values: dict[str, Any]) -> None:
+        from qdrant_client import models
+
+        if self._call("retrieve", name, [MARKER_ID], with_payload=False):
+            self._call("set_payload", name, values, points=[MARKER_ID])
+        else:
+            self._call("upsert", name, [models.PointStruct(id=MARKER_ID, vector={},
+                                                           payload=values)])
+
+    def scroll(self, name: str, flt: Any, payload: bool | list[str] = False) -> Iterable[Any]:
+        """Every record matching `flt`. Local mode filters every point again for each page:
+        one page there."""
+        offset = None
+        while True:
+            records, offset = self._call("scroll", name, scroll_filter=flt, offset=offset,
+                                         limit=1 << 30 if self.conn.local else 1024,
+                                         with_payload=payload, with_vectors=False)
+            yield from records
+            if offset is None:
+                return
+
+    def _scroll_ids(self, name: str, flt: Any) -> list[int]:
+        return [int(r.id) for r in self.scroll(name, flt) if not isinstance(r.id, str)]
+
+    def _drop_own(self, name: str, ids: list[int]) -> None:
+        """Take this store's vector and flags off `ids`; delete the points no store uses."""
+        for part in batched(ids, 1024):
+            records = self._call("retrieve", name, part, with_payload=True, with_vectors=False)
+            others = [int(r.id) for r in records if any(
+                k.endswith("_added") and k != self.added_key for k in (r.payload or {}))]
+            alone = [int(r.id) for r in records if int(r.id) not in set(others)]
+            if alone:
+                self._call("delete", name, points_selector=alone)
+            if others:
+                self._call("delete_vectors", name, vectors=[self.vector], points=others)
+                self._call("delete_payload", name, [self.added_key, self.removed_key],
+                           points=others)
+
+    def _clean_leftovers(self, name: str, above: int) -> None:
+        """Undo what writers of generations > `above` wrote here and never published."""
+        from qdrant_client import models
+
+        added = self._scroll_ids(name, models.Filter(must=[models.FieldCondition(
+            key=self.added_key, range=models.Range(gt=above))]))
+        self._drop_own(name, added)
+        removed = self._scroll_ids(name, models.Filter(must=[models.FieldCondition(
+            key=self.removed_key, range=models.Range(gt=above))]))
+        for part in batched(removed, 1024):
+            self._call("delete_payload", name, [self.removed_key], points=part)
+
+    def save(self, generation: int) -> dict[str, Any]:
+        from qdrant_client import models
+
+        if generation <= self._generation:
+            raise ValueError(f"generation {generation} <= {self._generation}, already written")
+        if not (self._pending_add or self._pending_remove or self._pending_payload):
+            return self.state()
+        name = self._collection or self.location.physical(generation)
+        self._ensure_collection(name)
+        marker = self._marker(name)
+        if int(marker.get(f"{self.vector}_writing", 0)) > self._generation:
+            self._clean_leftovers(name, self._generation)
+        removals = [g for g in marker.get(f"{self.vector}_removals", []) if g <= self._generation]
+        gone = [i for i in self._pending_remove if i not in self._pending_add]
+        self._set_marker(name, {f"{self.vector}_writing": generation,
+                                f"{self.vector}_removals": removals + ([generation] if gone
+                                                                       else [])})
+        ids = sorted(self._pending_add)
+        for part in batched(ids):
+            exist = {int(r.id) for r in self._call("retrieve", name, part, with_payload=False)}
+            new = [models.PointStruct(id=i, vector={self.vector: self.point_vector(i)}, payload={
+                self.added_key: generation, "role": self.location.kind[:-1],
+                **self.point_payload(i), **self._pending_payload.get(i, {})})
+                for i in part if i not in exist]
+            if new:
+                self._call("upsert", name, new)
+            old = [i for i in part if i in exist]
+            if old:  # a point the sibling store made, or one replaced: flags first, then vector
+                ops: list[Any] = [models.SetPayloadOperation(set_payload=models.SetPayload(
+                    payload={self.added_key: generation, **self.point_payload(i),
+                             **self._pending_payload.get(i, {})}, points=[i])) for i in old]
+                ops.append(models.DeletePayloadOperation(delete_payload=models.DeletePayload(
+                    keys=[self.removed_key], points=list[Any](old))))
+                ops.append(models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(
+                    points=[models.PointVectors(id=i, vector={self.vector: self.point_vector(i)})
+                            for i in old])))
+                self._call("batch_update_points", name, ops)
+        for part in batched(gone, 1024):
+            self._call("set_payload", name, {self.removed_key: generation}, points=part)
+        extra = [i for i in self._pending_payload if i not in self._pending_add]
+        kept = [int(r.id) for part in batched(extra, 1024)
+                for r in self._call("retrieve", name, part, with_payload=False)]
+        if kept:
+            self._call("batch_update_points", name, [models.SetPayloadOperation(
+                set_payload=models.SetPayload(payload=self._pending_payload[i], points=[i]))
+                for i in kept])
+        self._count = len(self)
+        self._generation, self._collection = generation, name
+        self.saved_changes()
+        self._pending_add, self._pending_remove, self._pending_payload = {}, {}, {}
+        return self.state()
+
+    def saved_changes(self) -> None:
+        """Hook: fold what `save` just wrote into the subclass's state (before pending clears)."""
+
+    def state(self) -> dict[str, Any]:
+        return {"backend": self.name, "format": FORMAT, "vector": self.vector,
+                "kind": self.location.kind, "collection": self._collection,
+                "generation": self._generation, "count": self._count}
+
+    def prune(self, keep: list[dict[str, Any]]) -> None:
+        from qdrant_client import models
+
+        gens: dict[str, list[int]] = {}
+        for st in keep:
+            if st and st.get("backend") == self.name and st.get("vector") == self.vector and \
+                    st.get("collection"):
+                gens.setdefault(str(st["collection"]), []).append(int(st["generation"]))
+        if gens:  # the alias names the newest kept collection (for tools reading Qdrant)
+            newest_name = max(gens, key=lambda n: max(gens[n]))
+            aliases = {a.alias_name: a.collection_name
+                       for a in self._call("get_aliases").aliases}
+            if aliases.get(self.location.alias) != newest_name:
+                self._call("update_collection_aliases", [
+                    models.CreateAliasOperation(create_alias=models.CreateAlias(
+                        collection_name=newest_name, alias_name=self.location.alias))])
+        names = [c.name for c in self._call("get_collections").collections]
+        for name in names:
+            if not self.location.owns(name):
+                continue
+            marker = self._marker(name)
+            if name not in gens:  # no kept state names it: leave it; dropped once no store uses it
+                if any(k.endswith("_writing") and not k.startswith(self.vector + "_")
+                       for k in marker):
+                    self._call("delete_payload", name, [f"{self.vector}_writing",
+                                                        f"{self.vector}_removals"],
+                               points=[MARKER_ID])
+                else:
+                    self._call("delete_collection", name)
+                continue
+            oldest, newest = min(gens[name]), max(gens[name])
+            if int(marker.get(f"{self.vector}_writing", 0)) > newest:
+                self._clean_leftovers(name, newest)
+            pending = marker.get(f"{self.vector}_removals", [])
+            due = [g for g in pending if g <= oldest]
+            if due:
+                self._drop_own(name, self._scroll_ids(name, models.Filter(must=[
+                    models.FieldCondition(key=self.removed_key, range=models.Range(lte=oldest))])))
+            self._set_marker(name, {f"{self.vector}_writing": newest,
+                                    f"{self.vector}_removals": [g for g in pending
+                                                                if oldest < g <= newest]})
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "kind": self.location.kind, "where": self.conn.where,
+                "collection": self._collection, "generation": self._generation,
+                "count": len(self)}
