@@ -209,7 +209,8 @@ def index_status(settings: Settings) -> dict[str, Any]:
         "backend": manifest["embedding"].get("backend", "torch"),
         "dimension": manifest["embedding"]["dimension"],
         "stores": {role: stores[role].get("backend") for role in stores},
-        "faiss_index": stores["chunks"].get("kind", stores["chunks"].get("backend")),
+        "faiss_index": (stores["chunks"].get("kind") if stores["chunks"].get("backend") == "faiss"
+                        else None),
         "built_at": manifest["built_at"],
         "size_bytes": sum(p.stat().st_size for p in settings.index_dir.rglob("*")
                           if p.is_file()),

@@ -28,6 +28,7 @@ from ..embed.base import Embedder
 from ..errors import REBUILD_HINT, IndexMismatchError, IndexMissingError
 from ..ingest.chunking import chunk_article, indexed_text, make_splitter
 from ..ingest.corpus import ArticleError, CorpusFile, Skipped, read_article, scan_corpus
+from ..records import Article, Chunk
 from ..text.analysis import analyze
 from ..text.sentences import sentence_text, split_sentences
 from .catalog import CATALOG_DIR, Catalog, catalog_file, vec_key
@@ -324,6 +325,7 @@ def _fill(
         rows.texts["chunks"] += chunk_texts
         rows.texts["sentences"] += sentence_texts
         rows.terms += [analyze(t) for t in chunk_texts]
+        _describe_rows(stores, article, chunks, chunk_ids)
         fingerprint += _article_hash(article.source, article.sha256)
 
     vectors, fresh = _embed(settings, embedder_factory, known, rows.texts, show)
@@ -367,6 +369,20 @@ def _fill(
         "corpus": {"articles": counts["articles"], "chunks": counts["chunks"],
                    "fingerprint": f"{fingerprint % 2**256:064x}"},
     }
+
+
+def _describe_rows(stores: _Stores, article: Article, chunks: list[Chunk],
+                   chunk_ids: list[int]) -> None:
+    """Give a store that keeps payloads (Qdrant) what a reader shows of each chunk: article,
+    title, date, url, offsets and text (for filters on the server, and for readers that have
+    no catalog)."""
+    set_payload = getattr(stores.chunks, "set_payload", None)
+    if set_payload is None:
+        return
+    for chunk, cid in zip(chunks, chunk_ids):
+        set_payload([cid], {"source": article.source, "title": article.title,
+                            "date": article.date, "url": article.url, "start": chunk.start,
+                            "end": chunk.end, "text": chunk.text})
 
 
 def _article_hash(source: str, sha256: str) -> int:

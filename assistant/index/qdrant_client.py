@@ -25,6 +25,7 @@ the alias `<prefix><kind>` at the newest kept one.
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import re
@@ -173,6 +174,8 @@ def shared_connection(settings: Any) -> QdrantConnection:
     url, path = settings.qdrant_url, settings.qdrant_path
     key = (url, settings.qdrant_api_key, None if url else str(path), settings.qdrant_timeout)
     with _SHARED_LOCK:
+        if not _SHARED:
+            atexit.register(release_connections)  # closed before the interpreter tears down
         if key not in _SHARED:
             _SHARED[key] = connect(url=url, api_key=settings.qdrant_api_key,
                                    path=None if url else (str(path) if path else None),
