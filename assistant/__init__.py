@@ -20,6 +20,7 @@ from .errors import (
     IndexMissingError,
     LLMError,
     QuestionError,
+    StoreUnavailableError,
 )
 from .records import Answer, Article, Passage
 
@@ -46,5 +47,5 @@ def __dir__() -> list[str]:
 __all__ = [
     "Answer", "Article", "Assistant", "AssistantError", "ConfigError", "CorpusError",
     "IndexCorruptError", "IndexLockedError", "IndexMismatchError", "IndexMissingError",
-    "LLMError", "Passage", "QuestionError", "Settings", "__version__",
+    "LLMError", "Passage", "QuestionError", "Settings", "StoreUnavailableError", "__version__",
 ]

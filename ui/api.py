@@ -39,6 +39,7 @@ from assistant.errors import (
     IndexLockedError,
     LLMError,
     QuestionError,
+    StoreUnavailableError,
 )
 from assistant.search.filters import MAX_SOURCES, parse_date
 
@@ -180,7 +181,7 @@ def error_status(exc: AssistantError) -> int:
     """The HTTP status for an assistant error."""
     if isinstance(exc, QuestionError):
         return 422
-    if isinstance(exc, (IndexError_, CorpusError, LLMError)):
+    if isinstance(exc, (IndexError_, CorpusError, LLMError, StoreUnavailableError)):
         return 503
     if isinstance(exc, ConfigError):
         return 400
