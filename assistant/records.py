@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+#: A citation in an answer's text: "[1]", "[1, 2]" (the numbers in group 1); written by the
+#: answerers (`cite`), read by whoever shows the answer.
+CITATION_MARK = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+def cite(number: int) -> str:
+    """The marker of citation `number` (1-based) in an answer's text."""
+    return f"[{number}]"
 
 
 @dataclass(frozen=True)

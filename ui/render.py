@@ -20,15 +20,14 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from assistant.records import Answer, Passage
+from assistant.records import CITATION_MARK, Answer, Passage
+from assistant.text.sentences import split_sentences
 
 NOT_IN_CORPUS = (
     "Je ne trouve pas la réponse dans les articles du corpus : essayez de reformuler la "
     "question ou de la préciser (lieu, organisme, date)."
 )
 
-_CITATION = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"»”)]*\s+")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ANSWER_DIV = re.compile(r'^\s*<div class="answer[^"]*">(.*?)</div>', re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
@@ -159,7 +158,7 @@ def cited_sentences(answer: str) -> dict[int, list[str]]:
     """
     result: dict[int, list[str]] = {}
     segment_start, pending = 0, ""
-    for match in _CITATION.finditer(answer):
+    for match in CITATION_MARK.finditer(answer):
         between = answer[segment_start:match.start()]
         if between.strip(" ,;"):
             pending = between
@@ -220,16 +219,11 @@ def _best_sentence(text: str, sentences: list[tuple[int, int]], claim: str
 
 
 def _split_sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+    return [text[a:b] for a, b in split_sentences(text)]
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        spans.append((start, match.start()))
-        start = match.end()
-    spans.append((start, len(text)))
-    return [(s, e) for s, e in spans if text[s:e].strip()]
+    return list(split_sentences(text))
 
 
 def _locate(text: str, core: str) -> tuple[int, int] | None:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..config import Settings
 from ..errors import ConfigError
 from ..records import Answer, Passage
+from ..records import cite as marker
 from ..text.analysis import analyzed
 from ..text.question import Terms, contextualize, question_kind
 from ..text.sentences import display, fact_score, is_bullet, mostly_inside, split_sentences
@@ -359,7 +360,7 @@ def cite(chosen: Sequence[Candidate], notice: str | None = None) -> Answer:
         if c.intro and c.intro not in intros_shown:
             intros_shown.add(c.intro)
             text = f"{c.intro.rstrip(' :')} : {text}"
-        parts.append(f"{text} [{n}]")
+        parts.append(f"{text} {marker(n)}")
     return Answer(" ".join(parts), citations, in_corpus=True, notice=notice)
 
 

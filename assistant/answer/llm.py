@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..errors import LLMError
-from ..records import Answer, Passage
+from ..records import Answer, Passage, cite
 from .extractive import NOT_FOUND, ExtractiveAnswerer, answer_pieces, not_found
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ class CitationFilter:
                 continue
             if index not in self.order:
                 self.order.append(index)
-            mark = f"[{self.order.index(index) + 1}]"
+            mark = cite(self.order.index(index) + 1)
             if mark not in marks:
                 marks.append(mark)
         if not marks:

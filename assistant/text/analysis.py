@@ -17,7 +17,11 @@ ANALYZER_VERSION = 2
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'",
                               "`": "'", "\u00a0": " ", "\u202f": " ", "\u2009": " "})
-_ELISION = re.compile(r"\b(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)'", re.I)
+#: Words elided before a vowel ("l'État", "jusqu'à"): the one list every French rule uses.
+ELIDED = ("l", "d", "j", "m", "n", "s", "t", "c", "qu", "jusqu", "lorsqu", "puisqu", "quoiqu",
+          "presqu")
+_ELISION = re.compile(r"\b(?:" + "|".join(ELIDED) + r")'", re.I)
+_ELIDED_START = re.compile(r"^(?:" + "|".join(ELIDED) + r")['\u2019\u2018\u02bc]", re.I)
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 # Snowball's French stopword list, plus question words that carry no topic.
@@ -45,6 +49,11 @@ def _stemmer() -> Any:
 
 def fold_accents(word: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
+
+def strip_elision(word: str) -> str:
+    """A written word without its elided article or pronoun, case kept ("L’État" -> "État")."""
+    return _ELIDED_START.sub("", word)
 
 
 def words(text: str) -> list[str]:

@@ -24,7 +24,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from .analysis import analyze, fold_accents
+from .analysis import analyze, fold_accents, strip_elision
 
 if TYPE_CHECKING:
     from ..search.retriever import HybridRetriever
@@ -39,7 +39,6 @@ quelque agit agissait concerne concernant elle il trouve situe située compte co
 selon fait font faire sert servent""".split()
 
 _TOKEN = re.compile(r"[\w’'-]+")
-_ELIDED = re.compile(r"^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|presqu)['’]", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)
@@ -49,7 +48,7 @@ def _phrasing_terms() -> frozenset[str]:
 
 def _tokens(text: str) -> list[str]:
     """Words in their written form, elision removed ("l'Australie" -> "Australie")."""
-    out = [_ELIDED.sub("", m.group(0)).strip("-’'") for m in _TOKEN.finditer(text)]
+    out = [strip_elision(m.group(0)).strip("-’'") for m in _TOKEN.finditer(text)]
     return [t for t in out if t]
 
 
