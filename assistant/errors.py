@@ -3,6 +3,7 @@
     AssistantError                 base: the edges (CLI, UI, HTTP) catch this one
     ├── ConfigError                a setting is invalid or an optional extra is missing
     ├── CorpusError                the corpus directory is missing or holds no readable article
+    │   └── ArticleError           one article cannot be indexed (reported by name, skipped)
     ├── IndexError_                the index cannot be used
     │   ├── IndexMissingError      no index yet            -> assistant index build
     │   ├── IndexMismatchError     other model/splitter    -> assistant index build
@@ -28,6 +29,10 @@ class ConfigError(AssistantError):
 
 class CorpusError(AssistantError):
     pass
+
+
+class ArticleError(CorpusError):
+    """An article that cannot be indexed; the message is the reason, in French."""
 
 
 class IndexError_(AssistantError):  # noqa: N801 - avoid shadowing the builtin IndexError

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.errors import CorpusError
-from assistant.ingest.corpus import ArticleError, load_corpus, parse_article, read_article
+from assistant.errors import ArticleError, CorpusError
+from assistant.ingest.corpus import load_corpus, parse_article, read_article
 
 from .conftest import DATA, SEED_CORPUS
 

@@ -23,11 +23,12 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from assistant import Assistant, Settings
+from assistant.errors import ArticleError
 from assistant.index.builder import build, update
 from assistant.index.catalog import Catalog
 from assistant.index.generations import current_marker
 from assistant.ingest.chunking import chunk_article, make_splitter
-from assistant.ingest.corpus import ArticleError, decode, load_corpus, normalize, parse_article
+from assistant.ingest.corpus import decode, load_corpus, normalize, parse_article
 from assistant.records import Article
 from assistant.text.analysis import analyze
 

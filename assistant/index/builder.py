@@ -25,9 +25,9 @@ from .. import __version__
 from ..config import Settings
 from ..embed.backends import make_embedder
 from ..embed.base import Embedder
-from ..errors import REBUILD_HINT, IndexMismatchError, IndexMissingError
+from ..errors import REBUILD_HINT, ArticleError, IndexMismatchError, IndexMissingError
 from ..ingest.chunking import chunk_article, indexed_text, make_splitter
-from ..ingest.corpus import ArticleError, CorpusFile, Skipped, read_article, scan_corpus
+from ..ingest.corpus import CorpusFile, Skipped, read_article, scan_corpus
 from ..records import Article, Chunk
 from ..text.analysis import analyze
 from ..text.sentences import sentence_text, split_sentences

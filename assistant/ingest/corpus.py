@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CorpusError
+from ..errors import ArticleError, CorpusError
 from ..records import Article
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,6 @@ _DATE_LINE = re.compile(
 _UPDATED = re.compile(r"(?i:mise?|modifi|actualis)")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n", re.DOTALL)
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
-
-
-class ArticleError(Exception):
-    """An article that cannot be indexed; the message is the reason, in French."""
 
 
 @dataclass(frozen=True)
