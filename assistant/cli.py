@@ -1,6 +1,7 @@
 """The `assistant` command: parse arguments, call the package, print the result.
 
     assistant index build|update|status [--corpus DIR] [--index DIR] [--json]
+    assistant index export --to qdrant|local [--json]
     assistant add PATH|URL... [--timeout S] [--json]
     assistant search QUESTION [-k N] [--source NAME]... [--since D] [--until D] [--json]
     assistant ask QUESTION [--source NAME]... [--since D] [--until D] [--json]
@@ -77,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "status":
             p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                            help="wait this long for another writer to finish (default: 0)")
+    to_store = index_sub.add_parser(
+        "export", help="copy the index into the other store (qdrant or local) without "
+                       "embedding anything again; the copy is then served")
+    to_store.add_argument("--to", required=True, choices=("qdrant", "local"),
+                          help="target store (qdrant: ASSISTANT_QDRANT_URL or "
+                               "ASSISTANT_QDRANT_PATH)")
+    to_store.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                          help="wait this long for another writer to finish (default: 0)")
+    _common(to_store)
 
     from .ingest.add import FETCH_TIMEOUT
 
@@ -228,6 +238,15 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             for key, value in status.items():
                 print(f"{key:16} {value}")
         return 0
+    if args.action == "export":
+        from .index.export import export
+
+        copied = export(settings, args.to, wait=args.wait)
+        if args.json:
+            _print_json(copied.to_dict())
+        else:
+            print(copied.summary())
+        return 0
     run = indexer.build if args.action == "build" else indexer.update
     report = run(settings, progress=False if args.json else None, wait=args.wait)
     if args.json:
@@ -367,8 +386,10 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    import contextlib
     from pathlib import Path
 
+    from .errors import ConfigError
     from .feedback import FeedbackStore
 
     path = Path(args.db).expanduser() if args.db else settings.feedback_path
@@ -379,8 +400,14 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
     else:
         out = Path(args.out)
         partial = out.with_name(f".{out.name}.part")
-        partial.write_text("".join(lines), encoding="utf-8")
-        partial.replace(out)
+        try:
+            partial.write_text("".join(lines), encoding="utf-8")
+            partial.replace(out)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise ConfigError(f"Impossible d'écrire {out} ({exc.strerror or exc}) : choisissez "
+                              "un autre fichier avec --out.") from None
     where = "" if args.out is None else f" dans {args.out}"
     print(f"{len(lines)} avis exporté(s){where} (votes : {path}).", file=sys.stderr)
     return 0
@@ -399,6 +426,10 @@ def _from_ui(module: str, name: str, package: str) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.api_keys_file is not None:  # a bad keys file: say so before loading anything
+        from .keys import KeyFile
+
+        KeyFile(settings.api_keys_file).check()
     _from_ui("app", "serve", "gradio")(settings)
     return 0
 

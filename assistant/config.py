@@ -79,6 +79,10 @@ class Settings:
     qdrant_path: Path | None = None  # local mode: a directory (no server)
     qdrant_prefix: str = "assistant_"  # collection names start with it
     qdrant_timeout: float = 10.0  # seconds per request
+    # Collections the stores create: shards and copies of each shard (None: the server's
+    # defaults); a cluster's layout, ignored by local mode.
+    qdrant_shards: int | None = None
+    qdrant_replicas: int | None = None
 
     # Answers
     answerer: str = "extractive"  # extractive | llm
@@ -125,43 +129,52 @@ class Settings:
         if self.api_keys_file is not None:
             object.__setattr__(self, "api_keys_file", Path(self.api_keys_file))
         if self.embedding_backend not in EMBEDDING_BACKENDS:
-            raise ConfigError(
-                f"embedding_backend={self.embedding_backend!r}: " + ", ".join(EMBEDDING_BACKENDS)
-            )
+            self._refuse("embedding_backend", "choisissez " + _choices(EMBEDDING_BACKENDS))
         if self.embedding_threads < 0:
-            raise ConfigError("embedding_threads must be >= 0 (0 = automatic)")
+            self._refuse("embedding_threads", "choisissez 0 (automatique) ou plus")
         if not 50 <= self.chunk_size <= 20_000:
-            raise ConfigError(f"chunk_size={self.chunk_size}: choose between 50 and 20000")
+            self._refuse("chunk_size", "choisissez entre 50 et 20000")
         if self.chunk_min_chars < 0:
-            raise ConfigError("chunk_min_chars must be >= 0")
+            self._refuse("chunk_min_chars", "choisissez 0 ou plus")
         if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ConfigError("chunk_overlap must be >= 0 and smaller than chunk_size")
+            self._refuse("chunk_overlap", f"choisissez 0 ou plus, et moins que chunk_size "
+                                          f"({self.chunk_size})")
         for name in ("dense_weight", "sentence_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name}={getattr(self, name)}: choose between 0 and 1")
+                self._refuse(name, "choisissez entre 0 et 1")
         if self.refusal_threshold is not None and not 0.0 <= self.refusal_threshold <= 1.0:
-            raise ConfigError(f"refusal_threshold={self.refusal_threshold}: choose between 0 "
-                              "and 1 (a probability)")
+            self._refuse("refusal_threshold", "choisissez entre 0 et 1 (une probabilité)")
         if self.dense_weight + self.sentence_weight > 1.0:
-            raise ConfigError("dense_weight + sentence_weight must not exceed 1 "
-                              "(BM25 gets the rest)")
-        if self.k < 1 or self.candidates < 1:
-            raise ConfigError("k and candidates must be at least 1")
+            raise ConfigError(
+                f"dense_weight={self.dense_weight} (ASSISTANT_DENSE_WEIGHT) + sentence_weight="
+                f"{self.sentence_weight} (ASSISTANT_SENTENCE_WEIGHT) : leur somme ne doit pas "
+                "dépasser 1 (BM25 reçoit le reste).")
+        for name in ("k", "candidates"):
+            if getattr(self, name) < 1:
+                self._refuse(name, "choisissez au moins 1")
         if self.faiss_index not in {"auto", "flat", "ivf", "hnsw"}:
-            raise ConfigError(f"faiss_index={self.faiss_index!r}: auto, flat, ivf or hnsw")
+            self._refuse("faiss_index", "choisissez auto, flat, ivf ou hnsw")
         if self.store not in {"local", "qdrant"}:
-            raise ConfigError(f"store={self.store!r}: local or qdrant")
+            self._refuse("store", "choisissez local ou qdrant")
         if self.store == "qdrant" and not (self.qdrant_url or self.qdrant_path):
-            raise ConfigError("store=qdrant needs qdrant_url (ASSISTANT_QDRANT_URL) or "
-                              "qdrant_path (ASSISTANT_QDRANT_PATH)")
+            raise ConfigError("store='qdrant' (ASSISTANT_STORE) : indiquez aussi qdrant_url "
+                              "(ASSISTANT_QDRANT_URL) ou qdrant_path (ASSISTANT_QDRANT_PATH).")
+        for name in ("qdrant_shards", "qdrant_replicas"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                self._refuse(name, "choisissez au moins 1 (ou ne la définissez pas)")
         if self.answerer not in {"extractive", "llm"}:
-            raise ConfigError(f"answerer={self.answerer!r}: extractive or llm")
+            self._refuse("answerer", "choisissez extractive ou llm")
         if self.rate_limit_per_minute is not None and self.rate_limit_per_minute < 0:
-            raise ConfigError("rate_limit_per_minute must be >= 0 (0 = no limit)")
+            self._refuse("rate_limit_per_minute", "choisissez 0 (pas de limite) ou plus")
         if self.log_format not in {"text", "json"}:
-            raise ConfigError(f"log_format={self.log_format!r}: text or json")
+            self._refuse("log_format", "choisissez text ou json")
         if self.chat_login_with_keys and self.api_keys_file is None:
-            raise ConfigError("chat_login_with_keys needs api_keys_file (ASSISTANT_API_KEYS)")
+            raise ConfigError("chat_login_with_keys (ASSISTANT_CHAT_LOGIN_WITH_KEYS) : indiquez "
+                              "aussi le fichier de clés api_keys_file (ASSISTANT_API_KEYS).")
+
+    def _refuse(self, name: str, fix: str) -> None:
+        """Raise the ConfigError of field `name`: its value, its variable and what to choose."""
+        raise ConfigError(f"{name}={getattr(self, name)!r} ({env_name(name)}) : {fix}.")
 
     @property
     def rate_limit(self) -> int:
@@ -198,13 +211,23 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = environ.get(f"ASSISTANT_{f.name.upper()}")
-            if raw is None and f.name in ENV_ALIASES:
-                raw = environ.get(ENV_ALIASES[f.name])
+            var = f"ASSISTANT_{f.name.upper()}"
+            if environ.get(var) is None and f.name in ENV_ALIASES:
+                var = ENV_ALIASES[f.name]
+            raw = environ.get(var)
             if raw is not None and raw != "":
-                values[f.name] = _parse(f.name, str(f.type), raw)
+                values[f.name] = _parse(var, str(f.type), raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def env_name(name: str) -> str:
+    """The environment variable of setting `name` (its short alias when it has one)."""
+    return ENV_ALIASES.get(name, f"ASSISTANT_{name.upper()}")
+
+
+def _choices(values: tuple[str, ...]) -> str:
+    return ", ".join(values[:-1]) + " ou " + values[-1]
 
 
 def user_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -214,7 +237,11 @@ def user_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base).expanduser() / "assistant"
 
 
-def _parse(name: str, type_name: str, raw: str) -> Any:
+_KINDS = {"bool": "oui ou non (1, true, oui ; 0, false, non)", "int": "un nombre entier",
+          "float": "un nombre"}
+
+
+def _parse(var: str, type_name: str, raw: str) -> Any:
     try:
         if type_name.startswith("bool"):
             if raw.lower() in {"1", "true", "yes", "on", "oui"}:
@@ -230,4 +257,5 @@ def _parse(name: str, type_name: str, raw: str) -> Any:
             return tuple(raw.split("|"))
         return raw
     except ValueError:
-        raise ConfigError(f"ASSISTANT_{name.upper()}={raw!r} is not a valid {type_name}") from None
+        kind = next(v for k, v in _KINDS.items() if type_name.startswith(k))
+        raise ConfigError(f"{var}={raw!r} : la valeur doit être {kind}.") from None

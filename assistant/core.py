@@ -186,10 +186,10 @@ class Assistant:
         return index_status(self.settings)
 
     def articles(self) -> list[dict[str, Any]]:
-        return self.retriever.index.db.articles()
+        return self.retriever.articles()
 
     def article_text(self, source: str) -> str | None:
-        return self.retriever.index.db.article_text(source)
+        return self.retriever.article_text(source)
 
 
 def index_status(settings: Settings) -> dict[str, Any]:

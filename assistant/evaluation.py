@@ -38,6 +38,7 @@ from .config import Settings
 from .core import Assistant
 from .embed.base import embedding_identity
 from .errors import ConfigError, IndexCorruptError, IndexMismatchError, QuestionError
+from .ingest.corpus import CorpusFile, scan_corpus
 from .records import Passage
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -158,27 +159,27 @@ def eval_settings(settings: Settings, articles: Sequence[str | Path]) -> Setting
     dirs = [settings.corpus_dir, *(Path(d) for d in articles)]
     for d in dirs:
         if not Path(d).is_dir():
-            raise ConfigError(f"Dossier d'articles introuvable : {d} "
-                              "(articles directory not found).")
+            raise ConfigError(f"Dossier d'articles introuvable : {d}. Vérifiez le chemin "
+                              "(--articles DIR, ou ASSISTANT_CORPUS_DIR pour le corpus).")
     digest = hashlib.sha256(
         "\n".join(str(Path(d).resolve()) for d in dirs).encode()
         + repr(embedding_identity(settings)).encode()
     ).hexdigest()[:16]
     root = settings.model_cache_dir.parent / "eval" / digest
     corpus = root / "corpus"
-    wanted: dict[str, Path] = {}
+    wanted: dict[str, CorpusFile] = {}  # relative path -> file; the first directory wins
     for d in dirs:
-        for path in sorted(Path(d).iterdir()):
-            if path.is_file() and not path.name.startswith("."):
-                wanted.setdefault(path.name, path)
+        for f in scan_corpus(Path(d)):  # subfolders too, as `assistant index` reads a corpus
+            wanted.setdefault(f.source, f)
     corpus.mkdir(parents=True, exist_ok=True)
-    for old in corpus.iterdir():
-        if old.name not in wanted:
-            old.unlink()
-    for name, path in wanted.items():
-        target = corpus / name
-        if not target.exists() or target.stat().st_mtime_ns != path.stat().st_mtime_ns:
-            shutil.copy2(path, target)
+    for old in scan_corpus(corpus):
+        if old.source not in wanted:
+            old.path.unlink()
+    for source, f in wanted.items():
+        target = corpus / source
+        if not target.exists() or target.stat().st_mtime_ns != f.mtime_ns:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f.path, target)
     eval_settings = settings.replace(corpus_dir=corpus, index_dir=root / "index")
     try:
         update(eval_settings, progress=False)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .errors import AssistantError, ConfigError
+
 VOTES = ("up", "down")
 EXPORT_CHOICES = ("all", "up", "down")
 MAX_COMMENT_CHARS = 2000
@@ -158,14 +160,32 @@ class FeedbackStore:
 
     @contextmanager
     def _connect(self, *, create: bool) -> Iterator[sqlite3.Connection]:
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        uri = f"{self.path.resolve().as_uri()}{'' if create else '?mode=ro'}"
-        with closing(sqlite3.connect(uri, uri=True, timeout=self.timeout)) as db:
+        """A connection in one transaction; ConfigError (in French, naming the file) when the
+        file is not a votes database or cannot be opened (a directory, no permission)."""
+        try:
             if create:
-                db.executescript(_SCHEMA)
-            with db:  # one transaction, committed on success
-                yield db
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            uri = f"{self.path.resolve().as_uri()}{'' if create else '?mode=ro'}"
+            with closing(sqlite3.connect(uri, uri=True, timeout=self.timeout)) as db:
+                if create:
+                    db.executescript(_SCHEMA)
+                with db:  # one transaction, committed on success
+                    yield db
+        except OSError as exc:
+            raise self._unusable(exc.strerror or exc) from None
+        except sqlite3.Error as exc:
+            if self.path.is_dir():
+                raise self._unusable("c'est un dossier") from None
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise AssistantError(f"Fichier de votes occupé par un autre programme : "
+                                     f"{self.path}. Réessayez dans un instant.") from None
+            raise self._unusable(f"ce n'est pas une base de votes ; SQLite : {exc}") from None
+
+    def _unusable(self, why: object) -> ConfigError:
+        return ConfigError(
+            f"Fichier de votes inutilisable : {self.path} ({why}). Indiquez un autre fichier "
+            "avec --db FICHIER ou ASSISTANT_FEEDBACK_DB."
+        )
 
 
 def _now() -> str:

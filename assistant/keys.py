@@ -26,7 +26,7 @@ import re
 import secrets
 import tempfile
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,31 @@ def _scrypt(key: str, salt: bytes, n: int, r: int, p: int) -> bytes:
                           maxmem=256 * n * r + 1024 * 1024)
 
 
+def _record(item: Any) -> KeyRecord:
+    """One record of the file, checked: names and dates are text, the salt and hash hex, the
+    scrypt parameters ones that `hashlib.scrypt` accepts; ValueError (in French) otherwise."""
+    wanted = ", ".join(f.name for f in fields(KeyRecord))
+    try:
+        record = KeyRecord(**item)
+    except TypeError:  # not an object, or other fields
+        raise ValueError(f"clé mal formée, champs attendus : {wanted}") from None
+    name = " ".join(str(record.name).split())[:64]  # one line, whatever the file holds
+    texts = (record.name, record.created, record.prefix, record.salt, record.hash)
+    numbers = (record.n, record.r, record.p)
+    if not all(isinstance(t, str) for t in texts) or not all(
+            type(v) is int and v >= 1 for v in numbers):
+        raise ValueError(f"clé « {name} » mal formée, champs attendus : {wanted}")
+    if record.n < 2 or record.n & (record.n - 1) or record.n > 2**20 or record.r > 32 or (
+            record.p > 16):
+        raise ValueError(f"clé « {name} » : paramètres scrypt invalides")
+    try:
+        if len(bytes.fromhex(record.hash)) != 32 or not bytes.fromhex(record.salt):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"clé « {name} » : empreinte ou sel invalide") from None
+    return record
+
+
 def _key_prefix(key: str) -> str | None:
     if not key.startswith(KEY_PREFIX) or len(key) < len(KEY_PREFIX) + PREFIX_CHARS:
         return None
@@ -92,7 +117,7 @@ class KeyFile:
 
     def check(self) -> None:
         """Raise `ConfigError` unless the file exists and is valid (what `serve` checks first)."""
-        if not self.path.is_file():
+        if not self.path.exists():
             raise ConfigError(
                 f"Fichier de clés introuvable : {self.path}. Créez une clé avec "
                 "`assistant keys create NOM`, ou retirez ASSISTANT_API_KEYS."
@@ -129,7 +154,10 @@ class KeyFile:
         """True when `verify(key)` will answer from memory, without a scrypt (non-blocking)."""
         tag = hmac.new(self._secret, key.encode("utf-8"), hashlib.sha256).digest()
         with self._lock:
-            return self._stamp == self._file_stamp() and tag in self._verified
+            try:
+                return self._stamp == self._file_stamp() and tag in self._verified
+            except ConfigError:
+                return False
 
     # -- writing ----------------------------------------------------------------------------
     def create(self, name: str) -> str:
@@ -172,11 +200,21 @@ class KeyFile:
 
     # -- file -------------------------------------------------------------------------------
     def _file_stamp(self) -> tuple[int, int, int] | None:
+        """The file's identity now; None when there is no file; ConfigError when its path
+        cannot be looked at (a parent that is a file, no permission)."""
         try:
             st = self.path.stat()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self._unreadable(exc.strerror or exc) from None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _unreadable(self, why: object) -> ConfigError:
+        return ConfigError(
+            f"Fichier de clés illisible : {self.path} ({why}). Recréez-le avec "
+            "`assistant keys create NOM --file NOUVEAU_FICHIER`."
+        )
 
     def _load(self) -> list[KeyRecord]:
         """The records, re-read when the file changed (call with the lock held)."""
@@ -189,21 +227,36 @@ class KeyFile:
             return self._records
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("version") != FORMAT_VERSION:
-                raise ValueError(f"version {data.get('version')!r}")
-            self._records = [KeyRecord(**item) for item in data["keys"]]
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+                version = data.get("version") if isinstance(data, dict) else None
+                raise ValueError(f"format inconnu, version {version!r}")
+            if not isinstance(data.get("keys"), list):
+                raise ValueError("pas de liste « keys »")
+            self._records = [_record(item) for item in data["keys"]]
+        except OSError as exc:
             self._stamp = None
-            raise ConfigError(
-                f"Fichier de clés illisible : {self.path} ({exc}). Recréez-le avec "
-                "`assistant keys create NOM --file NOUVEAU_FICHIER`."
-            ) from None
+            raise self._unreadable(exc.strerror or exc) from None
+        except UnicodeDecodeError:
+            self._stamp = None
+            raise self._unreadable("ce n'est pas du texte UTF-8") from None
+        except json.JSONDecodeError as exc:
+            self._stamp = None
+            raise self._unreadable(f"JSON invalide, ligne {exc.lineno}") from None
+        except ValueError as exc:  # the format, or a record (`_record`)
+            self._stamp = None
+            raise self._unreadable(exc) from None
         return self._records
 
     def _save(self, records: list[KeyRecord]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         data: dict[str, Any] = {"version": FORMAT_VERSION, "keys": [asdict(r) for r in records]}
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        except OSError as exc:
+            raise ConfigError(
+                f"Impossible d'écrire le fichier de clés {self.path} ({exc.strerror or exc}) : "
+                "choisissez un autre chemin avec --file ou ASSISTANT_API_KEYS."
+            ) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(data, fh, ensure_ascii=False, indent=1)

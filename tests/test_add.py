@@ -379,3 +379,45 @@ def test_pdf_pages_are_kept_through_the_catalog(
 ])
 def test_page_slug(title: str | None, url: str, slug: str) -> None:
     assert page_slug(title, url) == slug
+
+
+# -- two writers at once ------------------------------------------------------------------------
+def test_two_writers_of_one_target_never_share_a_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two `assistant add` (threads here) write the same target at the same moment: both wait in
+    fsync until the other has written too, so a shared temporary name would be truncated by one
+    and renamed away under the other. Each writer must have its own hidden file: both succeed,
+    the target holds one whole payload, and no temporary file is left."""
+    from assistant.ingest import add as add_module
+
+    target = tmp_path / "article.txt"
+    payloads = [("Premier texte de l'article. " * 400).encode(),
+                ("Second texte, plus long, de l'article. " * 500).encode()]
+    both_written = threading.Barrier(2, timeout=10)
+    real_fsync = os.fsync
+    hidden: list[set[str]] = []
+
+    def fsync_together(fd: int) -> None:
+        both_written.wait()
+        hidden.append({p.name for p in tmp_path.iterdir() if p.name.startswith(".")})
+        real_fsync(fd)
+
+    monkeypatch.setattr(add_module.os, "fsync", fsync_together)
+    errors: list[BaseException] = []
+
+    def write(raw: bytes) -> None:
+        try:
+            add_module.write_atomic(target, raw)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(raw,)) for raw in payloads]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert target.read_bytes() in payloads  # one whole payload, never a mix
+    assert len(hidden[0]) == 2 and all(n.endswith(".part") for n in hidden[0])  # two names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["article.txt"]  # nothing left over

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 import pytest
 
 from assistant.config import Settings
 from assistant.ingest.chunking import chunk_article, make_splitter
 from assistant.ingest.corpus import load_corpus, parse_article
-from assistant.text.analysis import analyze
+from assistant.text.analysis import analyze, analyzed
 
 from .conftest import SEED_CORPUS
 
@@ -70,3 +73,30 @@ def test_french_analyzer() -> None:
     # NBSP and NNBSP separate numbers like spaces do.
     assert analyze("17\u00a0000\u202fm²") == analyze("17 000 m²")
     assert analyze("numérique") == analyze("NUMERIQUE") == analyze("numériques")
+
+
+def test_analyzed_terms_and_bounded_memory() -> None:
+    """`analyzed` gives the terms `analyze` gives, for a sentence or a whole article, and its
+    cache does not keep whole texts: 2000 distinct article-sized texts (as the answerer's
+    decision passes the retrieved articles) leave a few MB at most, where a cache keyed by
+    whole texts kept all 2000 (~20 MB here)."""
+    articles, _ = load_corpus(SEED_CORPUS)
+    for article in articles:
+        assert analyzed(article.text) == frozenset(analyze(article.text))
+        first = article.text.splitlines()[0]
+        assert analyzed(first) == frozenset(analyze(first))
+    assert analyzed("l’État\u2028d’innovation\r\nœuvres") == {"etat", "innov", "oeuvr"}
+
+    body = "\n".join(a.text for a in articles[:2])  # ~10,000 characters, 49 lines
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(2000):
+            assert f"numero{i}" in analyzed(f"Dépêche numero{i} du jour.\n{body}")
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 2000 * len(body) > 19_000_000  # what a cache of whole texts would have kept
+    assert grown < 4_000_000, f"{grown / 1e6:.1f} MB kept by the analysis cache"

@@ -79,6 +79,28 @@ def test_human_output_and_errors(
     assert "vide" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("env", "line"), [
+    ({"ASSISTANT_K": "0"}, "k=0 (ASSISTANT_K) : choisissez au moins 1."),
+    ({"ASSISTANT_K": "beaucoup"}, "ASSISTANT_K='beaucoup' : la valeur doit être un nombre entier."),
+    ({"ASSISTANT_DENSE_WEIGHT": "0.8", "ASSISTANT_SENTENCE_WEIGHT": "0.5"},
+     "dense_weight=0.8 (ASSISTANT_DENSE_WEIGHT) + sentence_weight=0.5 "
+     "(ASSISTANT_SENTENCE_WEIGHT) : leur somme ne doit pas dépasser 1 (BM25 reçoit le reste)."),
+    ({"ASSISTANT_STORE": "qdrant"}, "store='qdrant' (ASSISTANT_STORE) : indiquez aussi "
+     "qdrant_url (ASSISTANT_QDRANT_URL) ou qdrant_path (ASSISTANT_QDRANT_PATH)."),
+    ({"ASSISTANT_UPLOAD_ENABLED": "peut-être"}, "ASSISTANT_UPLOAD_ENABLED='peut-être' : la "
+     "valeur doit être oui ou non (1, true, oui ; 0, false, non)."),
+])
+def test_bad_settings_are_one_french_line(
+    env: dict[str, str], line: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bad `ASSISTANT_*` value: exit 1 and one line in French naming the variable."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(["index", "status", "--index", str(tmp_path / "index")]) == 1
+    assert capsys.readouterr().err == f"Erreur : {line}\n"
+
+
 def test_langchain_retriever_round_trip(seed_assistant: Any) -> None:
     from langchain_core.retrievers import BaseRetriever
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +14,15 @@ from assistant import Assistant, ConfigError, Settings
 from assistant.cli import main
 from assistant.evaluation import (
     answers_available,
+    eval_settings,
     format_report,
     load_questions,
     run_eval,
     score_passages,
 )
 from assistant.records import Passage
-from tests.conftest import DEV_QUESTIONS
+from tests.conftest import DEV_QUESTIONS, SEED_CORPUS
+from tests.helpers.articles import NEW_ARTICLE, NEW_QUESTION, NEW_SOURCE, NEW_WORD
 
 TOTAL_KEYS = {
     "questions", "answerable", "out_of_scope", "refused_answerable", "refused_out_of_scope",
@@ -112,3 +116,36 @@ def test_missing_file_is_a_cli_error(
     err = capsys.readouterr().err
     assert code == 1
     assert "introuvable" in err and "absent.jsonl" in err
+
+
+def test_articles_in_subfolders_are_evaluated(
+    make_corpus: Callable[..., Settings], embedder: Any, tmp_path: Path,
+) -> None:
+    """`--articles DIR` takes the articles of DIR's subfolders too, as an index of a corpus
+    does, with their relative paths as sources; one removed from DIR leaves the eval index."""
+    settings = make_corpus(seeds=False)
+    extra = tmp_path / "extra"
+    (extra / "depeches" / "2024").mkdir(parents=True)
+    nested = extra / "depeches" / "2024" / NEW_SOURCE
+    nested.write_text(NEW_ARTICLE, encoding="utf-8")
+    seed = sorted(SEED_CORPUS.glob("*.txt"))[0]
+    shutil.copy2(seed, extra / seed.name)
+    (extra / ".cache").mkdir()  # hidden: skipped, as in a corpus
+    (extra / ".cache" / "x.txt").write_text("caché", encoding="utf-8")
+    source = f"depeches/2024/{NEW_SOURCE}"
+    first = eval_settings(settings, [extra])
+    try:
+        bot = Assistant.load(first, embedder=embedder)
+        assert {a["source"] for a in bot.articles()} == {source, seed.name}
+        top = bot.search(NEW_QUESTION, k=1)[0]
+        assert top.source == source and NEW_WORD in bot.article_text(source)
+        bot.retriever.index.close()
+
+        nested.unlink()
+        again = eval_settings(settings, [extra])
+        assert again == first  # the same cached index, updated
+        bot = Assistant.load(again, embedder=embedder)
+        assert {a["source"] for a in bot.articles()} == {seed.name}
+        bot.retriever.index.close()
+    finally:
+        shutil.rmtree(first.index_dir.parent)  # the eval index lives in the user cache

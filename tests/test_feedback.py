@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from assistant import Settings
+from assistant import ConfigError, Settings
 from assistant.feedback import Citation, Feedback, FeedbackStore
 from assistant.index.builder import build
 from assistant.index.generations import current_generation
@@ -137,3 +137,37 @@ def test_cli_export(tmp_path: Path) -> None:
     )
     assert missing.returncode == 0 and missing.stdout == ""
     assert not (tmp_path / "rien.sqlite").exists()
+
+
+def test_cli_export_of_a_bad_votes_file_is_one_french_line(tmp_path: Path) -> None:
+    """A votes file that is a directory, not SQLite, or another database, and an --out that
+    cannot be written: one French line, exit 1, no traceback, nothing half-written."""
+    folder = tmp_path / "dossier.sqlite"
+    folder.mkdir()
+    garbage = tmp_path / "illisible.sqlite"
+    garbage.write_bytes(b"ceci n'est pas une base SQLite\n" * 64)
+    other = tmp_path / "autre.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE autre (x)")
+    runs = [(db, subprocess.run([*assistant_command(), "feedback", "export", "--db", str(db)],
+                                capture_output=True, text=True, timeout=120))
+            for db in (folder, garbage)]
+    runs.append((other, subprocess.run(  # the setting, not the flag
+        [*assistant_command(), "feedback", "export"], capture_output=True, text=True,
+        timeout=120, env={**os.environ, "ASSISTANT_FEEDBACK_DB": str(other)})))
+    for db, run in runs:
+        assert run.returncode == 1 and run.stdout == "", run.stderr
+        assert run.stderr.startswith(f"Erreur : Fichier de votes inutilisable : {db} ("), run.stderr
+        assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    with pytest.raises(ConfigError, match="c'est un dossier"):  # what the web chat logs
+        FeedbackStore(folder).record(vote())
+
+    store = FeedbackStore(tmp_path / "votes.sqlite")
+    store.record(vote())
+    for out in (tmp_path / "sortie", tmp_path / "absent" / "avis.jsonl"):
+        (tmp_path / "sortie").mkdir(exist_ok=True)
+        run = subprocess.run([*assistant_command(), "feedback", "export", "--db", str(store.path),
+                              "--out", str(out)], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 1 and run.stderr.startswith(f"Erreur : Impossible d'écrire {out}")
+        assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert not list(tmp_path.glob(".*.part"))

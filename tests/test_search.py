@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import types
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -80,7 +82,7 @@ def test_k_and_dense_weight_settings(seed_settings: Settings, embedder: Any) -> 
     english = "Which media group did the woman running the Lens digital cluster work for?"
     for b in (dense, sentences):
         assert any("Bertelsmann" in p.text for p in b.search(english, k=3))
-    with pytest.raises(ConfigError, match="must not exceed 1"):
+    with pytest.raises(ConfigError, match="ne doit pas dépasser 1"):
         seed_settings.replace(dense_weight=0.7, sentence_weight=0.5)
 
 
@@ -113,3 +115,49 @@ def test_odd_questions_get_real_passages_and_no_made_up_answer(seed_assistant: A
     answer = seed_assistant.ask(question)
     assert answer.in_corpus is False and answer.citations == [], answer.text
     assert answer.text and "[1]" not in answer.text
+
+
+def test_each_article_text_is_read_once_per_question(seed_settings: Settings,
+                                                     embedder: Any) -> None:
+    """Search (sentence rerank), answer (coverage, candidates) and decision all need the texts
+    of the retrieved articles: the retriever reads each one from the catalog once, and keeps
+    the last ones for the next questions (a generation never changes)."""
+    bot = Assistant.load(seed_settings, embedder=embedder)
+    catalog = bot.retriever.index.db
+    real = catalog.article_text
+    reads: Counter[str] = Counter()
+
+    def counted(source: str) -> str | None:
+        reads[source] += 1
+        return real(source)
+
+    catalog.article_text = counted  # type: ignore[method-assign]
+    answer = bot.ask("Quelle est la surface de la Serre numérique de Valenciennes ?")
+    assert answer.in_corpus and answer.citations
+    assert {p.source for p in answer.citations} <= set(reads)
+    assert set(reads.values()) == {1}, reads  # each article once, for the whole question
+    assert any(p.source == "serre-numerique-valenciennes.txt" for p in answer.citations)
+
+    read_before = sum(reads.values())
+    again = bot.ask("Quelle est la surface de la Serre numérique de Valenciennes ?")
+    assert [p.source for p in again.citations] == [p.source for p in answer.citations]
+    assert sum(reads.values()) == read_before  # the same articles: no catalog read at all
+
+    # The cache is shared by threads (a server answers several questions at once).
+    sources = [a["source"] for a in bot.articles()]
+    expected = {s: real(s) for s in sources}
+    bot2 = Assistant.load(seed_settings, embedder=embedder)
+    mismatches: list[str] = []
+
+    def read_all() -> None:
+        for _ in range(20):
+            for source in sources:
+                if bot2.article_text(source) != expected[source]:
+                    mismatches.append(source)
+
+    threads = [threading.Thread(target=read_all) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert mismatches == [] and bot2.article_text("absent.txt") is None

@@ -184,6 +184,45 @@ def test_missing_key_file_stops_the_server(seed_settings: Settings, seed_assista
         create_app(seed_settings.replace(api_keys_file=tmp_path / "absent.json"), seed_assistant)
 
 
+_RECORD = {"name": "a", "created": "2024-01-01T00:00:00+00:00", "prefix": "abcdefgh",
+           "salt": "00" * 16, "hash": "00" * 32}
+BAD_KEY_FILES = {
+    "json-coupe": b'{"version": 1, "keys": [',
+    "hash-non-hex": json.dumps({"version": 1, "keys": [{**_RECORD, "hash": "zz"}]}).encode(),
+    "scrypt-texte": json.dumps({"version": 1, "keys": [{**_RECORD, "n": "grand"}]}).encode(),
+    "dossier": None,  # the path is a directory
+    "sous-un-fichier": None,  # a parent of the path is a file
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_KEY_FILES))
+def test_bad_keys_file_is_one_french_line(tmp_path: Path, kind: str) -> None:
+    """A keys file that is not one: `keys list|create` and `serve` (ASSISTANT_API_KEYS) say so
+    in one French line and exit 1, no traceback; the file is left as it was; a request
+    checked against it is refused, never a server error."""
+    from assistant.keys import KeyFile
+
+    path = tmp_path / "cles.json"
+    if kind == "dossier":
+        path.mkdir()
+    elif kind == "sous-un-fichier":
+        (tmp_path / "fichier").write_text("x", encoding="utf-8")
+        path = tmp_path / "fichier" / "cles.json"
+    else:
+        path.write_bytes(BAD_KEY_FILES[kind] or b"")
+    before = path.read_bytes() if path.is_file() else None
+    runs = [cli("keys", "list", "--file", str(path)),
+            cli("keys", "create", "bob", "--file", str(path)),
+            cli("serve", "--index", str(tmp_path / "index"), env={"ASSISTANT_API_KEYS": str(path)})]
+    for run in runs:
+        assert run.returncode == 1, run.stderr
+        assert run.stderr.startswith("Erreur : Fichier de clés ") and run.stderr.count("\n") == 1, \
+            run.stderr
+        assert str(path) in run.stderr and "Traceback" not in run.stderr
+    assert (path.read_bytes() if path.is_file() else None) == before
+    assert KeyFile(path).verify("sk-asst-abcdefgh" + "x" * 35) is None
+
+
 # -- rate limit -----------------------------------------------------------------------------------
 def test_rate_limit_per_key_429_with_retry_after(seed_settings: Settings,
                                                  seed_assistant: Assistant, keys_file: Path,

@@ -90,7 +90,7 @@ def coverage(query: str, passages: Sequence[Passage], retriever: HybridRetriever
     title and the sentences just before and after it (a chunk cut can separate a name from
     its fact)."""
     terms = Terms.of(query, retriever)
-    articles = {p.source: retriever.index.db.article_text(p.source) for p in passages}
+    articles = {p.source: retriever.article_text(p.source) for p in passages}
     return max((terms.covered(analyzed(f"{p.title}\n{_window(p, articles.get(p.source))}"))
                 for p in passages), default=0.0)
 
@@ -220,7 +220,7 @@ class ExtractiveAnswerer:
     def ranked(self, question: str, query: str, passages: list[Passage],
                retriever: HybridRetriever, terms: Terms) -> list[Candidate]:
         """The `POOL` best candidate sentences, best first, with their `features`."""
-        articles = {p.source: retriever.index.db.article_text(p.source) for p in passages}
+        articles = {p.source: retriever.article_text(p.source) for p in passages}
         candidates = sentence_candidates(passages, articles)
         if not candidates or not terms.weights:
             return []

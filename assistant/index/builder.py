@@ -119,7 +119,7 @@ def update(
 
 
 @dataclass
-class _Stores:
+class Stores:
     """The three stores of one index, opened at one state each."""
 
     chunks: DenseStore
@@ -127,7 +127,7 @@ class _Stores:
     lexical: LexicalStore
 
     @classmethod
-    def open(cls, settings: Settings, states: dict[str, Any] | None) -> _Stores:
+    def open(cls, settings: Settings, states: dict[str, Any] | None) -> Stores:
         states = states or {}
         return cls(open_dense(settings, "chunks", states.get("chunks")),
                    open_dense(settings, "sentences", states.get("sentences")),
@@ -196,14 +196,14 @@ def _write(
     try:
         if incremental:
             assert catalog is not None and previous is not None
-            stores = _Stores.open(settings, previous["stores"])
+            stores = Stores.open(settings, previous["stores"])
             known = _Source(catalog, {role: stores.dense(role) for role in ROLES})
         else:
             path = settings.index_dir / CATALOG_DIR / f"catalog-{number:06d}.sqlite"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.unlink(missing_ok=True)  # a killed build's leftover of the same number
             catalog = Catalog(path, 0, writable=True, create=True)
-            stores = _Stores.open(settings, None)
+            stores = Stores.open(settings, None)
             known = _previous_source(settings, previous)
         manifest = _fill(settings, embedder_factory, progress, catalog, stores, known, number,
                          todo, touched, report, previous if incremental else None, old_states)
@@ -213,7 +213,7 @@ def _write(
         else:
             write_manifest(workdir, manifest)
             report.generation = publish(settings.index_dir, workdir, number).name
-            _prune(settings, catalog, stores)
+            prune_unreferenced(settings, catalog, stores)
     except BaseException:
         discard(workdir)
         raise
@@ -277,7 +277,7 @@ class _Rows:
 
 def _fill(
     settings: Settings, embedder_factory: EmbedderFactory | None, progress: bool | None,
-    catalog: Catalog, stores: _Stores, known: _Source | None, number: int,
+    catalog: Catalog, stores: Stores, known: _Source | None, number: int,
     todo: list[tuple[CorpusFile, str | None]], touched: list[tuple[str, int, int]],
     report: UpdateReport, previous: dict[str, Any] | None,
     old_states: dict[str, tuple[str, int, int]],
@@ -325,7 +325,7 @@ def _fill(
         rows.texts["chunks"] += chunk_texts
         rows.texts["sentences"] += sentence_texts
         rows.terms += [analyze(t) for t in chunk_texts]
-        _describe_rows(stores, article, chunks, chunk_ids)
+        describe_rows(stores, article, chunks, chunk_ids)
         fingerprint += _article_hash(article.source, article.sha256)
 
     vectors, fresh = _embed(settings, embedder_factory, known, rows.texts, show)
@@ -371,7 +371,7 @@ def _fill(
     }
 
 
-def _describe_rows(stores: _Stores, article: Article, chunks: list[Chunk],
+def describe_rows(stores: Stores, article: Article, chunks: list[Chunk],
                    chunk_ids: list[int]) -> None:
     """Give a store that keeps payloads (Qdrant) what a reader shows of each chunk: article,
     title, date, url, offsets and text (for filters on the server, and for readers that have
@@ -469,7 +469,7 @@ def _previous_source(settings: Settings, previous: dict[str, Any] | None) -> _So
     return _Source(catalog, dense)
 
 
-def _prune(settings: Settings, catalog: Catalog, stores: _Stores) -> None:
+def prune_unreferenced(settings: Settings, catalog: Catalog, stores: Stores) -> None:
     """After a publish: delete what no kept generation refers to (catalog rows and files,
     store segments). Best effort: leftovers are removed by a later update."""
     kept = kept_manifests(settings.index_dir)

@@ -198,6 +198,8 @@ class QdrantLocation:
     connection: QdrantConnection
     prefix: str = "assistant_"
     kind: str = "chunks"  # "chunks" (dense + lexical share it) or "sentences" (dense only)
+    shards: int | None = None  # shard_number of the collections it creates (None: server's)
+    replicas: int | None = None  # their replication_factor (None: the server's default)
 
     def __post_init__(self) -> None:
         if self.kind not in ("chunks", "sentences") or not re.fullmatch(r"[A-Za-z0-9_-]*",
@@ -210,8 +212,10 @@ class QdrantLocation:
 
     @classmethod
     def of(cls, settings: Any, kind: str) -> QdrantLocation:
-        """The location of `kind` for `Settings` (qdrant_url / qdrant_path, qdrant_prefix)."""
-        return cls(shared_connection(settings), settings.qdrant_prefix, kind)
+        """The location of `kind` for `Settings` (qdrant_url / qdrant_path, qdrant_prefix,
+        qdrant_shards / qdrant_replicas)."""
+        return cls(shared_connection(settings), settings.qdrant_prefix, kind,
+                   settings.qdrant_shards, settings.qdrant_replicas)
 
     def physical(self, generation: int) -> str:
         return f"{self.alias}_{generation}"
@@ -427,7 +431,9 @@ class GenerationalStore:
         dense, sparse = self.collection_config()
         if not self._call("collection_exists", name):
             self._call("create_collection", name, vectors_config=dense,
-                       sparse_vectors_config=sparse or None)
+                       sparse_vectors_config=sparse or None,
+                       shard_number=self.location.shards,
+                       replication_factor=self.location.replicas)
         else:
             params = self._call("get_collection", name).config.params
             have = dict(params.vectors or {}) if isinstance(params.vectors, dict) else {}

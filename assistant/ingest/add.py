@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -126,11 +127,14 @@ def check_article(raw: bytes, name: str) -> Article:
 
 
 def write_atomic(target: Path, raw: bytes) -> None:
-    """Write `raw` beside `target` under a hidden name, then rename it into place; on any
-    failure (or interruption) the temporary file is removed and `target` is not created."""
-    tmp = target.with_name(f".{target.name}.part")
+    """Write `raw` beside `target` under a hidden name of its own (pid + random: two writers of
+    the same target never share it), then rename it into place; on any failure (or
+    interruption) the temporary file is removed and `target` is not created."""
+    # 40 characters of the name at most: the whole stays under 255 bytes in any script.
+    tmp = target.with_name(f".{target.name[:40]}.{os.getpid()}-{secrets.token_hex(6)}.part")
+    fh = open(tmp, "xb")  # never someone else's file
     try:
-        with open(tmp, "wb") as fh:
+        with fh:
             fh.write(raw)
             fh.flush()
             os.fsync(fh.fileno())

@@ -49,6 +49,8 @@ RERANK = 30  # candidates (by BM25 + chunk cosine) also scored by their best sen
 PROPOSED_SENTENCES = 10  # the closest sentences propose their chunks as candidates
 QUERY_CACHE = 256  # question vectors kept (a chat's follow-ups and answers reuse them)
 RESTRICTIONS = 32  # filters resolved and kept (a chat asks many questions under one filter)
+ARTICLE_TEXTS = 32  # article texts kept (one question reads those of its passages, ~5)
+ARTICLE_CHARS = 4_000_000  # ... and their characters at most (a longer text is never kept)
 
 
 @dataclass(frozen=True)
@@ -130,12 +132,36 @@ class HybridRetriever:
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
         self._queries_lock = threading.Lock()
         self._restrictions: OrderedDict[Filters, Restriction] = OrderedDict()
+        self._articles: OrderedDict[str, str | None] = OrderedDict()
+        self._article_chars = 0
 
     def idf(self, term: str) -> float:
         return idf(self.index.lexical, term)
 
+    def articles(self) -> list[dict[str, Any]]:
+        """The indexed articles (source, title, date, url, chunks), by source."""
+        return self.index.db.articles()
+
     def article_text(self, source: str) -> str | None:
-        return self.index.db.article_text(source)
+        """The cleaned text of article `source` (None if unknown). The last `ARTICLE_TEXTS` are
+        kept: search, answer and decision read the same few articles for one question, and a
+        generation never changes (a new one gets a new retriever)."""
+        with self._queries_lock:
+            if source in self._articles:
+                self._articles.move_to_end(source)
+                return self._articles[source]
+        text = self.index.db.article_text(source)
+        size = len(text or "")
+        if size > ARTICLE_CHARS:
+            return text
+        with self._queries_lock:
+            if source not in self._articles:
+                self._articles[source] = text
+                self._article_chars += size
+            while len(self._articles) > ARTICLE_TEXTS or self._article_chars > ARTICLE_CHARS:
+                _, dropped = self._articles.popitem(last=False)
+                self._article_chars -= len(dropped or "")
+        return text
 
     def query_vector(self, question: str) -> np.ndarray:
         """The question's normalised vector (query prompt), computed once per distinct text."""

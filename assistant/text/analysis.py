@@ -73,9 +73,31 @@ def analyze(text: str) -> list[str]:
     return [fold_accents(s) for s in _stemmer().stemWords(singular)]
 
 
-@lru_cache(maxsize=8192)
+#: `analyzed` caches pieces of text up to CACHED_CHARS long (a sentence, a title, a passage
+#: with its neighbours, a paragraph), never whole articles, and CACHED_PIECES of them: ~30 MB
+#: at worst (every piece 1000 characters of distinct words), a few MB for real sentences; one
+#: question analyses ~50-100 new pieces (median ~200 characters).
+CACHED_CHARS = 1000
+CACHED_PIECES = 2048
+
+
 def analyzed(text: str) -> frozenset[str]:
-    """The set of analyzed terms of a text (cached: the same sentences come back often)."""
+    """The set of analyzed terms of a text. Analysis is word by word, so a long text is the
+    union of its lines; each short piece is cached (the same sentences and paragraphs come back
+    question after question), a long line is analysed afresh."""
+    if len(text) <= CACHED_CHARS:
+        return _analyzed_piece(text)
+    terms: set[str] = set()
+    for line in text.splitlines():
+        if len(line) <= CACHED_CHARS:
+            terms |= _analyzed_piece(line)
+        else:
+            terms.update(analyze(line))
+    return frozenset(terms)
+
+
+@lru_cache(maxsize=CACHED_PIECES)
+def _analyzed_piece(text: str) -> frozenset[str]:
     return frozenset(analyze(text))
 
 
