@@ -382,7 +382,9 @@ def describe_rows(stores: Stores, article: Article, chunks: list[Chunk],
     for chunk, cid in zip(chunks, chunk_ids):
         set_payload([cid], {"source": article.source, "title": article.title,
                             "date": article.date, "url": article.url, "start": chunk.start,
-                            "end": chunk.end, "text": chunk.text})
+                            "end": chunk.end, "text": chunk.text,
+                            # RFC 3339, for Qdrant's datetime index (range filters)
+                            "published": f"{article.date}T00:00:00Z" if article.date else None})
 
 
 def _article_hash(source: str, sha256: str) -> int:

@@ -459,8 +459,12 @@ class GenerationalStore:
     def payload_indexes(self) -> dict[str, Any]:
         from qdrant_client import models
 
-        return {self.added_key: models.PayloadSchemaType.INTEGER,
-                self.removed_key: models.PayloadSchemaType.INTEGER}
+        indexes: dict[str, Any] = {self.added_key: models.PayloadSchemaType.INTEGER,
+                                   self.removed_key: models.PayloadSchemaType.INTEGER}
+        if self.location.kind == "chunks":  # filters by article and date on the server
+            indexes.update(source=models.PayloadSchemaType.KEYWORD,
+                           published=models.PayloadSchemaType.DATETIME)
+        return indexes
 
     def _marker(self, name: str) -> dict[str, Any]:
         records = self._call("retrieve", name, [MARKER_ID], with_payload=True)
