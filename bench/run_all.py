@@ -1,7 +1,7 @@
 """Run every benchmark and rewrite the README's "Benchmarks" section (`make bench`).
 
-Runs bench/quality.py, speed.py, embed_speed.py, scale.py, update_cost.py and load.py, each in
-its own process (its log in bench/out/<name>.log), then replaces the text between
+Runs bench/quality.py, speed.py, embed_speed.py, scale.py, update_cost.py, stores.py and
+load.py, each in its own process (its log in bench/out/<name>.log), then replaces the text between
 `<!-- bench:start -->` and `<!-- bench:end -->` in README.md with their tables, the machine and
 the commands to reproduce. Without the markers README.md is left alone and the section is printed
 (and saved as bench/out/benchmarks.md).
@@ -23,9 +23,9 @@ from typing import Any
 from common import BENCH, OUT, ROOT, child_env, describe_machine, machine
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-BENCHES = ("quality", "speed", "embed_speed", "scale", "update_cost", "load")
+BENCHES = ("quality", "speed", "embed_speed", "scale", "update_cost", "stores", "load")
 QUICK_FLAGS = {"quality": ["--quick"], "speed": ["--quick"], "scale": ["--quick"],
-               "embed_speed": ["--quick"], "update_cost": ["--quick"],
+               "embed_speed": ["--quick"], "update_cost": ["--quick"], "stores": ["--quick"],
                "load": ["--clients", "4", "--questions", "3", "--burst", "6"]}
 COMMANDS = {
     "quality": "python bench/quality.py",
@@ -33,6 +33,7 @@ COMMANDS = {
     "scale": "python bench/scale.py",
     "embed_speed": "python bench/embed_speed.py",
     "update_cost": "python bench/update_cost.py",
+    "stores": "python bench/stores.py",
     "load": "python bench/load.py",
 }
 

@@ -253,7 +253,8 @@ def markdown(d: dict[str, Any]) -> str:
         "single queries with one faiss thread (with faiss's default threads and other jobs on "
         f"the cores: {threads_note(d)}). Build and memory are per index, not per setting.",
         "",
-        "### BM25 leg at scale (bm25s, 50 synthetic terms per chunk, 6-term queries)",
+        "### BM25 leg at scale (our segmented BM25 store, 50 synthetic terms per chunk, "
+        "6-term queries)",
         "",
         md_table(["chunks", "build s", "memory MB", "p50 ms", "p95 ms"], lex, digits=2),
         "",

@@ -79,6 +79,65 @@ def make_corpus(tmp_path: Path) -> Callable[..., Settings]:
     return make
 
 
+#: The store backends every search / answer / update test can run on (`Settings.store`); Qdrant
+#: runs in qdrant-client's local mode, in a directory of its own.
+BACKENDS = ("local", "qdrant")
+
+
+def on_backend(settings: Settings, backend: str, qdrant_path: Path) -> Settings:
+    """`settings` with the index's stores on `backend` (Qdrant: local mode in `qdrant_path`)."""
+    if backend == "local":
+        return settings
+    return settings.replace(store="qdrant", qdrant_path=qdrant_path)
+
+
+@pytest.fixture(scope="session")
+def qdrant_seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Settings:
+    """Settings of an index of the five seed articles on Qdrant (local mode), built once. Do not
+    write to it."""
+    root = tmp_path_factory.mktemp("seed-qdrant")
+    shutil.copytree(SEED_CORPUS, root / "corpus")
+    settings = on_backend(Settings(corpus_dir=root / "corpus", index_dir=root / "index"),
+                          "qdrant", root / "qdrant")
+    build(settings, lambda: embedder, progress=False)
+    return settings
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each store backend in turn: a test using it (or the fixtures below) runs once per
+    backend, with ids `[local]` and `[qdrant]`."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def backend_settings(backend: str, request: pytest.FixtureRequest) -> Settings:
+    """The seed index on `backend`, built once per session (local: `seed_settings`). Read-only."""
+    name = "seed_settings" if backend == "local" else "qdrant_seed_settings"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def backend_assistant(backend: str, backend_settings: Settings, embedder: Any,
+                      request: pytest.FixtureRequest) -> Assistant:
+    """An assistant on `backend_settings` (local: `seed_assistant`). Read-only."""
+    if backend == "local":
+        return request.getfixturevalue("seed_assistant")  # type: ignore[no-any-return]
+    return Assistant.load(backend_settings, embedder=embedder)
+
+
+@pytest.fixture
+def make_backend_corpus(backend: str, make_corpus: Callable[..., Settings],
+                        tmp_path: Path) -> Callable[..., Settings]:
+    """`make_corpus` (a writable copy of the seed corpus, or an empty one, no index yet) with
+    the index's stores on `backend`."""
+
+    def make(seeds: bool = True) -> Settings:
+        return on_backend(make_corpus(seeds), backend, tmp_path / "qdrant")
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def dev_questions() -> list[dict[str, Any]]:
     with open(DEV_QUESTIONS, encoding="utf-8") as fh:

@@ -151,6 +151,34 @@ def test_update_cost(tmp_path: Path) -> None:
     assert "Not measured in this run (`--no-cold`)" in md
 
 
+def test_stores(tmp_path: Path) -> None:
+    from stores import BACKENDS, MEASURES
+
+    data = run_script("stores", tmp_path, "--sizes", "300", "--queries", "4",
+                      "--cold-queries", "2", "--reps", "2")
+    per = data["results"]["300"]
+    assert set(per) == set(BACKENDS) == {"local", "qdrant-memory", "qdrant-dir"}
+    for backend, r in per.items():
+        assert "error" not in r, r
+        assert r["n"] == 300 and r["build_s"] > 0 and r["peak_rss_mb"] > 50
+        assert r["dense_ms"]["n"] == 4 and r["dense_ms"]["p50"] > 0
+        assert r["bm25_cold_ms"]["n"] == 2 and r["bm25_warm_ms"]["n"] == 4
+        assert len(r["add_s"]["all"]) == len(r["remove_s"]["all"]) == 2
+        assert all(s > 0 for s in r["add_s"]["all"] + r["remove_s"]["all"])
+        assert ("reopen_s" in r) == (backend != "qdrant-memory")  # memory cannot be reopened
+    assert per["local"]["faiss_kind"] == "flat"
+    for backend in ("qdrant-memory", "qdrant-dir"):  # exact search on both sides: same hits
+        assert per[backend]["same_dense_top"] == per[backend]["same_bm25_top"] == 1.0
+        ratios = per[backend]["ratios"]
+        assert set(ratios) == {label for label, _ in MEASURES}
+        build = ratios["first build (dense + BM25, saved), s"]
+        assert build == round(per[backend]["build_s"] / per["local"]["build_s"], 2)
+    md = (tmp_path / "stores.md").read_text(encoding="utf-8")
+    assert "### Stores side by side" in md and "Qdrant `:memory:`" in md
+    assert "| 300 | dense search k=10, p50 ms |" in md and "directory ÷ local" in md
+    assert f"qdrant-client {data['qdrant_client']}" in md
+
+
 def test_run_all_rewrites_only_between_markers(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# Titre\n\n## Benchmarks\n<!-- bench:start -->\nold\n<!-- bench:end -->\n"

@@ -128,10 +128,12 @@ def copy_base(base: Settings, tmp_path: Path) -> Settings:
 
 
 def kill_at(settings: Settings, mode: str, target: str, nth: int, when: str) -> int:
-    """Run the fault-injecting driver; assert it died of SIGKILL; return its pid."""
+    """Run the fault-injecting driver (on the settings' stores: local, or Qdrant in local mode
+    at `qdrant_path`); assert it died of SIGKILL; return its pid."""
+    qdrant = [str(settings.qdrant_path)] if settings.store == "qdrant" else []
     proc = subprocess.run(
         [sys.executable, str(DRIVER), mode, str(settings.corpus_dir), str(settings.index_dir),
-         target, str(nth), when],
+         target, str(nth), when, *qdrant],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
         env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
     )

@@ -1,7 +1,10 @@
 """Run `assistant.index.builder.build|update` and SIGKILL this very process at the Nth call of
 a function.
 
-    python tests/helpers/kill_at.py {build|update} CORPUS INDEX TARGET N {before|after}
+    python tests/helpers/kill_at.py {build|update} CORPUS INDEX TARGET N {before|after} [QDRANT]
+
+QDRANT, when given, is a directory: the index's stores are Qdrant in local mode there
+(`Settings(store="qdrant", qdrant_path=QDRANT)`), else the local stores.
 
 Test-only fault injection: the functions are monkeypatched here, the package stays untouched.
 `before` kills on entry of the Nth call, `after` once the Nth call has returned (its effect done).
@@ -37,6 +40,9 @@ TARGETS = (
     "prune",  # generations._prune: after CURRENT was switched
     "clean_abandoned",  # generations.clean_abandoned: cleaning up after an earlier crash
     "embed",  # the embedding model, when the indexer asks it for vectors
+    # qdrant_client.GenerationalStore.save: 1 = chunk vectors, 2 = sentence vectors, 3 = BM25
+    # sparse vectors (all written, the generation not yet published)
+    "qdrant_save",
 )
 
 
@@ -100,6 +106,10 @@ def install(target: str, nth: int, when: str) -> None:
         generations._prune = killing(generations._prune, nth, when)
     elif target == "clean_abandoned":
         indexer.clean_abandoned = killing(indexer.clean_abandoned, nth, when)
+    elif target == "qdrant_save":
+        import assistant.index.qdrant_client as qdrant
+
+        qdrant.GenerationalStore.save = killing(qdrant.GenerationalStore.save, nth, when)  # type: ignore[method-assign]
     elif target == "embed":  # whichever factory the indexer uses to get its model
         if hasattr(indexer, "make_embedder"):
             indexer.make_embedder = lambda settings, **_: _DyingEmbedder(settings)
@@ -110,9 +120,11 @@ def install(target: str, nth: int, when: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    mode, corpus, index, target, nth, when = argv
+    mode, corpus, index, target, nth, when, *qdrant = argv
     install(target, int(nth), when)
     settings = Settings(corpus_dir=Path(corpus), index_dir=Path(index))
+    if qdrant:
+        settings = settings.replace(store="qdrant", qdrant_path=Path(qdrant[0]))
     run = indexer.build if mode == "build" else indexer.update
     report = run(settings, progress=False)
     print("NOT KILLED", report.summary())
