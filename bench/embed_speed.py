@@ -17,7 +17,7 @@ every question), so that a busy machine slows every candidate alike:
   (hybrid, default weights) and with the vector legs alone (no BM25), which shows any vector
   difference that the lexical leg would hide.
 
-`indexer.build` end to end against bare torch is in bench/speed.py. --quick compares torch with
+`builder.build` end to end against bare torch is in bench/speed.py. --quick compares torch with
 the configured backend only (no export to make). Writes bench/out/embed_speed.json and .md.
 Exports go to the model cache (reused between runs).
 """

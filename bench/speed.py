@@ -1,7 +1,7 @@
 """Speed, each figure side by side in one run, for the default embedding model and for
 all-MiniLM-L6-v2 (the previous default), both through the configured backend.
 
-1. Build throughput: `indexer.build` (what `assistant index build` runs: chunks and sentence
+1. Build throughput: `builder.build` (what `assistant index build` runs: chunks and sentence
    rows) vs bare fp32 PyTorch `SentenceTransformer.encode` of the same model on the very same
    texts, alternated rep by rep; their ratio, and the backend's own embedding time.
 2. Query latency p50/p95 of `search` and `ask` in one warm process on the seed index: with cold
@@ -71,7 +71,7 @@ def model_env(settings: Settings) -> dict[str, str]:
 
 def build_throughput(work: Path, seeds: dict[str, Settings], builders: dict[str, Embedder],
                      reps: int) -> dict[str, Any]:
-    """Per model and rep, alternated: a fresh `indexer.build` (configured backend, warm model),
+    """Per model and rep, alternated: a fresh `builder.build` (configured backend, warm model),
     the backend's `embed_passages` alone, and bare fp32 torch `encode`, on the same texts."""
     from sentence_transformers import SentenceTransformer
 
@@ -460,11 +460,11 @@ def markdown(d: dict[str, Any]) -> str:
         f"### Build throughput (seed corpus: {tp['chunks']} chunks + {tp['sentences']} sentence "
         f"rows = {tp['texts']} distinct texts embedded; one process, best of {tp['reps']})",
         "",
-        md_table(["model", "texts", f"`indexer.build` ({backend}) texts/s",
+        md_table(["model", "texts", f"`builder.build` ({backend}) texts/s",
                   f"{backend} embedding alone texts/s", "bare torch fp32 `encode` texts/s",
                   "build ÷ bare torch"], tp_rows, digits=1),
         "",
-        "Every rep alternates, per model, a fresh `indexer.build` (the configured backend, model "
+        "Every rep alternates, per model, a fresh `builder.build` (the configured backend, model "
         "already loaded: reading, chunking, sentence splitting, embedding, SQLite, BM25, FAISS, "
         "fsync), that backend's `embed_passages` on the same texts, and bare fp32 "
         "`SentenceTransformer.encode` (batch 32, the model's passage prompt) on the same texts. "
