@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import REBUILD_HINT, IndexCorruptError, IndexLockedError, IndexMissingError
+from .files import fsync_path, fsync_tree
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def new_workdir(index_dir: Path) -> Path:
 def publish(index_dir: Path, workdir: Path, number: int) -> Path:
     """Move a finished work directory into place as generation `number` and point CURRENT at
     it, atomically; then remove the generations older than the one it replaces."""
-    _fsync_tree(workdir)
+    fsync_tree(workdir)
     previous = current_marker(index_dir)
     name = f"{number:06d}-" + time.strftime("%Y%m%dT%H%M%S")
     final = workdir.parent / name
@@ -113,7 +114,7 @@ def publish(index_dir: Path, workdir: Path, number: int) -> Path:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp_pointer, index_dir / "CURRENT")
-    _fsync_dir(index_dir)
+    fsync_path(index_dir)
     _prune(index_dir, keep={name, previous})
     return final
 
@@ -213,22 +214,3 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         if not isinstance(data.get(key), dict):
             raise IndexCorruptError(f"{path} : section « {key} » manquante. {REBUILD_HINT}")
     return data
-
-
-def _fsync_tree(root: Path) -> None:
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(dirpath))
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
+from ..files import file_sha256, fsync_path
 from .base import IdSet
 from .faiss_index import (
     FLAT_MAX,
@@ -103,18 +104,6 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file or a directory (its new entries) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _close_all(fds: dict[str, int]) -> None:
@@ -462,9 +451,9 @@ class FaissStore:
             import faiss
 
             faiss.write_index(payload, str(tmp))
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, final)
-        return {"file": name, "size": final.stat().st_size, "sha256": _sha256(final),
+        return {"file": name, "size": final.stat().st_size, "sha256": file_sha256(final),
                 "rows": rows}
 
     def save(self, generation: int) -> dict[str, Any]:
@@ -481,7 +470,7 @@ class FaissStore:
                 self._merge_deltas(generation)
             else:
                 self._write_changes(generation)
-            _fsync(self.root)
+            fsync_path(self.root)
         self._pending = _EMPTY
         self._tombs_changed = self._must_compact = False
         self._generation = generation

@@ -35,7 +35,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import threading
 from collections import Counter
@@ -48,6 +47,7 @@ import numpy as np
 
 from ...errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
 from ..dense.base import IdSet
+from ..files import fsync_path, write_durably
 
 FORMAT = 1
 K1 = 1.5
@@ -221,12 +221,7 @@ def _open_segment(root: Path, entry: Any) -> _Segment:
 
 
 def _write(root: Path, name: str, data: bytes) -> dict[str, Any]:
-    tmp = root / (name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, root / name)
+    write_durably(root / name, data)
     return {"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -394,9 +389,7 @@ class BM25Store:
                 name = f"del-{seg.generation:08d}-{generation:08d}.npy"
                 seg.deleted = _write(self.root, name, _npy(seg.ids[seg.dead]))
                 seg.dirty = False
-        fd = os.open(self.root, os.O_RDONLY)  # the new names themselves are durable
-        os.fsync(fd)
-        os.close(fd)
+        fsync_path(self.root)  # the new names themselves are durable
         self._segments, self._generation, self._stats = old + new, generation, None
         return self.state()
 
