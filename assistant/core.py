@@ -183,7 +183,14 @@ class Assistant:
 
     # -- index information --------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        return index_status(self.settings)
+        """The served index (manifest), after checking that a remote store answers
+        (StoreUnavailableError otherwise: a health check then reports the replica down)."""
+        status = index_status(self.settings)
+        if "qdrant" in status["stores"].values():
+            from .index.qdrant_client import check_reachable
+
+            check_reachable(self.settings)
+        return status
 
     def articles(self) -> list[dict[str, Any]]:
         return self.retriever.articles()

@@ -378,6 +378,8 @@ def test_api_answers_503_naming_the_url_when_qdrant_is_down(
             assert down.status_code == 503, down.text
             detail = down.json()["detail"]
             assert url in detail and "injoignable" in detail and "\n" not in detail
+        health = httpx.get(f"{api}/health", timeout=60)  # the balancer takes it out
+        assert health.status_code == 503 and url in health.json()["detail"], health.text
     finally:
         server.terminate()
         try:

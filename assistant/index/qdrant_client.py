@@ -183,6 +183,13 @@ def shared_connection(settings: Any) -> QdrantConnection:
         return _SHARED[key]
 
 
+def check_reachable(settings: Any) -> None:
+    """StoreUnavailableError (one line naming the URL) unless the Qdrant of `settings` answers
+    a cheap request now (for health checks: a replica whose Qdrant is down says so)."""
+    conn = shared_connection(settings)
+    conn.call(conn.client.get_collections)
+
+
 def release_connections() -> None:
     """Close the shared connections (local mode then frees its directories)."""
     with _SHARED_LOCK:
