@@ -187,7 +187,7 @@ class Assistant:
         (StoreUnavailableError otherwise: a health check then reports the replica down)."""
         status = index_status(self.settings)
         if "qdrant" in status["stores"].values():
-            from .index.qdrant_client import check_reachable
+            from .index.qdrant_connection import check_reachable
 
             check_reachable(self.settings)
         return status

@@ -59,7 +59,7 @@ class Stores:
     def connect(self) -> None:
         if self.backend == "local":
             return
-        from assistant.index.qdrant_client import connect
+        from assistant.index.qdrant_connection import connect
 
         if self.conn is not None:
             self.conn.close()
@@ -77,7 +77,7 @@ class Stores:
             return
         from assistant.index.dense.qdrant import QdrantDenseStore
         from assistant.index.lexical.qdrant import QdrantLexicalStore
-        from assistant.index.qdrant_client import QdrantLocation
+        from assistant.index.qdrant_generations import QdrantLocation
 
         location = QdrantLocation(self.conn, "bench_", "chunks")
         self.dense = QdrantDenseStore.open(location, self.states["dense"])
@@ -332,8 +332,8 @@ def markdown(d: dict[str, Any]) -> str:
         "(local mode reads the whole directory into memory), then one query of each kind; "
         "`:memory:` cannot be reopened. A directory's first build is slow: qdrant-client's "
         "local mode commits every point write to SQLite on its own, and a new chunk's point is "
-        "written 4 times (the dense store's upsert, then the BM25 store's payload, flag and "
-        "vector operations on the same point). Same top 10: the queries whose 10 best chunks "
+        "written twice (the dense store's upsert, then the BM25 store's upsert of the whole "
+        "point). Same top 10: the queries whose 10 best chunks "
         "are the local stores' (dense: the same ids; BM25: the same scores rank by rank, tied "
         "chunks may come in another order: every synthetic chunk has 50 terms, so ties are "
         f"many); both search exactly. Local mode is qdrant-client "

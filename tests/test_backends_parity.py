@@ -23,7 +23,7 @@ from assistant.errors import IndexMismatchError
 from assistant.evaluation import run_eval
 from assistant.index.builder import build, update
 from assistant.index.generations import current_generation, current_marker, kept_manifests
-from assistant.index.qdrant_client import QdrantLocation
+from assistant.index.qdrant_generations import QdrantLocation
 from tests.conftest import SEED_CORPUS, on_backend
 from tests.helpers.articles import NEW_SOURCE, add_new_article
 from tests.test_answer import NEAR_DOMAIN

@@ -416,7 +416,7 @@ def test_writer_failing_mid_save_leaves_state_usable(tmp_path: Path,
     def killed(src: Any, dst: Any) -> None:
         raise OSError("killed")
 
-    monkeypatch.setattr(faiss_store.os, "replace", killed)
+    monkeypatch.setattr(os, "replace", killed)  # where segments are renamed into place
     with pytest.raises(OSError):
         writer.save(2)
     monkeypatch.undo()
@@ -600,3 +600,47 @@ def test_small_saves_merge_deltas_without_touching_the_base(
     assert_matches(FaissStore.open(root, states[-1], index_type=kind), model, allowed=live[::5])
     with pytest.raises(IndexCorruptError, match="introuvable"):
         FaissStore.open(root, states[-3])  # pruned
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unloaded_vectors_read_only_what_is_asked(tmp_path: Path, kind: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer not loaded reads vectors back from the base (mapped), the deltas and its own
+    adds, equal to a loaded store's, without the full load; tombstoned ids are refused."""
+    root = tmp_path / "d"
+    store = FaissStore.open(root, None, index_type=kind)
+    store.add(np.arange(400, dtype=np.int64), unit(400, 1))
+    store.save(1)
+    store.add(np.arange(1000, 1010, dtype=np.int64), unit(10, 2))
+    store.remove(np.array([3, 1004], dtype=np.int64))
+    state = store.save(2)
+    if kind != "hnsw":  # HNSW compacts on any change
+        assert state["deltas"] and state["tombstones"]
+    writer = FaissStore.open(root, state, index_type=kind)
+    writer.add(np.array([2000, 2001, 9], dtype=np.int64), unit(3, 3))  # 9: a base id replaced
+    writer.remove(np.array([2001], dtype=np.int64))
+    loaded = FaissStore.open(root, state, index_type=kind)
+    loaded.add(np.array([2000, 2001, 9], dtype=np.int64), unit(3, 3))
+    loaded.remove(np.array([2001], dtype=np.int64))
+    loaded.load()
+    ids = np.array([2000, 1009, 0, 9, 399, 1000, 5, 1005], dtype=np.int64)
+
+    def no_full_load(*args: Any) -> Any:
+        raise AssertionError("the store was loaded")
+
+    monkeypatch.setattr(FaissStore, "_load", no_full_load)
+    monkeypatch.setattr(faiss_store, "read_index", no_full_load)
+    got = writer.vectors(ids)
+    assert got.dtype == np.float32 and got.shape == (len(ids), DIM)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(got, loaded.vectors(ids))
+    np.testing.assert_array_equal(got[[0, 3]], unit(3, 3)[[0, 2]])
+    np.testing.assert_array_equal(got[1], unit(10, 2)[9])
+    np.testing.assert_array_equal(got[2], unit(400, 1)[0])
+    for gone in (3, 1004, 2001, 77777):
+        with pytest.raises(KeyError):
+            writer.vectors(np.array([0, gone], dtype=np.int64))
+    assert not writer._loaded  # still lazy: the next save writes its adds as a delta
+    state = writer.save(3)
+    reopened = FaissStore.open(root, state, index_type=kind)
+    np.testing.assert_array_equal(reopened.vectors(ids), got)

@@ -24,7 +24,7 @@ from assistant.errors import ConfigError, StoreUnavailableError
 from assistant.index.builder import build, update
 from assistant.index.export import export
 from assistant.index.generations import current_generation, current_marker, read_manifest
-from assistant.index.qdrant_client import release_connections, shared_connection
+from assistant.index.qdrant_connection import release_connections, shared_connection
 
 from .test_index import NEW_ARTICLE
 

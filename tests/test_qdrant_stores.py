@@ -21,7 +21,8 @@ from assistant.index.dense.base import IdSet
 from assistant.index.dense.qdrant import QdrantDenseStore
 from assistant.index.lexical.base import idf
 from assistant.index.lexical.qdrant import K1, B, QdrantLexicalStore
-from assistant.index.qdrant_client import QdrantConnection, QdrantLocation, connect
+from assistant.index.qdrant_connection import QdrantConnection, connect
+from assistant.index.qdrant_generations import QdrantLocation
 
 D = 16
 WORDS = [f"mot{i}" for i in range(60)]
@@ -433,7 +434,7 @@ def test_reader_filters_many_invisible_hits(conn: QdrantConnection) -> None:
 
 def test_open_for_settings_shares_one_local_client(tmp_path: Any) -> None:
     from assistant.config import Settings
-    from assistant.index.qdrant_client import release_connections
+    from assistant.index.qdrant_connection import release_connections
 
     settings = Settings(store="qdrant", qdrant_path=tmp_path / "q", qdrant_prefix="x_")
     try:
@@ -553,3 +554,63 @@ def test_french_chunks_score_as_bm25s(conn: QdrantConnection) -> None:
         np.testing.assert_allclose(store.score(query, ids), expected, rtol=1e-4, atol=1e-7)
         found, scores = store.search(query, 10)
         np.testing.assert_allclose(scores, np.sort(expected)[::-1][:10], rtol=1e-4)
+
+
+class Counting:
+    """The client, counting the points each write request names."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.points = client, Counter[str]()
+
+    def __getattr__(self, name: str) -> Any:
+        fn = getattr(self.client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if name == "upsert":
+                self.points[name] += len(args[1])
+            elif name in ("batch_update_points", "set_payload", "delete_payload",
+                          "update_vectors", "delete_vectors"):
+                self.points[name] += 1
+            return fn(*args, **kwargs)
+        return call
+
+
+def test_local_mode_writes_a_chunk_point_once_per_store(tmp_path: Any) -> None:
+    """Local mode commits every point of every operation on its own: when both stores of the
+    chunk collection save, each point is written by one upsert per store (the second rewrites
+    it whole), in batches, and keeps both vectors and both stores' payload."""
+    c = connect(path=str(tmp_path / "q"))
+    loc = QdrantLocation(c, "w_", "chunks")
+    ids = list(range(1, 601))
+    v, d = dict(zip(ids, unit(600, 70))), docs(ids, 70)
+    real, counting = c.client, Counting(c.client)
+    c.client = counting
+    dense, lex = QdrantDenseStore.open(loc, None), QdrantLexicalStore.open(loc, None)
+    dense.add(np.array(ids), np.stack(list(v.values())))
+    lex.add(np.array(ids), list(d.values()))
+    dense.set_payload(ids[:5], {"source": "a.md"})
+    s1, l1 = dense.save(1), lex.save(1)
+    # + the writers' marker point: made by the first store, its payload set by the second
+    assert counting.points == {"upsert": 2 * len(ids) + 1, "set_payload": 1}
+    c.client = real
+    check_dense(QdrantDenseStore.open(loc, s1), v)
+    check_lexical(QdrantLexicalStore.open(loc, l1), d, l1["avgdl"])
+    point = c.client.retrieve(s1["collection"], [3], with_vectors=True)[0]
+    assert set(point.vector) == {"dense", "bm25"}
+    assert {"dense_added", "bm25_added", "source", "terms", "dl", "role"} <= set(point.payload)
+    # removed at 2, added again at 3 (the point was not pruned): written whole, flags reset
+    dense, lex = QdrantDenseStore.open(loc, s1), QdrantLexicalStore.open(loc, l1)
+    dense.remove(np.array([3])), lex.remove(np.array([3]))
+    s2, l2 = dense.save(2), lex.save(2)
+    dense, lex = QdrantDenseStore.open(loc, s2), QdrantLexicalStore.open(loc, l2)
+    v[3], d[3] = unit(1, 71)[0], ["mot1", "mot2"]
+    dense.add(np.array([3]), v[3][None])
+    lex.add(np.array([3]), [d[3]])
+    s3, l3 = dense.save(3), lex.save(3)
+    point = c.client.retrieve(s1["collection"], [3], with_vectors=True)[0]
+    assert not {"dense_removed", "bm25_removed"} & set(point.payload)
+    assert point.payload["terms"] == ["mot1", "mot2"]
+    check_dense(QdrantDenseStore.open(loc, s3), v)
+    check_lexical(QdrantLexicalStore.open(loc, l3), d, l1["avgdl"])
+    assert len(QdrantDenseStore.open(loc, s2)) == len(ids) - 1
+    c.close()

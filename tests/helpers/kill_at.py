@@ -40,7 +40,7 @@ TARGETS = (
     "prune",  # generations._prune: after CURRENT was switched
     "clean_abandoned",  # generations.clean_abandoned: cleaning up after an earlier crash
     "embed",  # the embedding model, when the indexer asks it for vectors
-    # qdrant_client.GenerationalStore.save: 1 = chunk vectors, 2 = sentence vectors, 3 = BM25
+    # qdrant_generations.GenerationalStore.save: 1 = chunk vectors, 2 = sentence vectors, 3 = BM25
     # sparse vectors (all written, the generation not yet published)
     "qdrant_save",
 )
@@ -107,7 +107,7 @@ def install(target: str, nth: int, when: str) -> None:
     elif target == "clean_abandoned":
         indexer.clean_abandoned = killing(indexer.clean_abandoned, nth, when)
     elif target == "qdrant_save":
-        import assistant.index.qdrant_client as qdrant
+        import assistant.index.qdrant_generations as qdrant
 
         qdrant.GenerationalStore.save = killing(qdrant.GenerationalStore.save, nth, when)  # type: ignore[method-assign]
     elif target == "embed":  # whichever factory the indexer uses to get its model

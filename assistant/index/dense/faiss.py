@@ -19,9 +19,13 @@ Opening is lazy. `open` reads the state, opens each listed file and checks its s
 descriptors keep what was checked readable even if a later prune deletes it). The ids (base
 sidecar, deltas' `ids`, tombstones) are read on the first `add` / `remove`; base + deltas are
 loaded into ONE FAISS index, tombstones removed, every file's sha256 verified, only on the first
-search, `vectors`, `load` or compaction (once, under a lock), so searching is plain FAISS and an
-update that adds an article writes its delta without reading the base. New files are written as
-`.tmp`, fsync'ed, renamed, and the directory fsync'ed.
+search, `load` or compaction (once, under a lock), so searching is plain FAISS and an update that
+adds an article writes its delta without reading the base. `vectors` on a store not loaded reads
+only the vectors asked for: from the rows added, the deltas' rows, and the base mapped in memory;
+so a writer reading a few vectors back (an article changed) does not hash the whole base: the
+sizes checked at `open` are its integrity check there (a full load, servers and compaction,
+still verifies every sha256). The files themselves (open, check, read, write durably: `.tmp`,
+fsync'ed, renamed, then the directory fsync'ed) are `segments.py`'s.
 
 Merge policy (decided on counts alone), in tiers. A save writes the rows added since the last
 one as a delta, and the tombstones if they changed. When there would be more than
@@ -38,21 +42,15 @@ update writes its own rows only.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
-import re
-import stat
 import threading
-import weakref
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
-from ..files import file_sha256, fsync_path
+from ..files import fsync_path
 from .base import IdSet
 from .faiss_index import (
     FLAT_MAX,
@@ -61,11 +59,14 @@ from .faiss_index import (
     index_ids,
     index_kind,
     ivf_lists,
+    map_index,
     new_dense_index,
     read_index,
     search_params,
     without,
+    write_index,
 )
+from .segments import Segments, npy_bytes
 
 # The index helpers live in faiss_index.py; the ones other modules import from here stay here.
 __all__ = ["FLAT_MAX", "FaissStore", "choose_index_type", "index_kind", "ivf_lists",
@@ -79,7 +80,6 @@ DELTA_MAX_RATIO = 0.10  # delta rows beyond this share of the base's rows: compa
 DELTA_MAX_FILES = 16  # more delta files than this: merge the deltas into one
 TOMB_MAX_RATIO = 0.10  # tombstones beyond this share of the rows in files: compact
 
-_NAME = re.compile(r"^(base-\d+\.(faiss|ids\.npy)|delta-\d+\.npz|tomb-\d+\.npy)$")
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
@@ -96,19 +96,6 @@ def _merged(sorted_ids: np.ndarray, more: np.ndarray) -> np.ndarray:
     union would sort a million ids again."""
     return np.insert(sorted_ids, np.searchsorted(sorted_ids, more), more) if len(more) \
         else sorted_ids
-
-
-def _npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-
-
-def _close_all(fds: dict[str, int]) -> None:
-    while fds:
-        os.close(fds.popitem()[1])
 
 
 class FaissStore:
@@ -141,8 +128,7 @@ class FaissStore:
         self._buf_ids, self._buf_vectors = _EMPTY, np.zeros((0, 0), dtype=np.float32)
         self._tombs_changed = False
         self._must_compact = False
-        self._fds: dict[str, int] = {}  # file name -> descriptor, open until loaded
-        weakref.finalize(self, _close_all, self._fds)
+        self._files = Segments(root)  # opened (size checked) at `open`, closed once loaded
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -159,12 +145,12 @@ class FaissStore:
             try:
                 store._open_state(state)
             except (KeyError, TypeError, ValueError) as exc:
-                _close_all(store._fds)
+                store._files.close_all()
                 raise IndexCorruptError(
                     f"L'état de l'index dense de {root} est invalide ({exc}). {REBUILD_HINT}"
                 ) from None
             except BaseException:
-                _close_all(store._fds)
+                store._files.close_all()
                 raise
         return store
 
@@ -185,7 +171,7 @@ class FaissStore:
             raise ValueError(f"type d'index inconnu {self._kind!r}")
         for entry in [self._base, self._base_ids, *self._deltas, self._tomb]:
             if entry is not None:
-                self._open_file(entry)
+                self._files.open(entry)
         rows = (int(self._base["rows"]) + sum(int(d["rows"]) for d in self._deltas)
                 - (int(self._tomb["rows"]) if self._tomb else 0))
         if rows != self._count:
@@ -193,56 +179,9 @@ class FaissStore:
                                     f"vecteurs, ses segments {rows}. {REBUILD_HINT}")
         self._loaded, self._file_ids, self._tombs = False, None, None
 
-    def _open_file(self, entry: dict[str, Any]) -> int:
-        name = str(entry["file"])
-        if not _NAME.match(name) or not isinstance(entry["sha256"], str) or int(entry["rows"]) < 0:
-            raise ValueError(f"entrée inattendue {entry!r}")
-        path = self.root / name
-        try:
-            fd = self._fds[name] = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise IndexCorruptError(f"{path} est introuvable. {REBUILD_HINT}") from None
-        except OSError as exc:
-            raise IndexCorruptError(f"{path} est illisible ({exc.strerror}). {REBUILD_HINT}"
-                                    ) from None
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size != int(entry["size"]):
-            raise IndexCorruptError(f"{path} est endommagé (taille inattendue). {REBUILD_HINT}")
-        return fd
-
-    def _file(self, entry: dict[str, Any]) -> io.BufferedReader:
-        """A segment as opened (one written since `open` is opened now), read from its start."""
-        fd = self._fds.get(entry["file"])
-        f = open(self._open_file(entry) if fd is None else fd, "rb", closefd=False)  # noqa: SIM115
-        f.seek(0)
-        return f
-
-    def _verify(self, entry: dict[str, Any]) -> None:
-        with self._file(entry) as f:
-            if hashlib.file_digest(f, "sha256").hexdigest() != entry["sha256"]:
-                raise IndexCorruptError(f"{self.root / entry['file']} est endommagé (empreinte "
-                                        f"inattendue). {REBUILD_HINT}")
-
-    def _arrays(self, entry: dict[str, Any], *names: str, verify: bool = True
-                ) -> list[np.ndarray]:
-        """Arrays of a `.npz` segment (`ids`, `vectors`: only the members named are read, each
-        checked by the zip's CRC) or the array of a `.npy` one; the file's sha256 verified
-        first unless `verify` is False."""
-        if verify:
-            self._verify(entry)
-        path = self.root / entry["file"]
-        try:
-            with self._file(entry) as f:
-                if path.suffix == ".npy":
-                    return [np.load(f, allow_pickle=False)]
-                with np.load(f, allow_pickle=False) as data:
-                    return [data[name] for name in names]
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise IndexCorruptError(f"{path} est illisible ({exc}). {REBUILD_HINT}") from None
-
     def _delta(self, entry: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, vectors) of a delta, verified."""
-        ids, vectors = self._arrays(entry, "ids", "vectors")
+        ids, vectors = self._files.arrays(entry, "ids", "vectors")
         ids = np.asarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if ids.ndim != 1 or vectors.shape != (len(ids), self._dim):
@@ -262,9 +201,9 @@ class FaissStore:
         if self._base_ids is None:  # a state from before the sidecar: the ids are in the index
             self._load()
             return
-        parts = [self._arrays(self._base_ids)[0]]
-        parts += [np.sort(self._arrays(d, "ids", verify=False)[0]) for d in self._deltas]
-        tombs = np.unique(self._arrays(self._tomb)[0]) if self._tomb else _EMPTY
+        parts = [self._files.arrays(self._base_ids)[0]]
+        parts += [np.sort(self._files.arrays(d, "ids", verify=False)[0]) for d in self._deltas]
+        tombs = np.unique(self._files.arrays(self._tomb)[0]) if self._tomb else _EMPTY
         expected = [self._base["rows"], *(d["rows"] for d in self._deltas)]
         if [len(p) for p in parts] != [int(r) for r in expected] or (
                 self._tomb and len(tombs) != int(self._tomb["rows"])):
@@ -286,8 +225,8 @@ class FaissStore:
         assert self._base is not None
         if self._file_ids is None and self._base_ids is not None:
             self._read_ids()
-        self._verify(self._base)
-        with self._file(self._base) as f:
+        self._files.verify(self._base)
+        with self._files.file(self._base) as f:
             index = read_index(f, self.root / self._base["file"])
         if index_kind(index) != self._kind or index.d != self._dim:
             raise IndexCorruptError(f"{self.root / self._base['file']} ne correspond pas à "
@@ -300,7 +239,7 @@ class FaissStore:
             parts.append(ids)
         if fallback:
             self._file_ids = np.unique(np.concatenate(parts))
-            self._tombs = np.unique(self._arrays(self._tomb)[0]).astype(np.int64) \
+            self._tombs = np.unique(self._files.arrays(self._tomb)[0]).astype(np.int64) \
                 if self._tomb else _EMPTY
         assert self._tombs is not None
         if len(self._tombs):
@@ -313,7 +252,7 @@ class FaissStore:
         self._buf_ids, self._buf_vectors = _EMPTY, np.zeros((0, self._dim), dtype=np.float32)
         self._index = index
         self._loaded = True
-        _close_all(self._fds)  # all in memory now
+        self._files.close_all()  # all in memory now
 
     # -- the contract --------------------------------------------------------------------------
 
@@ -414,8 +353,51 @@ class FaissStore:
         self._know_ids()
         if not self._live(ids).all():
             raise KeyError(f"ids absents de l'index dense : {ids[~self._live(ids)][:5]}")
-        self.load()
+        if not self._loaded:
+            return self._read_vectors(ids)
         return np.asarray(self._index.reconstruct_batch(ids), dtype=np.float32)
+
+    def _read_vectors(self, ids: np.ndarray) -> np.ndarray:
+        """The vectors of `ids` (all live) without loading: the added ones from the buffer,
+        the others read where they are, from the deltas (their `ids`, then those rows) and
+        from the base mapped in memory. Sizes were checked at `open`; no file is hashed here
+        (a writer reading a few vectors back does not read the whole base); `load` does."""
+        assert self._base is not None
+        out = np.empty((len(ids), self._dim), dtype=np.float32)
+        todo = np.ones(len(ids), dtype=bool)
+        if len(self._buf_ids):
+            order = np.argsort(self._buf_ids)
+            found = _member(self._buf_ids[order], ids)
+            out[found] = self._buf_vectors[order[np.searchsorted(self._buf_ids[order],
+                                                                 ids[found])]]
+            todo &= ~found
+        for entry in self._deltas:
+            if not todo.any():
+                break
+            stored = np.asarray(self._files.arrays(entry, "ids", verify=False)[0], np.int64)
+            order = np.argsort(stored)
+            found = todo & _member(stored[order], ids)
+            if found.any():
+                rows = order[np.searchsorted(stored[order], ids[found])]
+                got = self._files.rows(entry, "vectors", rows)
+                if got.shape != (len(rows), self._dim):
+                    raise IndexCorruptError(f"{self.root / entry['file']} a une forme "
+                                            f"inattendue. {REBUILD_HINT}")
+                out[found] = got
+                todo &= ~found
+        if todo.any():
+            path = self.root / self._base["file"]
+            index = map_index(self._files.mapped_path(self._base), path)
+            if (index_kind(index) != self._kind or index.d != self._dim
+                    or index.ntotal != int(self._base["rows"])):
+                raise IndexCorruptError(f"{path} ne correspond pas à l'état enregistré. "
+                                        f"{REBUILD_HINT}")
+            try:
+                out[todo] = index.reconstruct_batch(ids[todo])
+            except RuntimeError:  # listed by the ids sidecar, absent from the base
+                raise IndexCorruptError(f"{path} ne correspond pas à ses identifiants. "
+                                        f"{REBUILD_HINT}") from None
+        return out
 
     # -- saving --------------------------------------------------------------------------------
 
@@ -440,21 +422,6 @@ class FaissStore:
             int(self._tomb["rows"]) if self._tomb else 0
         return (delta_rows + len(self._pending) > DELTA_MAX_RATIO * int(self._base["rows"])
                 or tombs > TOMB_MAX_RATIO * file_rows)
-
-    def _write(self, name: str, rows: int, payload: bytes | Any) -> dict[str, Any]:
-        """A new segment (bytes, or a FAISS index), written as `.tmp`, fsync'ed and renamed:
-        its state entry."""
-        final, tmp = self.root / name, self.root / f"{name}.tmp"
-        if isinstance(payload, bytes):
-            tmp.write_bytes(payload)
-        else:
-            import faiss
-
-            faiss.write_index(payload, str(tmp))
-        fsync_path(tmp)
-        os.replace(tmp, final)
-        return {"file": name, "size": final.stat().st_size, "sha256": file_sha256(final),
-                "rows": rows}
 
     def save(self, generation: int) -> dict[str, Any]:
         if generation <= self._generation:
@@ -484,9 +451,10 @@ class FaissStore:
             self._index = new_dense_index(kind, self._dim, vectors if kind == "ivf" else None)
             self._index.add_with_ids(vectors, ids)
         self._file_ids = np.unique(index_ids(self._index))
-        self._base = self._write(f"base-{generation}.faiss", len(self), self._index)
-        self._base_ids = self._write(f"base-{generation}.ids.npy", len(self._file_ids),
-                                     _npy(self._file_ids))
+        self._base = self._files.write(f"base-{generation}.faiss", len(self),
+                                       lambda path: write_index(self._index, path))
+        self._base_ids = self._files.write(f"base-{generation}.ids.npy", len(self._file_ids),
+                                           npy_bytes(self._file_ids))
         self._deltas, self._tomb, self._kind = [], None, kind
         self._tombs = _EMPTY
 
@@ -503,11 +471,13 @@ class FaissStore:
     def _write_delta(self, generation: int, ids: np.ndarray, vectors: np.ndarray) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, ids=ids, vectors=vectors)
-        self._deltas.append(self._write(f"delta-{generation}.npz", len(ids), buffer.getvalue()))
+        self._deltas.append(self._files.write(f"delta-{generation}.npz", len(ids),
+                                              buffer.getvalue()))
 
     def _write_tombs(self, generation: int) -> None:
         assert self._tombs is not None
-        self._tomb = self._write(f"tomb-{generation}.npy", len(self._tombs), _npy(self._tombs)) \
+        self._tomb = self._files.write(f"tomb-{generation}.npy", len(self._tombs),
+                                       npy_bytes(self._tombs)) \
             if len(self._tombs) else None
 
     def _write_changes(self, generation: int) -> None:
@@ -540,9 +510,7 @@ class FaissStore:
             self._write_tombs(generation)
         self._file_ids = _merged(self._file_ids[~_member(dropped, self._file_ids)], self._pending)
         for entry in old:  # this store reads them no more (readers of older states still may)
-            fd = self._fds.pop(entry["file"], None)
-            if fd is not None:
-                os.close(fd)
+            self._files.close(entry["file"])
 
     def _state(self) -> dict[str, Any]:
         return {"backend": self.name, "generation": self._generation,
@@ -556,9 +524,7 @@ class FaissStore:
                                 state["tombstones"]] if entry}
         for path in self.root.iterdir():
             if path.is_file() and path.name not in listed:
-                fd = self._fds.pop(path.name, None)  # its disk space is freed with the name
-                if fd is not None:
-                    os.close(fd)
+                self._files.close(path.name)  # its disk space is freed with the name
                 path.unlink(missing_ok=True)
 
     def describe(self) -> dict[str, Any]:

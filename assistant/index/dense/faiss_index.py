@@ -15,7 +15,8 @@ from .base import IdSet
 
 __all__ = ["AUTO_BACK_TO_FLAT", "FLAT_MAX", "HNSW_EF_CONSTRUCTION", "HNSW_EF_SEARCH", "HNSW_M",
            "IVF_NPROBE", "IVF_TRAIN_PER_LIST", "all_vectors", "choose_index_type", "index_ids",
-           "index_kind", "ivf_lists", "new_dense_index", "read_index", "search_params", "without"]
+           "index_kind", "ivf_lists", "map_index", "new_dense_index", "read_index", "search_params",
+           "without", "write_index"]
 
 # Measured by bench/scale.py (README "Benchmarks"), 2 cores, d=384, one query on one thread:
 # flat 13-15 ms at 100k, 170-300 ms at 1M; IVF (sqrt(n) cells, 32-62 probed) 1.4-2 ms at 100k
@@ -96,8 +97,29 @@ def read_index(f: IO[bytes], path: Path) -> Any:
     import faiss
 
     faiss.omp_set_num_threads(1)
+    return _read(faiss.PyCallbackIOReader(f.read, 1 << 20), 0, path)
+
+
+def map_index(name: str, path: Path) -> Any:
+    """A FAISS index read memory-mapped from the file `name` (`path` names it in errors): its
+    vectors stay on disk, read by the page when reconstructed (IO_FLAG_MMAP_IFC: flat codes and
+    IVF lists alike, with faiss 1.15; about 5 ms for a 230 MB base). It must not be changed."""
+    import faiss
+
+    return _read(name, faiss.IO_FLAG_MMAP_IFC, path)
+
+
+def write_index(index: Any, path: Path) -> None:
+    import faiss
+
+    faiss.write_index(index, str(path))
+
+
+def _read(source: Any, flags: int, path: Path) -> Any:
+    import faiss
+
     try:
-        index = faiss.read_index(faiss.PyCallbackIOReader(f.read, 1 << 20))
+        index = faiss.read_index(source, flags)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "?"
         raise IndexCorruptError(f"{path} est illisible ({first}). {REBUILD_HINT}") from None

@@ -1,6 +1,6 @@
 """The Qdrant dense store: vectors by integer id in the named vector "dense" (cosine).
 
-Layout and generations: `assistant/index/qdrant_client.py` (one collection per build, points
+Layout and generations: `assistant/index/qdrant_generations.py` (one collection per build, points
 stamped with the generation that added / removed them, nothing copied on update; `save` writes
 only the changed points, `prune` deletes the removed ones once no kept state needs them). The
 chunk collection is shared with the lexical store (named sparse vector "bm25" on the same
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..qdrant_client import GenerationalStore, QdrantLocation, lexical_config
+from ..qdrant_generations import GenerationalStore, QdrantLocation, lexical_config
 from .base import IdSet
 
 

@@ -15,7 +15,7 @@ ln(1 + (N - df + 0.5) / (df + 0.5)): Lucene's, as bm25s and `base.idf`. Two limi
 Term indices are a 32-bit hash: two terms collide with probability ~V^2 / 2^33 (about 5 pairs
 for 200,000 terms); colliding terms of one chunk add up in one index, and a query term then
 matches the other term's documents. df stays exact (it counts terms, not indices).
-Layout, generations, save and prune: `assistant/index/qdrant_client.py`.
+Layout, generations, save and prune: `assistant/index/qdrant_generations.py`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 from ...errors import REBUILD_HINT, ConfigError, IndexMismatchError
 from ..dense.base import IdSet
-from ..qdrant_client import GenerationalStore, QdrantLocation
+from ..qdrant_generations import GenerationalStore, QdrantLocation
 
 K1 = 1.5
 B = 0.75
@@ -221,7 +221,7 @@ class QdrantLexicalStore(GenerationalStore):
     # -- persistence hooks --------------------------------------------------------------------
 
     def collection_config(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        from ..qdrant_client import lexical_config
+        from ..qdrant_generations import lexical_config
 
         return {}, lexical_config()  # the dense store adds "dense" when it first saves here
 

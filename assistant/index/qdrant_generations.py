@@ -1,10 +1,6 @@
-"""The Qdrant connection, and the generation bookkeeping both Qdrant stores share.
-
-Connection: `connect(url=..., api_key=...)` for a server or cluster, `connect(path=...)` for
-qdrant-client's local mode (in-process, same API; ":memory:" keeps nothing). Every call goes
-through `QdrantConnection.call`: transient failures (connection refused or reset, timeouts, HTTP
-408/429/5xx) are retried with exponential backoff, then raise one StoreUnavailableError, one line
-in French naming the URL. Local mode is not thread-safe: its calls are serialised by a lock.
+"""The generation bookkeeping both Qdrant stores share: where a store lives
+(`QdrantLocation`) and `GenerationalStore`, the base of the dense and lexical stores.
+The connection it goes through: `qdrant_connection.py`.
 
 Layout (a location is a connection, a collection prefix and a kind, "chunks" or "sentences"):
 `<prefix><kind>_<G0>` is a physical collection, created by the first save of a build (G0 its
@@ -25,177 +21,18 @@ the alias `<prefix><kind>` at the newest kept one.
 
 from __future__ import annotations
 
-import atexit
-import math
-import os
 import re
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import (
-    REBUILD_HINT,
-    ConfigError,
-    IndexCorruptError,
-    IndexMismatchError,
-    StoreUnavailableError,
-)
+from ..errors import REBUILD_HINT, ConfigError, IndexCorruptError, IndexMismatchError
+from .qdrant_connection import QdrantConnection, shared_connection
 
 T = TypeVar("T")
 FORMAT = 1
 MARKER_ID = "00000000-0000-0000-0000-00000000a551"  # a UUID: never one of our integer ids
 BATCH = 256  # points per write request
-TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-class QdrantConnection:
-    """One QdrantClient, where it points (for messages) and the retry policy."""
-
-    def __init__(self, client: Any, where: str, *, local: bool, attempts: int = 3,
-                 backoff_s: float = 0.25, timeout_s: int = 10) -> None:
-        self.client = client
-        self.where = where
-        self.local = local
-        self.attempts = max(1, attempts)
-        self.backoff_s = backoff_s
-        self.timeout_s = timeout_s
-        self._lock = threading.RLock() if local else None
-
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """`fn(*args, **kwargs)`, retried on transient failures; StoreUnavailableError after."""
-        delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
-            try:
-                if self._lock is None:
-                    return fn(*args, **kwargs)
-                with self._lock:
-                    return fn(*args, **kwargs)
-            except Exception as exc:
-                kind = _failure(exc)
-                if kind is None:
-                    raise
-                if kind == "auth" or attempt == self.attempts:
-                    raise self.unavailable(kind, exc) from exc
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
-
-    def unavailable(self, kind: str, exc: BaseException) -> StoreUnavailableError:
-        detail = " ".join(str(getattr(exc, "source", None) or exc).split())[:160]
-        if kind == "slow":
-            return StoreUnavailableError(
-                f"Qdrant ne répond pas à temps à {self.where} (plus de {self.timeout_s} s, "
-                f"{self.attempts} essais) : serveur surchargé ou injoignable, réessayez plus tard.")
-        if kind == "auth":
-            return StoreUnavailableError(
-                f"Qdrant refuse l'accès à {self.where} ({detail}) : vérifiez "
-                "ASSISTANT_QDRANT_API_KEY.")
-        return StoreUnavailableError(
-            f"Qdrant est injoignable à {self.where} ({detail or type(exc).__name__}) : vérifiez "
-            "ASSISTANT_QDRANT_URL et que le serveur tourne, puis réessayez.")
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def _failure(exc: BaseException) -> str | None:
-    """"slow", "auth" or "down" for the failures retry or explain, None for the others."""
-    import httpx
-    from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
-    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-
-    source = exc.source if isinstance(exc, ResponseHandlingException) else exc
-    if isinstance(source, (httpx.TimeoutException, TimeoutError)):
-        return "slow"
-    if isinstance(source, (httpx.TransportError, ConnectionError, ResourceExhaustedResponse)):
-        return "down"
-    if isinstance(exc, UnexpectedResponse):
-        if exc.status_code in (401, 403):
-            return "auth"
-        if exc.status_code in TRANSIENT_STATUS:
-            return "slow" if exc.status_code in (408, 504) else "down"
-    return None
-
-
-def _held(lock_path: str) -> bool:
-    """Whether a client holds local mode's directory lock (asked before qdrant-client, whose
-    failed attempt leaks the lock file's handle)."""
-    import portalocker
-
-    if not os.path.exists(lock_path):
-        return False
-    with open(lock_path, "r+") as f:
-        try:
-            portalocker.lock(f, portalocker.LockFlags.EXCLUSIVE
-                             | portalocker.LockFlags.NON_BLOCKING)
-        except portalocker.exceptions.LockException:
-            return True
-        portalocker.unlock(f)
-        return False
-
-
-def connect(*, url: str | None = None, api_key: str | None = None, path: str | None = None,
-            timeout_s: int = 10, attempts: int = 3, backoff_s: float = 0.25) -> QdrantConnection:
-    """A checked connection to a Qdrant server (`url`, `api_key`) or to local mode (`path`, a
-    directory or ":memory:"). Unreachable, refused or too slow -> StoreUnavailableError."""
-    from qdrant_client import QdrantClient
-
-    if (url is None) == (path is None):
-        raise ConfigError("Qdrant : donnez soit ASSISTANT_QDRANT_URL, soit ASSISTANT_QDRANT_PATH.")
-    if path is not None:
-        if path != ":memory:" and _held(os.path.join(path, ".lock")):
-            raise StoreUnavailableError(
-                f"Le dossier Qdrant local {path} est déjà ouvert par un autre client ou "
-                "processus : arrêtez-le, ou servez ce dossier avec un serveur Qdrant.")
-        client = (QdrantClient(":memory:") if path == ":memory:" else
-                  QdrantClient(path=path, force_disable_check_same_thread=True))
-        return QdrantConnection(client, f"local:{path}", local=True, timeout_s=timeout_s)
-    assert url is not None
-    client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s, check_compatibility=False)
-    conn = QdrantConnection(client, url, local=False, attempts=attempts, backoff_s=backoff_s,
-                            timeout_s=timeout_s)
-    try:
-        conn.call(client.get_collections)
-    except Exception:
-        conn.close()
-        raise
-    return conn
-
-
-_SHARED: dict[tuple[Any, ...], QdrantConnection] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_connection(settings: Any) -> QdrantConnection:
-    """The process's connection for `settings` (qdrant_url + qdrant_api_key, or qdrant_path),
-    made once: local mode allows one client per directory and process."""
-    url, path = settings.qdrant_url, settings.qdrant_path
-    key = (url, settings.qdrant_api_key, None if url else str(path), settings.qdrant_timeout)
-    with _SHARED_LOCK:
-        if not _SHARED:
-            atexit.register(release_connections)  # closed before the interpreter tears down
-        if key not in _SHARED:
-            _SHARED[key] = connect(url=url, api_key=settings.qdrant_api_key,
-                                   path=None if url else (str(path) if path else None),
-                                   timeout_s=max(1, math.ceil(settings.qdrant_timeout)))
-        return _SHARED[key]
-
-
-def check_reachable(settings: Any) -> None:
-    """StoreUnavailableError (one line naming the URL) unless the Qdrant of `settings` answers
-    a cheap request now (for health checks: a replica whose Qdrant is down says so)."""
-    conn = shared_connection(settings)
-    conn.call(conn.client.get_collections)
-
-
-def release_connections() -> None:
-    """Close the shared connections (local mode then frees its directories)."""
-    with _SHARED_LOCK:
-        for conn in _SHARED.values():
-            conn.close()
-        _SHARED.clear()
 
 
 @dataclass(frozen=True)
@@ -544,26 +381,7 @@ class GenerationalStore:
         self._set_marker(name, {f"{self.vector}_writing": generation,
                                 f"{self.vector}_removals": removals + ([generation] if gone
                                                                        else [])})
-        ids = sorted(self._pending_add)
-        for part in batched(ids):
-            exist = {int(r.id) for r in self._call("retrieve", name, part, with_payload=False)}
-            new = [models.PointStruct(id=i, vector={self.vector: self.point_vector(i)}, payload={
-                self.added_key: generation, "role": self.location.kind[:-1],
-                **self.point_payload(i), **self._pending_payload.get(i, {})})
-                for i in part if i not in exist]
-            if new:
-                self._call("upsert", name, new)
-            old = [i for i in part if i in exist]
-            if old:  # a point the sibling store made, or one replaced: flags first, then vector
-                ops: list[Any] = [models.SetPayloadOperation(set_payload=models.SetPayload(
-                    payload={self.added_key: generation, **self.point_payload(i),
-                             **self._pending_payload.get(i, {})}, points=[i])) for i in old]
-                ops.append(models.DeletePayloadOperation(delete_payload=models.DeletePayload(
-                    keys=[self.removed_key], points=list[Any](old))))
-                ops.append(models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(
-                    points=[models.PointVectors(id=i, vector={self.vector: self.point_vector(i)})
-                            for i in old])))
-                self._call("batch_update_points", name, ops)
+        self._write_added(name, generation)
         for part in batched(gone, 1024):
             self._call("set_payload", name, {self.removed_key: generation}, points=part)
         extra = [i for i in self._pending_payload if i not in self._pending_add]
@@ -578,6 +396,42 @@ class GenerationalStore:
         self.saved_changes()
         self._pending_add, self._pending_remove, self._pending_payload = {}, {}, {}
         return self.state()
+
+    def _write_added(self, name: str, generation: int) -> None:
+        """Write the pending additions as points of `generation`, BATCH points a request. A
+        point already there (the sibling store's, written by its save of this build, or one
+        replaced) keeps the sibling's vector and payload. Local mode stores every point of every
+        operation on its own (one SQLite commit each), so there the point is rewritten whole by
+        one upsert (read back with its vectors): one write per point instead of three."""
+        from qdrant_client import models
+
+        local = self.conn.local
+        for part in batched(sorted(self._pending_add)):
+            there = {int(r.id): r for r in self._call("retrieve", name, part, with_payload=local,
+                                                      with_vectors=local)}
+            mine = {i: {self.added_key: generation, **self.point_payload(i),
+                        **self._pending_payload.get(i, {})} for i in part}
+            new = [models.PointStruct(id=i, vector={self.vector: self.point_vector(i)},
+                                      payload={**mine[i], "role": self.location.kind[:-1]})
+                   for i in part if i not in there]
+            old = [i for i in part if i in there]
+            if local:  # the whole point: its other vectors and payload, with this store's parts
+                new += [models.PointStruct(
+                    id=i, vector={**dict(there[i].vector or {}), self.vector: self.point_vector(i)},
+                    payload={**{k: v for k, v in (there[i].payload or {}).items()
+                                if k != self.removed_key}, **mine[i]}) for i in old]
+                old = []
+            if new:
+                self._call("upsert", name, new)
+            if old:  # flags first, then vector
+                ops: list[Any] = [models.SetPayloadOperation(set_payload=models.SetPayload(
+                    payload=mine[i], points=[i])) for i in old]
+                ops.append(models.DeletePayloadOperation(delete_payload=models.DeletePayload(
+                    keys=[self.removed_key], points=list[Any](old))))
+                ops.append(models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(
+                    points=[models.PointVectors(id=i, vector={self.vector: self.point_vector(i)})
+                            for i in old])))
+                self._call("batch_update_points", name, ops)
 
     def saved_changes(self) -> None:
         """Hook: fold what `save` just wrote into the subclass's state (before pending clears)."""
