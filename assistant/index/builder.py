@@ -181,12 +181,12 @@ def _write(
         catalog, old_states = None, {}
     todo, report.unchanged, report.removed, touched = _diff(files, old_states)
     if incremental and not todo and not report.removed:
-        assert catalog is not None
+        assert catalog is not None and previous is not None
         for source, size, mtime_ns in touched:
             catalog.touch_article(source, size, mtime_ns)
         catalog.commit()
         catalog.close()
-        report.articles, report.chunks = len(old_states), catalog_chunks(previous)
+        report.articles, report.chunks = len(old_states), int(previous["corpus"]["chunks"])
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -430,20 +430,16 @@ def _embed(
         found.update(zip(missing, np.asarray(vectors, dtype=np.float32)))
     out, fresh = {}, {}
     todo = set(missing)
+    dim = len(next(iter(found.values()))) if found else 0
     for role in ROLES:
         flags = []
         for k in keys[role]:
             flags.append(k in todo)
             todo.discard(k)  # a text repeated in the batch was embedded once
         fresh[role] = flags
-        dim = len(next(iter(found.values()))) if found else 0
         out[role] = (np.stack([found[k] for k in keys[role]]).astype(np.float32)
                      if keys[role] else np.zeros((0, dim), dtype=np.float32))
     return out, fresh
-
-
-def catalog_chunks(manifest: dict[str, Any] | None) -> int:
-    return int(manifest["corpus"]["chunks"]) if manifest else 0
 
 
 def _previous_source(settings: Settings, previous: dict[str, Any] | None) -> _Source | None:

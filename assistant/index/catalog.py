@@ -17,7 +17,6 @@ checked when read: damaged bytes are an IndexCorruptError, never a wrong citatio
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import sqlite3
@@ -275,10 +274,6 @@ class Catalog:
                 **{f"k{i}": k for i, k in enumerate(part)})
             found.update({bytes(k): int(i) for k, i in rows})
         return found
-
-    @functools.cached_property
-    def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
 
     # -- writes (the one writer, under the index lock) -----------------------------------------
     def recover(self) -> int:
