@@ -72,7 +72,8 @@ class Settings:
     faiss_index: str = "auto"  # auto | flat | ivf | hnsw
 
     # Stores: "local" (FAISS + BM25 files in index_dir) or "qdrant" (a server, a cluster, or
-    # qdrant-client's in-process local mode); the catalog of articles stays in index_dir.
+    # qdrant-client's in-process local mode). On Qdrant the writer keeps its catalog in
+    # index_dir and mirrors what readers need in Qdrant: a reader needs only the Qdrant settings.
     store: str = "local"
     qdrant_url: str | None = None  # e.g. http://qdrant:6333
     qdrant_api_key: str | None = field(default=None, repr=False)

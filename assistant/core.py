@@ -18,7 +18,7 @@ from .config import Settings
 from .embed.backends import make_embedder
 from .embed.base import Embedder
 from .errors import QuestionError
-from .index.generations import current_marker, read_manifest
+from .index.served import served, served_marker
 from .records import Answer, Passage
 from .search.filters import Filters, Selection
 from .search.retriever import HybridRetriever, LoadedIndex
@@ -43,7 +43,7 @@ class Assistant:
     def __init__(self, settings: Settings, retriever: HybridRetriever) -> None:
         self.settings = settings
         self._retriever = retriever
-        self._marker = current_marker(settings.index_dir)
+        self._marker = served_marker(settings)
         self._lock = threading.Lock()
         self._observers: tuple[Observer, ...] = ()
 
@@ -83,7 +83,7 @@ class Assistant:
 
     def refresh(self) -> bool:
         """Switch to a newer generation if one was published; True when it switched."""
-        marker = current_marker(self.settings.index_dir)
+        marker = served_marker(self.settings)
         if marker == self._marker:
             return False
         with self._lock:
@@ -201,14 +201,13 @@ class Assistant:
 
 def index_status(settings: Settings) -> dict[str, Any]:
     """What the CLI's `index status` prints; reads only the manifest (fast, no model)."""
-    from .index.generations import current_generation
-
-    path = current_generation(settings.index_dir)
-    manifest = read_manifest(path)
+    generation = served(settings)
+    manifest = generation.manifest
     stores = manifest["stores"]
     return {
         "index_dir": str(settings.index_dir),
-        "generation": path.name,
+        "served_from": generation.where,
+        "generation": generation.name,
         "articles": manifest["corpus"]["articles"],
         "chunks": manifest["corpus"]["chunks"],
         "sentences": manifest["catalog"].get("sentences"),
@@ -220,7 +219,7 @@ def index_status(settings: Settings) -> dict[str, Any]:
                         else None),
         "built_at": manifest["built_at"],
         "size_bytes": sum(p.stat().st_size for p in settings.index_dir.rglob("*")
-                          if p.is_file()),
+                          if p.is_file()) if settings.index_dir.is_dir() else 0,
         "package_version": manifest["package_version"],
     }
 

@@ -128,13 +128,13 @@ def test_qdrant_index_records_its_backend_and_reuses_vectors(
     assert again.chunks_embedded == 0 and again.sentences_embedded == 0
     assert again.chunks_reused == first.chunks and counting.embedded == []
     names, kept = collections(settings)
-    assert names == kept  # the two kept builds' collections (chunks, sentences), nothing else
-    assert len(names) == 4
+    assert names == kept  # the two kept builds' collections (chunks, sentences, articles)
+    assert len(names) == 6
     current = json.loads((current_generation(settings.index_dir) / "manifest.json").read_text())
     conn = QdrantLocation.of(settings, "chunks").connection
     aliases = {a.alias_name: a.collection_name for a in conn.client.get_aliases().aliases}
     assert aliases == {f"assistant_{role}": current["stores"][role]["collection"]
-                       for role in ("chunks", "sentences")}
+                       for role in ("chunks", "sentences", "articles")}
 
     with pytest.raises(IndexMismatchError, match="export --to local"):
         update(settings.replace(store="local"), lambda: embedder, progress=False)
@@ -144,8 +144,9 @@ def collections(settings: Settings) -> tuple[set[str], set[str]]:
     """(the Qdrant collections of `settings`, those the kept generations' manifests name)."""
     conn = QdrantLocation.of(settings, "chunks").connection
     names = {c.name for c in conn.client.get_collections().collections}
+    names.remove(f"{settings.qdrant_prefix}meta")  # the announcement (`index/served.py`)
     kept = {m["stores"][role]["collection"] for m in kept_manifests(settings.index_dir)
-            for role in ("chunks", "sentences", "lexical")}
+            for role in ("chunks", "sentences", "lexical", "articles")}
     return names, kept
 
 
@@ -198,37 +199,39 @@ def copy_qdrant_base(base: Settings, root: Path) -> Settings:
     return settings
 
 
-# (mode, target, nth call, before/after the call, whether the kill lands after CURRENT moved)
+# (mode, target, nth call, before/after the call, whether the kill lands after CURRENT moved,
+# whether after the generation was announced to readers of Qdrant)
 QDRANT_KILL_POINTS = [
-    ("update", "catalog_commit", 1, "after", False),  # rows committed, nothing in Qdrant yet
-    ("update", "qdrant_save", 1, "after", False),  # chunk vectors written, unpublished
-    ("update", "qdrant_save", 2, "after", False),  # sentence vectors too
-    ("update", "qdrant_save", 3, "after", False),  # BM25 too: every Qdrant write done
-    ("update", "os_replace", 3, "after", True),  # CURRENT switched, nothing pruned
-    ("build", "qdrant_save", 2, "after", False),  # a rebuild's new collections, unpublished
+    ("update", "catalog_commit", 1, "after", False, False),  # rows committed, nothing in Qdrant
+    ("update", "qdrant_save", 1, "after", False, False),  # chunk vectors written, unpublished
+    ("update", "qdrant_save", 2, "after", False, False),  # sentence vectors too
+    ("update", "qdrant_save", 3, "after", False, False),  # BM25 too
+    ("update", "qdrant_save", 4, "after", False, False),  # articles too: every store written
+    ("update", "os_replace", 3, "after", True, False),  # CURRENT switched, Qdrant readers not told
+    ("update", "announce", 1, "after", True, True),  # announced, nothing pruned
+    ("build", "qdrant_save", 2, "after", False, False),  # a rebuild's new collections, unpublished
 ]
 
 
 @pytest.mark.parametrize(
-    ("mode", "target", "nth", "when", "published"), QDRANT_KILL_POINTS,
-    ids=[f"{m}-{t}{n}-{w}" for m, t, n, w, _ in QDRANT_KILL_POINTS],
+    ("mode", "target", "nth", "when", "published", "announced"), QDRANT_KILL_POINTS,
+    ids=[f"{m}-{t}{n}-{w}" for m, t, n, w, _, _ in QDRANT_KILL_POINTS],
 )
 def test_qdrant_update_killed_leaves_index_serving_and_next_update_completes(
-    mode: str, target: str, nth: int, when: str, published: bool,
+    mode: str, target: str, nth: int, when: str, published: bool, announced: bool,
     qdrant_bases: dict[str, Any], embedder: Any, tmp_path: Path,
 ) -> None:
+    """Readers of Qdrant (a replica has no index directory) serve the generation announced
+    there: a writer killed after switching CURRENT but before announcing leaves them on the
+    previous one, and the next writer announces it."""
     settings = copy_qdrant_base(qdrant_bases["warm"], tmp_path)
     served_before = current_marker(settings.index_dir)
     assert served_before is not None
 
     kill_at(settings, mode, target, nth, when)  # the driver, on this Qdrant directory
 
-    if published:
-        assert current_marker(settings.index_dir) != served_before
-        assert serving(settings, embedder) == qdrant_bases["after"]
-    else:
-        assert current_marker(settings.index_dir) == served_before
-        assert serving(settings, embedder) == qdrant_bases["before"]
+    assert (current_marker(settings.index_dir) != served_before) == published
+    assert serving(settings, embedder) == qdrant_bases["after" if announced else "before"]
     # What the killed writer left in Qdrant is there (readers skip it), until the next writer.
     assert bool(unpublished_points(settings)) == (target == "qdrant_save")
     names, kept = collections(settings)

@@ -70,7 +70,7 @@ def test_searches_answer_from_the_previous_generation_during_a_real_update(
 ) -> None:
     bot = Assistant.load(index_copy, embedder=embedder)
     idle = Assistant.load(index_copy, embedder=embedder)  # searches nothing until the end
-    old_generation = bot.retriever.index.path.name
+    old_generation = bot.retriever.index.name
     expected = {old_generation: top_passages(bot)}
     add_new_article(index_copy.corpus_dir)
 
@@ -82,7 +82,7 @@ def test_searches_answer_from_the_previous_generation_during_a_real_update(
         while proc.poll() is None:
             q = i % len(SEED_QUESTIONS)
             passages = bot.search(SEED_QUESTIONS[q])  # refreshes itself when CURRENT moves
-            generation = bot.retriever.index.path.name
+            generation = bot.retriever.index.name
             seen.append((generation, q, [(p.source, p.start, p.end, p.text) for p in passages]))
             i += 1
             time.sleep(0.02)  # leave the writer some CPU on a small machine
@@ -102,7 +102,7 @@ def test_searches_answer_from_the_previous_generation_during_a_real_update(
 
     # The idle reader held the old generation until it refreshed; now it sees the article.
     assert idle.refresh() is True and idle.refresh() is False
-    assert idle.retriever.index.path.name == new_generation
+    assert idle.retriever.index.name == new_generation
     best = idle.search(NEW_QUESTION, 1)[0]
     assert best.source == NEW_SOURCE and NEW_WORD in best.text
     expected[new_generation] = top_passages(idle)
@@ -130,7 +130,8 @@ def test_reader_on_a_pruned_generation_keeps_answering(
     """A request that started on a generation finishes on it, even once it is deleted."""
     pinned = HybridRetriever(LoadedIndex.open(index_copy), embedder, index_copy)
     before = top_passages(pinned)
-    path = pinned.index.path
+    path = index_copy.index_dir / "generations" / pinned.index.name
+    assert path.is_dir()
     add_new_article(index_copy.corpus_dir)
     update(index_copy, lambda: embedder, progress=False)
     (index_copy.corpus_dir / NEW_SOURCE).unlink()
@@ -154,7 +155,7 @@ def test_threads_search_while_generations_are_published(
             while not stop.is_set():
                 for question in (*SEED_QUESTIONS, NEW_QUESTION):
                     passages = bot.search(question)
-                    generations.add(bot.retriever.index.path.name)
+                    generations.add(bot.retriever.index.name)
                     assert passages
                     for p in passages:
                         if p.source in texts:
@@ -185,7 +186,7 @@ def test_threads_search_while_generations_are_published(
             t.join(timeout=60)
     assert not errors, errors
     assert set(published) <= generations, "the readers should follow every new generation"
-    assert bot.retriever.index.path.name == current_marker(index_copy.index_dir)
+    assert bot.retriever.index.name == current_marker(index_copy.index_dir)
 
 
 def test_second_writer_fails_or_waits_while_the_lock_is_held(

@@ -284,7 +284,8 @@ def test_openai_api_takes_filters_as_extra_body(served: str) -> None:
 
 
 # -- LangChain ------------------------------------------------------------------------------------
-def test_langchain_filters(seed_assistant: Assistant) -> None:
+def test_langchain_filters(backend_assistant: Assistant) -> None:
+    seed_assistant = backend_assistant
     from pydantic import ValidationError
 
     from assistant.langchain import AssistantRetriever

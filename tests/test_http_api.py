@@ -25,18 +25,19 @@ PASSAGE_KEYS = {"chunk_id", "score", "text", "source", "title", "start", "end"}
 
 
 @pytest.fixture(scope="module")
-def api(seed_settings: Settings, seed_assistant: Assistant) -> Iterator[httpx.Client]:
-    with running_app(seed_settings, seed_assistant) as url:
+def api(backend_settings: Settings, backend_assistant: Assistant) -> Iterator[httpx.Client]:
+    """The app on the seed index, once per store backend (local files, Qdrant)."""
+    with running_app(backend_settings, backend_assistant) as url:
         with httpx.Client(base_url=url, timeout=60) as client:
             yield client
 
 
 # -- round-trips ----------------------------------------------------------------------------------
-def test_health_reports_index_status(api: httpx.Client, seed_assistant: Assistant) -> None:
+def test_health_reports_index_status(api: httpx.Client, backend_assistant: Assistant) -> None:
     response = api.get("/api/health")
     assert response.status_code == 200
     data = response.json()
-    status = seed_assistant.status()
+    status = backend_assistant.status()
     assert data["status"] == "ok"
     for key in ("model", "articles", "chunks", "built_at", "generation", "size_bytes"):
         assert data[key] == status[key]
@@ -55,10 +56,10 @@ def test_search_returns_passages(api: httpx.Client) -> None:
     assert all(0 <= p["start"] < p["end"] for p in passages)
 
 
-def test_search_default_k(api: httpx.Client, seed_settings: Settings) -> None:
+def test_search_default_k(api: httpx.Client, backend_settings: Settings) -> None:
     response = api.post("/api/search", json={"question": "Louvre Lens Vallée"})
     assert response.status_code == 200
-    assert len(response.json()) == seed_settings.k
+    assert len(response.json()) == backend_settings.k
 
 
 def test_ask_returns_cited_answer(api: httpx.Client) -> None:

@@ -31,7 +31,8 @@ OWNERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("faiss", ("assistant/index/dense/faiss_index.py",)),  # the FAISS store goes through it
     ("qdrant_client", ("assistant/index/qdrant_connection.py",
                        "assistant/index/qdrant_generations.py", "assistant/index/dense/qdrant.py",
-                       "assistant/index/lexical/qdrant.py")),
+                       "assistant/index/lexical/qdrant.py",
+                       "assistant/index/qdrant_catalog.py")),  # the articles replicas read
     ("bm25s", ()),  # our segmented BM25 replaced it; the tests keep it as the scoring oracle
 )
 

@@ -1,5 +1,5 @@
 """LangChain's own standard tests for retrievers (`langchain-tests`) on `AssistantRetriever`,
-built on the seed index."""
+built on the seed index, on each store backend (local files, Qdrant)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from assistant.langchain import AssistantRetriever
 @pytest.mark.anyio
 class TestAssistantRetrieverStandard(RetrieversIntegrationTests):
     @pytest.fixture(autouse=True)
-    def _seed(self, seed_assistant: Assistant) -> None:
-        self.assistant = seed_assistant
+    def _seed(self, backend_assistant: Assistant) -> None:  # on each store backend
+        self.assistant = backend_assistant
 
     @pytest.fixture
     def anyio_backend(self) -> str:
@@ -37,7 +37,8 @@ class TestAssistantRetrieverStandard(RetrieversIntegrationTests):
         return "Quelle est la surface de la Serre numérique de Valenciennes ?"
 
 
-def test_invoke_k_beats_the_constructor_k(seed_assistant: Assistant) -> None:
+def test_invoke_k_beats_the_constructor_k(backend_assistant: Assistant) -> None:
+    seed_assistant = backend_assistant
     retriever = AssistantRetriever(assistant=seed_assistant, k=4)
     question = "Qui dirige la Louvre Lens Vallée ?"
     assert len(retriever.invoke(question)) == 4

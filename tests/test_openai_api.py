@@ -30,8 +30,9 @@ def _client(url: str) -> openai.OpenAI:
 
 
 @pytest.fixture(scope="module")
-def served(seed_settings: Settings, seed_assistant: Assistant) -> Iterator[str]:
-    with running_app(seed_settings, seed_assistant) as url:
+def served(backend_settings: Settings, backend_assistant: Assistant) -> Iterator[str]:
+    """The app on the seed index, once per store backend (local files, Qdrant)."""
+    with running_app(backend_settings, backend_assistant) as url:
         yield url
 
 

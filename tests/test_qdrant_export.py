@@ -24,6 +24,7 @@ from assistant.errors import ConfigError, StoreUnavailableError
 from assistant.index.builder import build, update
 from assistant.index.export import export
 from assistant.index.generations import current_generation, current_marker, read_manifest
+from assistant.index.qdrant_catalog import published
 from assistant.index.qdrant_connection import release_connections, shared_connection
 
 from .test_index import NEW_ARTICLE
@@ -119,7 +120,9 @@ def test_export_round_trip_same_answers_no_embedding_and_updates(
     assert report.where == f"local:{tmp_path / 'qdrant'}"
     assert {(c["name"], c["shard_number"], c["replication_factor"]) for c in created} == {
         (f"assistant_chunks_{report.generation.split('-')[0].lstrip('0')}", 2, 2),
-        (f"assistant_sentences_{report.generation.split('-')[0].lstrip('0')}", 2, 2)}
+        (f"assistant_sentences_{report.generation.split('-')[0].lstrip('0')}", 2, 2),
+        (f"assistant_articles_{report.generation.split('-')[0].lstrip('0')}", 2, 2),
+        ("assistant_meta", 1, 2)}  # the announcement: one shard, copied like the others
     copied = read_manifest(current_generation(settings.index_dir))
     _unchanged_manifest(source, copied)
     assert {s["backend"] for s in copied["stores"].values()} == {"qdrant"}
@@ -152,6 +155,9 @@ def test_export_round_trip_same_answers_no_embedding_and_updates(
         "qdrant", "local", 0, 6)
     local_again = read_manifest(current_generation(settings.index_dir))
     assert {s["backend"] for s in local_again["stores"].values()} == {"faiss", "bm25"}
+    # Qdrant no longer announces a generation: replicas reading it do not follow one that the
+    # next update prunes
+    assert published(shared_connection(qsettings), qsettings.qdrant_prefix) is None
     release_connections()  # a local index needs no Qdrant to be read
     lbot = Assistant.load(settings, embedder=embedder)
     _same(after_update, _results(lbot, dev_questions))

@@ -276,7 +276,8 @@ def install_api(app: FastAPI, assistant: Assistant, settings: Settings) -> Gate:
             status = await anyio.to_thread.run_sync(assistant.status)
         except AssistantError as exc:
             return JSONResponse({"status": "error", "detail": str(exc)}, status_code=503)
-        status.pop("index_dir", None)  # no server paths in a public answer
+        for private in ("index_dir", "served_from"):  # no server paths or URLs in a public answer
+            status.pop(private, None)
         return {"status": "ok", **status}
 
     app.include_router(router)

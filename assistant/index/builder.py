@@ -15,9 +15,9 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -49,6 +49,11 @@ from .generations import (
 from .lexical.base import LexicalStore
 from .lexical.factory import open_lexical
 from .manifest import check_compatible, expected_identity
+from .served import announce, catch_up
+
+if TYPE_CHECKING:
+    from .qdrant_catalog import QdrantArticles
+    from .qdrant_generations import GenerationalStore
 
 log = logging.getLogger(__name__)
 
@@ -120,25 +125,69 @@ def update(
 
 @dataclass
 class Stores:
-    """The three stores of one index, opened at one state each."""
+    """The three stores of one index, opened at one state each; on Qdrant, also the articles
+    that replicas read instead of the catalog file (`qdrant_catalog.py`)."""
 
     chunks: DenseStore
     sentences: DenseStore
     lexical: LexicalStore
+    articles: QdrantArticles | None = None
 
     @classmethod
     def open(cls, settings: Settings, states: dict[str, Any] | None) -> Stores:
         states = states or {}
-        return cls(open_dense(settings, "chunks", states.get("chunks")),
-                   open_dense(settings, "sentences", states.get("sentences")),
-                   open_lexical(settings, states.get("lexical")))
+        chunks = open_dense(settings, "chunks", states.get("chunks"))
+        articles = None
+        if chunks.name == "qdrant":
+            from .qdrant_catalog import QdrantArticles
+
+            articles = QdrantArticles.open_for(settings, states.get("articles"))
+        return cls(chunks, open_dense(settings, "sentences", states.get("sentences")),
+                   open_lexical(settings, states.get("lexical")), articles)
 
     def dense(self, role: str) -> DenseStore:
         return self.chunks if role == "chunks" else self.sentences
 
+    def describe(self, article_id: int, article: Article, chunks: list[Chunk],
+                 chunk_ids: list[int], sentences: Sequence[tuple[int, int]],
+                 sentence_ids: list[int]) -> None:
+        """On Qdrant, what a replica reads of a new article (it has no catalog file): the
+        article's point, and on each chunk and sentence point its article and offsets (the
+        chunks also title, date, url and text; source and date serve the server's filters)."""
+        if self.articles is None:
+            return
+        self.articles.add(article_id, article,
+                          [(i, c.start, c.end) for i, c in zip(chunk_ids, chunks)],
+                          [(i, a, b) for i, (a, b) in zip(sentence_ids, sentences)])
+        for chunk, cid in zip(chunks, chunk_ids):
+            cast("GenerationalStore", self.chunks).set_payload([cid], {
+                "source": article.source, "title": article.title, "date": article.date,
+                "url": article.url, "start": chunk.start, "end": chunk.end, "text": chunk.text,
+                # RFC 3339, for Qdrant's datetime index (range filters)
+                "published": f"{article.date}T00:00:00Z" if article.date else None})
+        for (a, b), sid in zip(sentences, sentence_ids):
+            cast("GenerationalStore", self.sentences).set_payload([sid], {
+                "source": article.source, "start": a, "end": b})
+
+    def forget(self, article_id: int | None) -> None:
+        """On Qdrant, take the point of a removed article version out of the next generation."""
+        if self.articles is not None and article_id is not None:
+            self.articles.remove([article_id])
+
     def save(self, number: int) -> dict[str, Any]:
-        return {"chunks": self.chunks.save(number), "sentences": self.sentences.save(number),
-                "lexical": self.lexical.save(number)}
+        states = {"chunks": self.chunks.save(number), "sentences": self.sentences.save(number),
+                  "lexical": self.lexical.save(number)}
+        if self.articles is not None:
+            states["articles"] = self.articles.save(number)
+        return states
+
+    def prune(self, kept: list[dict[str, Any]]) -> None:
+        """Delete what none of the `kept` manifests refers to."""
+        for role in ROLES:
+            self.dense(role).prune([m["stores"][role] for m in kept])
+        self.lexical.prune([m["stores"]["lexical"] for m in kept])
+        if self.articles is not None:
+            self.articles.prune([m["stores"].get("articles") or {} for m in kept])
 
 
 @dataclass
@@ -159,17 +208,23 @@ def _write(
     files = scan_corpus(settings.corpus_dir)
     previous: dict[str, Any] | None = None
     try:
-        previous = read_manifest(current_generation(settings.index_dir))
+        served = current_generation(settings.index_dir)
+        previous = read_manifest(served)
+        catch_up(settings, served.name, previous)
         if incremental:
             check_compatible(previous, settings)
             _check_backends(previous, settings)
     except IndexMissingError:
         pass
+    except IndexMismatchError:
+        raise
     except Exception as exc:  # a corrupt index must not stop a full rebuild
         if incremental:
             raise
         log.warning("Index précédent ignoré : %s", exc)
         previous = None
+    if previous is None:
+        catch_up(settings, None, None)  # on Qdrant: refused if another index publishes there
 
     if incremental:
         assert previous is not None
@@ -213,6 +268,7 @@ def _write(
         else:
             write_manifest(workdir, manifest)
             report.generation = publish(settings.index_dir, workdir, number).name
+            announce(settings, report.generation, manifest)
             prune_unreferenced(settings, catalog, stores)
     except BaseException:
         discard(workdir)
@@ -288,7 +344,7 @@ def _fill(
     rows = _Rows()
     fingerprint = int(previous["corpus"]["fingerprint"], 16) if previous else 0
     for source in report.removed:
-        _remove(catalog, source, number, rows)
+        _remove(catalog, stores, source, number, rows)
         fingerprint -= _article_hash(source, old_states[source][0])
     for source, size, mtime_ns in touched:
         catalog.touch_article(source, size, mtime_ns)
@@ -307,7 +363,7 @@ def _fill(
             report.skipped.append(Skipped(f.source, str(exc)))
             continue  # a changed article that became unreadable keeps its previous version
         if old_sha is not None:
-            _remove(catalog, f.source, number, rows)
+            _remove(catalog, stores, f.source, number, rows)
             fingerprint -= _article_hash(f.source, old_sha)
             report.changed.append(f.source)
         else:
@@ -317,15 +373,15 @@ def _fill(
         spans = split_sentences(article.text)
         sentence_texts = [indexed_text(article.title, sentence_text(article.text, span))
                           for span in spans]
-        chunk_ids, sentence_ids = catalog.add_article(
+        article_id, chunk_ids, sentence_ids = catalog.add_article(
             article, f.size, f.mtime_ns, number, chunks, [vec_key(t) for t in chunk_texts],
             spans, [vec_key(t) for t in sentence_texts])
+        stores.describe(article_id, article, chunks, chunk_ids, spans, sentence_ids)
         rows.ids["chunks"] += chunk_ids
         rows.ids["sentences"] += sentence_ids
         rows.texts["chunks"] += chunk_texts
         rows.texts["sentences"] += sentence_texts
         rows.terms += [analyze(t) for t in chunk_texts]
-        describe_rows(stores, article, chunks, chunk_ids)
         fingerprint += _article_hash(article.source, article.sha256)
 
     vectors, fresh = _embed(settings, embedder_factory, known, rows.texts, show)
@@ -371,22 +427,6 @@ def _fill(
     }
 
 
-def describe_rows(stores: Stores, article: Article, chunks: list[Chunk],
-                   chunk_ids: list[int]) -> None:
-    """Give a store that keeps payloads (Qdrant) what a reader shows of each chunk: article,
-    title, date, url, offsets and text (for filters on the server, and for readers that have
-    no catalog)."""
-    set_payload = getattr(stores.chunks, "set_payload", None)
-    if set_payload is None:
-        return
-    for chunk, cid in zip(chunks, chunk_ids):
-        set_payload([cid], {"source": article.source, "title": article.title,
-                            "date": article.date, "url": article.url, "start": chunk.start,
-                            "end": chunk.end, "text": chunk.text,
-                            # RFC 3339, for Qdrant's datetime index (range filters)
-                            "published": f"{article.date}T00:00:00Z" if article.date else None})
-
-
 def _article_hash(source: str, sha256: str) -> int:
     """One article's share of the corpus fingerprint: the fingerprint is the sum (mod 2**256) of
     these over the articles, so an update adjusts it by the change alone, and any two indexes of
@@ -394,8 +434,10 @@ def _article_hash(source: str, sha256: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{source}:{sha256}".encode()).digest(), "big")
 
 
-def _remove(catalog: Catalog, source: str, number: int, rows: _Rows) -> None:
-    chunk_ids, sentence_ids = catalog.remove_article(source, number)
+def _remove(catalog: Catalog, stores: Stores, source: str, number: int,
+            rows: _Rows) -> None:
+    article_id, chunk_ids, sentence_ids = catalog.remove_article(source, number)
+    stores.forget(article_id)
     rows.removed["chunks"] += chunk_ids
     rows.removed["sentences"] += sentence_ids
 
@@ -478,9 +520,7 @@ def prune_unreferenced(settings: Settings, catalog: Catalog, stores: Stores) -> 
         for path in (settings.index_dir / CATALOG_DIR).iterdir():
             if path.name.split("-wal")[0].split("-shm")[0] not in files:
                 path.unlink(missing_ok=True)
-        for role in ROLES:
-            stores.dense(role).prune([m["stores"][role] for m in kept])
-        stores.lexical.prune([m["stores"]["lexical"] for m in kept])
+        stores.prune(kept)
     except Exception as exc:  # noqa: BLE001
         log.warning("Nettoyage de l'index incomplet (%s) : il sera repris à la prochaine "
                     "mise à jour.", exc)

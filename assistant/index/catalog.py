@@ -23,7 +23,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -75,6 +75,27 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 _VISIBLE = "a.added <= :g AND (a.removed IS NULL OR a.removed > :g)"
 _BATCH = 500  # ids per `IN (...)` query
+
+
+class CatalogReader(Protocol):
+    """What a reader (the retriever) asks of a catalog at one generation: `Catalog` (the SQLite
+    file) or `qdrant_catalog.QdrantCatalog` (the same, read from Qdrant by a replica)."""
+
+    path: Any  # where it is, for messages
+
+    def check(self) -> None: ...
+    def close(self) -> None: ...
+    def articles(self) -> list[dict[str, Any]]: ...
+    def article_dates(self) -> dict[str, str | None]: ...
+    def counts(self) -> dict[str, int]: ...
+    def article_text(self, source: str) -> str | None: ...
+    def ids_of_articles(self, sources: Sequence[str]) -> tuple[np.ndarray, np.ndarray]: ...
+    def sentences_of(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]: ...
+    def chunk_spans(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]: ...
+    def chunks_by_id(self, ids: Iterable[int]
+                     ) -> dict[int, tuple[str, str, str, int, int, int | None, int | None]]: ...
+    def chunk_locations(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]: ...
+    def sentence_spans(self, ids: Iterable[int]) -> dict[int, tuple[str, int, int]]: ...
 
 
 def vec_key(text: str) -> bytes:
@@ -197,6 +218,18 @@ class Catalog:
                              "AND a.source = :s", s=source)
         return self._checked(source, *rows[0]) if rows else None
 
+    def article_record(self, source: str) -> tuple[int, Article] | None:
+        """(row id, the article as indexed) of the visible article `source`, or None."""
+        rows = self._visible(
+            "SELECT a.id, a.title, a.text, a.text_sha, a.sha256, a.date, a.url, a.author, "
+            "a.page_starts FROM articles a WHERE {visible} AND a.source = :s", s=source)
+        if not rows:
+            return None
+        row_id, title, text, sha, raw_sha, date, url, author, starts = rows[0]
+        pages = None if starts is None else tuple(int(x) for x in json.loads(starts))
+        return int(row_id), Article(source, title, self._checked(source, text, sha), raw_sha,
+                                    date, url, author, pages)
+
     def _checked(self, source: str, text: str, sha: str) -> str:
         if _text_sha(text) != sha:
             raise IndexCorruptError(
@@ -290,8 +323,8 @@ class Catalog:
         self, article: Article, size: int, mtime_ns: int, generation: int,
         chunks: Sequence[Chunk], chunk_keys: Sequence[bytes],
         sentences: Sequence[tuple[int, int]], sentence_keys: Sequence[bytes],
-    ) -> tuple[list[int], list[int]]:
-        """Rows of a new article as of `generation`; (chunk ids, sentence ids) in order."""
+    ) -> tuple[int, list[int], list[int]]:
+        """Rows of a new article as of `generation`; (article id, chunk ids, sentence ids)."""
         cur = self.conn.execute(
             "INSERT INTO articles (source, sha256, text_sha, title, date, url, author, text, "
             "size, mtime_ns, page_starts, added) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -300,7 +333,7 @@ class Catalog:
              None if article.page_starts is None else json.dumps(list(article.page_starts)),
              generation),
         )
-        article_id = cur.lastrowid
+        article_id = int(cur.lastrowid or 0)
         chunk_ids = [int(self.conn.execute(
             'INSERT INTO chunks (article_id, ordinal, start, "end", vec_key) VALUES (?,?,?,?,?)',
             (article_id, c.ordinal, c.start, c.end, key)).lastrowid or 0)
@@ -309,11 +342,14 @@ class Catalog:
             'INSERT INTO sentences (article_id, start, "end", vec_key) VALUES (?,?,?,?)',
             (article_id, a, b, key)).lastrowid or 0)
             for (a, b), key in zip(sentences, sentence_keys)]
-        return chunk_ids, sentence_ids
+        return article_id, chunk_ids, sentence_ids
 
-    def remove_article(self, source: str, generation: int) -> tuple[list[int], list[int]]:
-        """Mark the visible article `source` removed as of `generation`; its (chunk ids,
-        sentence ids), which the stores must drop."""
+    def remove_article(self, source: str,
+                       generation: int) -> tuple[int | None, list[int], list[int]]:
+        """Mark the visible article `source` removed as of `generation`; its (article id or
+        None if unknown, chunk ids, sentence ids), which the stores must drop."""
+        row = self._visible("SELECT a.id FROM articles a WHERE {visible} AND a.source = :s",
+                            s=source)
         ids = []
         for table in ("chunks", "sentences"):
             ids.append([r[0] for r in self._visible(
@@ -322,7 +358,7 @@ class Catalog:
         self.conn.execute(
             f"UPDATE articles AS a SET removed = :r WHERE {_VISIBLE} AND a.source = :s",
             {"g": self.generation, "r": generation, "s": source})
-        return ids[0], ids[1]
+        return (int(row[0][0]) if row else None), ids[0], ids[1]
 
     def touch_article(self, source: str, size: int, mtime_ns: int) -> None:
         """A file touched but unchanged: remember its new size and time (no re-hash next time)."""

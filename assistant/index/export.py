@@ -7,7 +7,7 @@ Under the writer lock: the generation being served is opened as it is (catalog, 
 stores at the states its manifest records), every chunk and sentence vector is read back by id
 (`DenseStore.vectors`), the BM25 terms of each chunk are analysed again from the catalog's text
 (exactly the text that was embedded: checked by its hash), and the payloads are those an index
-build gives (`builder.describe_rows`). New stores of the target backend receive them, are
+build gives (`builder.Stores.describe`). New stores of the target backend receive them, are
 saved under a new generation number, and a manifest equal to the source's but for
 `generation`, `stores` and `built_at` is published; then, as after an update, what no kept
 generation refers to is pruned (`builder.prune_unreferenced`). Nothing is embedded; the catalog
@@ -26,9 +26,9 @@ import numpy as np
 from ..config import Settings
 from ..errors import REBUILD_HINT, ConfigError, IndexCorruptError, IndexMismatchError
 from ..ingest.chunking import indexed_text
-from ..records import Article, Chunk
+from ..records import Chunk
 from ..text.analysis import analyze
-from .builder import Stores, describe_rows, prune_unreferenced
+from .builder import Stores, prune_unreferenced
 from .catalog import Catalog, catalog_file, vec_key
 from .dense.factory import ROLES, dense_backend
 from .generations import (
@@ -42,6 +42,7 @@ from .generations import (
     write_manifest,
     writer_lock,
 )
+from .served import announce, catch_up, withdraw
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def export(settings: Settings, to: str, *, wait: float = 0.0) -> ExportReport:
         clean_abandoned(settings.index_dir)
         path = current_generation(settings.index_dir)
         previous = read_manifest(path)
+        catch_up(settings, path.name, previous)
         source = _source_name(previous, to)
         catalog = Catalog(catalog_file(settings.index_dir, previous), previous["generation"],
                           writable=True)
@@ -97,9 +99,14 @@ def export(settings: Settings, to: str, *, wait: float = 0.0) -> ExportReport:
             number = next_number(settings.index_dir)
             workdir = new_workdir(settings.index_dir)
             states = stores.save(number)
-            write_manifest(workdir, {**previous, "generation": number, "stores": states,
-                                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            manifest = {**previous, "generation": number, "stores": states,
+                        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            write_manifest(workdir, manifest)
             report.generation = publish(settings.index_dir, workdir, number).name
+            if to == "qdrant":
+                announce(target, report.generation, manifest)
+            else:  # replicas reading Qdrant must not follow a generation about to be pruned
+                withdraw(settings)
         except BaseException:
             if workdir is not None:
                 discard(workdir)
@@ -149,22 +156,20 @@ def _where(settings: Settings, stores: Stores) -> str:
 def _copy(catalog: Catalog, origin: Stores, stores: Stores, manifest: dict[str, Any],
           report: ExportReport) -> None:
     """Every visible row of `catalog` from the `origin` stores into `stores` (not saved)."""
-    states = catalog.article_states()
-    described = {a["source"]: a for a in catalog.articles()}
-    sources = sorted(states)
+    sources = sorted(catalog.article_states())
     for start in range(0, len(sources), ARTICLES_PER_BATCH):
         part = sources[start:start + ARTICLES_PER_BATCH]
         chunk_spans = catalog.chunk_spans(part)
-        sentence_ids = [sid for rows in catalog.sentences_of(part).values()
-                        for sid, _, _ in rows]
+        sentence_spans = catalog.sentences_of(part)
+        sentence_ids = [sid for rows in sentence_spans.values() for sid, _, _ in rows]
         chunk_ids: list[int] = []
         terms: list[list[str]] = []
         keys: list[bytes] = []
         for source in part:
-            meta = described[source]
-            text = catalog.article_text(source) or ""
-            article = Article(source=source, title=meta["title"], text=text,
-                              sha256=states[source][0], date=meta["date"], url=meta["url"])
+            record = catalog.article_record(source)
+            assert record is not None  # listed by the same catalog, at the same generation
+            article_id, article = record
+            text = article.text
             chunks = [Chunk(source, ordinal, text[a:b], a, b)
                       for ordinal, (_, a, b) in enumerate(chunk_spans[source])]
             ids = [cid for cid, _, _ in chunk_spans[source]]
@@ -172,7 +177,9 @@ def _copy(catalog: Catalog, origin: Stores, stores: Stores, manifest: dict[str, 
             chunk_ids += ids
             terms += [analyze(t) for t in texts]
             keys += [vec_key(t) for t in texts]
-            describe_rows(stores, article, chunks, ids)
+            stores.describe(article_id, article, chunks, ids,
+                            [(a, b) for _, a, b in sentence_spans[source]],
+                            [sid for sid, _, _ in sentence_spans[source]])
         found = catalog.rows_with_keys("chunks", keys)
         if len(found) != len(set(keys)):
             raise IndexCorruptError(

@@ -41,13 +41,14 @@ class QdrantLocation:
 
     connection: QdrantConnection
     prefix: str = "assistant_"
-    kind: str = "chunks"  # "chunks" (dense + lexical share it) or "sentences" (dense only)
+    kind: str = "chunks"  # "chunks" (dense + lexical share it), "sentences" (dense only) or
+    # "articles" (payload only: the catalog readers use, `qdrant_catalog.py`)
     shards: int | None = None  # shard_number of the collections it creates (None: server's)
     replicas: int | None = None  # their replication_factor (None: the server's default)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("chunks", "sentences") or not re.fullmatch(r"[A-Za-z0-9_-]*",
-                                                                        self.prefix):
+        if self.kind not in ("chunks", "sentences", "articles") or not re.fullmatch(
+                r"[A-Za-z0-9_-]*", self.prefix):
             raise ConfigError(f"Emplacement Qdrant invalide : {self.prefix!r}, {self.kind!r}")
 
     @property
@@ -85,7 +86,8 @@ class GenerationalStore:
     save's bookkeeping and prune (see the module docstring). Subclasses set `vector`."""
 
     name = "qdrant"
-    vector = ""
+    vector = ""  # the named vector of the points (for a payload-only store: its flags' prefix)
+    payload_only = False  # True: points without vectors (the articles of `qdrant_catalog.py`)
 
     def __init__(self, location: QdrantLocation, state: dict[str, Any] | None) -> None:
         self.location = location
@@ -134,8 +136,9 @@ class GenerationalStore:
         params = self._call("get_collection", name).config.params
         dense = params.vectors if isinstance(params.vectors, dict) else {}
         size = getattr(dense.get(self.vector), "size", None)
-        if self.vector not in {**dense, **(params.sparse_vectors or {})} or (
-                size is not None and size != self._extra.get("dimension", size)):
+        if not self.payload_only and (
+                self.vector not in {**dense, **(params.sparse_vectors or {})} or (
+                    size is not None and size != self._extra.get("dimension", size))):
             raise IndexCorruptError(f"La collection Qdrant « {name} » n'a pas le vecteur "
                                     f"« {self.vector} » attendu. {REBUILD_HINT}")
         count = self._call("count", name, count_filter=self.visible_filter(), exact=True).count
@@ -308,6 +311,8 @@ class GenerationalStore:
         if self.location.kind == "chunks":  # filters by article and date on the server
             indexes.update(source=models.PayloadSchemaType.KEYWORD,
                            published=models.PayloadSchemaType.DATETIME)
+        elif self.location.kind == "articles":  # a replica's lookups by article
+            indexes.update(source=models.PayloadSchemaType.KEYWORD)
         return indexes
 
     def _marker(self, name: str) -> dict[str, Any]:
@@ -411,13 +416,15 @@ class GenerationalStore:
                                                       with_vectors=local)}
             mine = {i: {self.added_key: generation, **self.point_payload(i),
                         **self._pending_payload.get(i, {})} for i in part}
-            new = [models.PointStruct(id=i, vector={self.vector: self.point_vector(i)},
+            vectors = {i: {} if self.payload_only else {self.vector: self.point_vector(i)}
+                       for i in part}
+            new = [models.PointStruct(id=i, vector=vectors[i],
                                       payload={**mine[i], "role": self.location.kind[:-1]})
                    for i in part if i not in there]
             old = [i for i in part if i in there]
             if local:  # the whole point: its other vectors and payload, with this store's parts
                 new += [models.PointStruct(
-                    id=i, vector={**dict(there[i].vector or {}), self.vector: self.point_vector(i)},
+                    id=i, vector={**dict(there[i].vector or {}), **vectors[i]},
                     payload={**{k: v for k, v in (there[i].payload or {}).items()
                                 if k != self.removed_key}, **mine[i]}) for i in old]
                 old = []
@@ -428,9 +435,9 @@ class GenerationalStore:
                     payload=mine[i], points=[i])) for i in old]
                 ops.append(models.DeletePayloadOperation(delete_payload=models.DeletePayload(
                     keys=[self.removed_key], points=list[Any](old))))
-                ops.append(models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(
-                    points=[models.PointVectors(id=i, vector={self.vector: self.point_vector(i)})
-                            for i in old])))
+                if not self.payload_only:
+                    ops.append(models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(
+                        points=[models.PointVectors(id=i, vector=vectors[i]) for i in old])))
                 self._call("batch_update_points", name, ops)
 
     def saved_changes(self) -> None:

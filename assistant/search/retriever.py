@@ -23,7 +23,6 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,13 +30,13 @@ import numpy as np
 from ..config import Settings
 from ..embed.base import Embedder
 from ..errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
-from ..index.catalog import Catalog, catalog_file
+from ..index.catalog import CatalogReader
 from ..index.dense.base import DenseStore, IdSet
 from ..index.dense.factory import open_dense
-from ..index.generations import current_generation, read_manifest
 from ..index.lexical.base import LexicalStore, idf
 from ..index.lexical.factory import open_lexical
 from ..index.manifest import check_compatible
+from ..index.served import open_catalog, served
 from ..records import Passage
 from ..text.analysis import analyze
 from ..text.question import question_kind
@@ -76,44 +75,45 @@ class Restriction:
 class LoadedIndex:
     """One generation, opened for reading: its catalog and its three stores."""
 
-    path: Path
+    name: str  # the generation's name
+    where: str  # the index directory, or the Qdrant it is served from
     manifest: dict[str, Any]
-    db: Catalog
+    db: CatalogReader
     dense: DenseStore  # chunk vectors
     sentences: DenseStore  # sentence vectors
     lexical: LexicalStore  # BM25 over chunks
 
     @classmethod
     def open(cls, settings: Settings) -> LoadedIndex:
-        path = current_generation(settings.index_dir)
-        manifest = read_manifest(path)
+        generation = served(settings)
+        manifest, where = generation.manifest, f"{generation.where} ({generation.name})"
         check_compatible(manifest, settings)
-        generation = manifest["generation"]
-        catalog = Catalog(catalog_file(settings.index_dir, manifest), generation)
-        catalog.check()
         stores = manifest["stores"]
         dense = open_dense(settings, "chunks", stores.get("chunks"))
         sentences = open_dense(settings, "sentences", stores.get("sentences"))
         lexical = open_lexical(settings, stores.get("lexical"))
+        catalog = open_catalog(settings, generation, dense, sentences)
+        catalog.check()
         dense.load()  # now: a damaged file is refused at once, not at the first question
         sentences.load()
         counts = catalog.counts()
         expected = manifest["corpus"].get("chunks")
         if not (len(dense) == len(lexical) == counts["chunks"] == expected):
             raise IndexCorruptError(
-                f"Index incohérent dans {path} : {len(dense)} vecteurs, {len(lexical)} "
+                f"Index incohérent dans {where} : {len(dense)} vecteurs, {len(lexical)} "
                 f"documents BM25, {counts['chunks']} passages en base, {expected} annoncés. "
                 f"{REBUILD_HINT}")
         if not (len(sentences) == counts["sentences"] == manifest["catalog"].get("sentences")):
             raise IndexCorruptError(
-                f"Index incohérent dans {path} : {len(sentences)} vecteurs de phrases, "
+                f"Index incohérent dans {where} : {len(sentences)} vecteurs de phrases, "
                 f"{counts['sentences']} phrases en base. {REBUILD_HINT}")
         dimension = manifest["embedding"].get("dimension")
         if (len(dense) and dense.dimension != dimension) or (
                 len(sentences) and sentences.dimension != dimension):
-            raise IndexCorruptError(f"Dimension inattendue des vecteurs dans {path}. "
+            raise IndexCorruptError(f"Dimension inattendue des vecteurs dans {where}. "
                                     f"{REBUILD_HINT}")
-        return cls(path, manifest, catalog, dense, sentences, lexical)
+        return cls(generation.name, generation.where, manifest, catalog, dense, sentences,
+                   lexical)
 
     def close(self) -> None:
         self.db.close()

@@ -41,8 +41,9 @@ TARGETS = (
     "clean_abandoned",  # generations.clean_abandoned: cleaning up after an earlier crash
     "embed",  # the embedding model, when the indexer asks it for vectors
     # qdrant_generations.GenerationalStore.save: 1 = chunk vectors, 2 = sentence vectors, 3 = BM25
-    # sparse vectors (all written, the generation not yet published)
+    # sparse vectors, 4 = articles (all written, the generation not yet published)
     "qdrant_save",
+    "announce",  # served.announce in the builder: Qdrant's readers told of the new generation
 )
 
 
@@ -102,6 +103,8 @@ def install(target: str, nth: int, when: str) -> None:
         indexer.write_manifest = killing(indexer.write_manifest, nth, when)
     elif target == "os_replace":
         generations.os = _OsProxy(killing(os.replace, nth, when))  # type: ignore[assignment]
+    elif target == "announce":
+        indexer.announce = killing(indexer.announce, nth, when)
     elif target == "prune":
         generations._prune = killing(generations._prune, nth, when)
     elif target == "clean_abandoned":
