@@ -6,13 +6,14 @@ For every question of `SETS` (the dev files of ../shared/eval, our own held-out 
 files in tests/data), over the seed corpus and over the corpus plus neighbouring articles, the
 real code path gathers the evidence (`ExtractiveAnswerer.evidence`: search, candidate sentences,
 coverage, semantic, focus, english, absent names). Questions that name something absent from the
-retrieved articles are refused by rule and left out of the fit. A logistic regression (numpy,
-L2, standardised features, weights of coverage/semantic/focus kept >= 0) is fitted with label
-"answerable"; the threshold is the highest cut, halfway between two training points, that
-refuses at most `--max-false` answerable training questions, so that answerable questions are
-almost never refused. The file records the procedure, the training counts and a 5-fold
-cross-validated estimate (each fold fitted and thresholded on the other four), which is what
-the README reports. Re-run it after any change to retrieval, sentence ranking or the model.
+articles of their best candidate sentences are refused by rule and left out of the fit. A
+logistic regression (numpy, L2, standardised features, weights of coverage/semantic/focus kept
+>= 0) is fitted with label "answerable"; the threshold is the highest cut, halfway between two
+training points, that refuses at most `--max-false` answerable training questions, so that
+answerable questions are almost never refused. The file records the procedure, the training
+counts and a 5-fold cross-validated estimate (each fold fitted and thresholded on the other
+four), which is what the README reports. Re-run it after any change to retrieval, sentence
+ranking or the model.
 """
 
 from __future__ import annotations
@@ -133,8 +134,9 @@ def fitted(model_name: str, max_false: int, without: tuple[str, ...] = ()) -> Mo
                           "questions": [p.name for p in files], "count": len(y)})
     y = np.concatenate(labels)
     about = {
-        "procedure": "bench/fit_decision.py: questions naming something no retrieved article "
-                     "mentions are refused by rule; on the others, logistic regression (L2, "
+        "procedure": "bench/fit_decision.py: questions naming something that no article of "
+                     "their best candidate sentences mentions are refused by rule; on the others, "
+                     "logistic regression (L2, "
                      "standardised features, coverage/semantic/focus weights >= 0"
                      + (f", {', '.join(without)} unused" if without else "")
                      + f"), threshold = highest cut refusing at most {max_false} answerable "

@@ -161,3 +161,37 @@ def test_each_article_text_is_read_once_per_question(seed_settings: Settings,
     for t in threads:
         t.join(60)
     assert mismatches == [] and bot2.article_text("absent.txt") is None
+
+
+def test_within_article_signals(seed_assistant: Assistant) -> None:
+    """The two signals read on a chunk's whole article (`retriever.py` docstring): the passage
+    signal ignores the question's words that are in the article's title and rewards a chunk
+    holding a word rare among its article's chunks; a chunk whose article never names the
+    place asked about is marked, the others not."""
+    import numpy as np
+
+    from assistant.text.analysis import analyze, analyzed
+
+    retriever = seed_assistant.retriever
+    source = "serre-numerique-valenciennes.txt"
+    title = next(a["title"] for a in retriever.articles() if a["source"] == source)
+    chunks = retriever.index.db.chunk_spans([source])[source]
+    ids = np.array([cid for cid, _, _ in chunks], dtype=np.int64)
+    text = retriever.article_text(source) or ""
+    # A word of one chunk only, not in the title: that chunk alone gets the passage signal.
+    counts = Counter(t for _, a, b in chunks for t in analyzed(text[a:b]))
+    rare = next(t for _, a, b in chunks for t in sorted(analyzed(text[a:b]))
+                if counts[t] == 1 and t not in analyzed(title) and len(t) > 4)
+    holder = next(cid for cid, a, b in chunks if rare in analyzed(text[a:b]))
+    passage, unnamed = retriever._within_articles(ids, [rare, *analyze(title)], "Et alors ?")
+    assert passage[list(ids).index(holder)] > 0
+    assert all(p == 0 for cid, p in zip(ids, passage) if cid != holder)
+    assert not unnamed.any()  # the question names nothing
+
+    others = [a["source"] for a in retriever.articles() if a["source"] != source]
+    far = next(s for s in others if "valenciennes" not in (retriever.article_text(s) or "")
+               .lower())
+    mixed = np.array([ids[0], retriever.index.db.chunk_spans([far])[far][0][0]], dtype=np.int64)
+    question = "Quelle est la surface du bâtiment de Valenciennes ?"
+    _, unnamed = retriever._within_articles(mixed, analyze(question), question)
+    assert unnamed.tolist() == [0.0, 1.0]

@@ -17,9 +17,9 @@ evidence, gathered from the retrieved passages and the candidate answer sentence
 combined by a logistic model whose weights, scaling and threshold live in `data/decision.json`,
 one per packaged embedding model, plus one without the semantic evidence for any other model
 (weights of coverage, semantic and focus are constrained to be >= 0: more evidence never
-lowers the confidence). Before the model, one rule: a French question that names something no
-retrieved article mentions ("la French Tech de Bordeaux" when no article speaks of Bordeaux,
-"Station F") is out of the corpus, whatever else matches.
+lowers the confidence). Before the model, one rule: a French question that names something that
+none of the articles of its best candidate sentences mentions ("la French Tech de Bordeaux" when
+no such article speaks of Bordeaux, "Station F") is out of the corpus, whatever else matches.
 `bench/fit_decision.py` fits them on question files over the corpus plus neighbouring articles
 and writes that file with the procedure and the measured results; nothing is hand-tuned here.
 """
@@ -35,14 +35,21 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..text.analysis import analyzed
-from ..text.question import content_terms, english_share, entity_terms, kind_terms, matches
+from ..text.question import (
+    content_terms,
+    english_share,
+    entity_terms,
+    kind_terms,
+    matches,
+    name_terms,
+)
 
 if TYPE_CHECKING:
     from ..search.retriever import HybridRetriever
 
 FEATURES = ("coverage", "semantic", "focus", "english")
 MONOTONE = ("coverage", "semantic", "focus")  # fitted weights kept >= 0
-TOP_SENTENCES = 3  # candidate sentences read for the focus words
+TOP_SENTENCES = 3  # candidate sentences read for the focus words (their articles: the names)
 ENGLISH = 0.2  # a question with this share of English function words is read as English
 
 
@@ -82,8 +89,8 @@ def focus_terms(question: str, topic: str) -> list[str]:
 def gather(question: str, coverage: float, topic: str, pool: Sequence[SentenceView],
            articles: Sequence[str], retriever: HybridRetriever) -> Evidence:
     """The evidence for `question`, given the best passage's `coverage`, the best article's
-    title (`topic`), the candidate answer sentences (best first) and the retrieved articles'
-    texts."""
+    title (`topic`), the candidate answer sentences (best first) and the texts of the articles
+    the answer would come from (where the question's names are looked for)."""
     semantic = max((c.features.get("dense", 0.0) for c in pool), default=0.0)
     focus = 1.0
     terms = focus_terms(question, topic)
@@ -96,7 +103,7 @@ def gather(question: str, coverage: float, topic: str, pool: Sequence[SentenceVi
         focus = found / (sum(weights.values()) or 1.0)
     english = english_share(question)
     absent: tuple[str, ...] = ()
-    names = [t for t in entity_terms(question) if len(t) >= 3 and not t.isdigit()]
+    names = name_terms(question)
     if names and english < ENGLISH:
         mentioned: set[str] = set()
         for text in articles:

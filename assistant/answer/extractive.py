@@ -35,7 +35,7 @@ from ..records import cite as marker
 from ..text.analysis import analyzed
 from ..text.question import Terms, contextualize, question_kind
 from ..text.sentences import display, fact_score, is_bullet, mostly_inside, split_sentences
-from .decision import ANY_MODEL, Evidence, default_model, gather
+from .decision import ANY_MODEL, TOP_SENTENCES, Evidence, default_model, gather
 
 if TYPE_CHECKING:
     from ..search.retriever import HybridRetriever
@@ -191,10 +191,15 @@ class ExtractiveAnswerer:
 
     def evidence(self, query: str, passages: list[Passage], retriever: HybridRetriever,
                  pool: Sequence[Candidate]) -> Evidence:
-        """What the decision weighs (see `decision.py`)."""
-        texts = {p.source: retriever.article_text(p.source) or p.text for p in passages}
+        """What the decision weighs (see `decision.py`). The names of the question are looked
+        for in the articles the answer would be drawn from (those of the best candidate
+        sentences), not in every retrieved one: a neighbouring article that names the place
+        asked about does not make a sentence about another place an answer."""
+        texts: dict[str, str] = {}  # source -> title and text (a passage's if none is stored)
+        for p in [c.passage for c in pool[:TOP_SENTENCES]] or passages:
+            texts.setdefault(p.source, f"{p.title}\n{retriever.article_text(p.source) or p.text}")
         return gather(query, coverage(query, passages, retriever), passages[0].title, pool,
-                      [f"{p.title}\n{texts[p.source]}" for p in passages], retriever)
+                      list(texts.values()), retriever)
 
     def decide(self, evidence: Evidence) -> bool:
         s = self.settings

@@ -89,6 +89,7 @@ class CatalogReader(Protocol):
     def article_dates(self) -> dict[str, str | None]: ...
     def counts(self) -> dict[str, int]: ...
     def article_text(self, source: str) -> str | None: ...
+    def titles(self, sources: Iterable[str]) -> dict[str, str]: ...
     def ids_of_articles(self, sources: Sequence[str]) -> tuple[np.ndarray, np.ndarray]: ...
     def sentences_of(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]: ...
     def chunk_spans(self, sources: Iterable[str]) -> dict[str, list[tuple[int, int, int]]]: ...
@@ -212,6 +213,16 @@ class Catalog:
                     f"WHERE {{visible}} AND a.source IN ({marks})", **named)]
         return (np.sort(np.asarray(found["chunks"], dtype=np.int64)),
                 np.sort(np.asarray(found["sentences"], dtype=np.int64)))
+
+    def titles(self, sources: Iterable[str]) -> dict[str, str]:
+        """source -> title of the articles `sources` (unknown ones left out)."""
+        out: dict[str, str] = {}
+        for part in _batches(list(dict.fromkeys(sources))):
+            marks = ",".join(f":s{i}" for i in range(len(part)))
+            out.update(self._visible(
+                f"SELECT a.source, a.title FROM articles a WHERE {{visible}} "
+                f"AND a.source IN ({marks})", **{f"s{i}": s for i, s in enumerate(part)}))
+        return out
 
     def article_text(self, source: str) -> str | None:
         rows = self._visible("SELECT a.text, a.text_sha FROM articles a WHERE {visible} "

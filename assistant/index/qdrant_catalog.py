@@ -145,6 +145,9 @@ class QdrantCatalog:
                 "chunks": sum(e.chunks for e in self._entries.values()),
                 "sentences": sum(e.sentences for e in self._entries.values())}
 
+    def titles(self, sources: Iterable[str]) -> dict[str, str]:
+        return {s: self._entries[s].title for s in sources if s in self._entries}
+
     def article_text(self, source: str) -> str | None:
         entry = self._entries.get(source)
         if entry is None:

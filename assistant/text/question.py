@@ -85,6 +85,12 @@ def entity_terms(text: str) -> set[str]:
     return found
 
 
+def name_terms(text: str) -> list[str]:
+    """The names `text` asks about: its `entity_terms` of 3 letters or more that are not numbers
+    (what an article must mention to be about the same place or body)."""
+    return sorted(t for t in entity_terms(text) if len(t) >= 3 and not t.isdigit())
+
+
 @dataclass(frozen=True)
 class Terms:
     """The query's content terms and their weights."""
