@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from assistant.index.generations import current_generation, current_marker, read
 from assistant.index.qdrant_catalog import published
 from assistant.index.qdrant_connection import release_connections, shared_connection
 
+from .helpers.serve import free_port, launched_server
 from .test_index import NEW_ARTICLE
 
 QUESTION = "Qui dirige la Louvre Lens Vallée ?"
@@ -246,12 +245,6 @@ def test_cli_export_without_model_then_search_update_and_back(
 
 # -- faults ---------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def on_qdrant(make_corpus: Callable[..., Settings], embedder: Any,
               tmp_path: Path) -> Settings:
@@ -266,7 +259,7 @@ def on_qdrant(make_corpus: Callable[..., Settings], embedder: Any,
 
 
 def test_unreachable_qdrant_cli_one_line_and_nothing_published(on_qdrant: Settings) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     # The URL wins over the local-mode path (shared_connection): the index's Qdrant is down.
     dead = {"ASSISTANT_QDRANT_URL": url, "ASSISTANT_QDRANT_PATH": str(on_qdrant.qdrant_path)}
     served = current_marker(on_qdrant.index_dir)
@@ -280,7 +273,7 @@ def test_unreachable_qdrant_cli_one_line_and_nothing_published(on_qdrant: Settin
                          **dead), url)
     _one_error_line(_cli(["index", "export", "--to", "local"], on_qdrant, timeout=60, **dead),
                     url)
-    _one_error_line(_cli(["serve", "--port", str(_free_port())], on_qdrant, timeout=120,
+    _one_error_line(_cli(["serve", "--port", str(free_port())], on_qdrant, timeout=120,
                          **dead), url)
     assert current_marker(on_qdrant.index_dir) == served
     assert not any(p.name.startswith(".tmp-")
@@ -350,29 +343,10 @@ def test_api_answers_503_naming_the_url_when_qdrant_is_down(
     pytest.importorskip("uvicorn")
     settings = make_corpus()
     build(settings, lambda: embedder, progress=False)
-    url = f"http://127.0.0.1:{_free_port()}"
-    port = _free_port()
-    exe = Path(sys.executable).with_name("assistant")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "assistant.cli"]
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
-    log = tmp_path / "serve.log"
-    with open(log, "w", encoding="utf-8") as stderr:
-        server = subprocess.Popen(
-            [*cmd, "serve", "--port", str(port), "--corpus", str(settings.corpus_dir),
-             "--index", str(settings.index_dir)],
-            env={**base, "ASSISTANT_QDRANT_URL": url}, stdout=subprocess.DEVNULL, stderr=stderr)
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, log.read_text(encoding="utf-8")
-            try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "le serveur n'a pas démarré"
-            time.sleep(0.5)
+    url = f"http://127.0.0.1:{free_port()}"
+    args = ["--corpus", str(settings.corpus_dir), "--index", str(settings.index_dir)]
+    with launched_server(args, {"ASSISTANT_QDRANT_URL": url}, tmp_path / "serve.log") as base:
+        api = f"{base}/api"
         ok = httpx.post(f"{api}/search", json={"question": QUESTION}, timeout=60)
         assert ok.status_code == 200 and ok.json()
 
@@ -386,10 +360,3 @@ def test_api_answers_503_naming_the_url_when_qdrant_is_down(
             assert url in detail and "injoignable" in detail and "\n" not in detail
         health = httpx.get(f"{api}/health", timeout=60)  # the balancer takes it out
         assert health.status_code == 503 and url in health.json()["detail"], health.text
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()

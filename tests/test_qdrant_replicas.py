@@ -10,12 +10,7 @@ and MCP (official `mcp` client).
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +27,7 @@ from assistant.index.qdrant_catalog import QdrantCatalog
 from assistant.index.qdrant_connection import release_connections
 from tests.conftest import SEED_CORPUS, on_backend
 from tests.helpers.articles import NEW_QUESTION, NEW_SOURCE, NEW_WORD, add_new_article
+from tests.helpers.serve import launched_server
 
 QUESTION = "Qui dirige la Louvre Lens Vallée depuis mai 2015 ?"
 SOURCE = "louvre-lens-vallee-cluster-numerique.txt"
@@ -134,12 +130,6 @@ def test_a_second_index_directory_cannot_publish_over_the_first(
 
 # -- a launched replica ---------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_launched_replica_answers_http_openai_and_mcp(
     written: Settings, tmp_path: Path,
 ) -> None:
@@ -151,29 +141,9 @@ def test_launched_replica_answers_http_openai_and_mcp(
     release_connections()  # local mode: one process per directory (a server has no such limit)
     empty = tmp_path / "replica-index"
     empty.mkdir()
-    port = _free_port()
-    exe = Path(sys.executable).with_name("assistant")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "assistant.cli"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
-    env.update(ASSISTANT_STORE="qdrant", ASSISTANT_QDRANT_PATH=str(written.qdrant_path),
-               ASSISTANT_INDEX_DIR=str(empty), ASSISTANT_CORPUS_DIR=str(tmp_path / "none"))
-    log = tmp_path / "serve.log"
-    with open(log, "w", encoding="utf-8") as stderr:
-        server = subprocess.Popen([*cmd, "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=stderr)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, log.read_text(encoding="utf-8")
-            try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "le serveur n'a pas démarré"
-            time.sleep(0.5)
-
+    env = {"ASSISTANT_STORE": "qdrant", "ASSISTANT_QDRANT_PATH": str(written.qdrant_path),
+           "ASSISTANT_INDEX_DIR": str(empty), "ASSISTANT_CORPUS_DIR": str(tmp_path / "none")}
+    with launched_server([], env, tmp_path / "serve.log") as base:
         answer = httpx.post(f"{base}/api/ask", json={"question": QUESTION}, timeout=60).json()
         assert answer["in_corpus"] and "Maadnous" in answer["answer"]
         cited = answer["citations"]
@@ -192,13 +162,6 @@ def test_launched_replica_answers_http_openai_and_mcp(
         assert "Maadnous" in anyio.run(_mcp_search, f"{base}/mcp")
         assert httpx.get(f"{base}/", timeout=60).status_code == 200  # the chat page
         assert list(empty.iterdir()) == []  # the replica wrote nothing locally
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 async def _mcp_search(url: str) -> str:
