@@ -64,6 +64,7 @@ PROPOSED_SENTENCES = 10  # the closest sentences propose their chunks as candida
 QUERY_CACHE = 256  # question vectors kept (a chat's follow-ups and answers reuse them)
 RESTRICTIONS = 32  # filters resolved and kept (a chat asks many questions under one filter)
 ARTICLE_TEXTS = 32  # article texts kept (one question reads those of its passages, ~5)
+ARTICLE_TERMS = 256  # articles whose analysed terms are kept (`ArticleTerms`)
 ARTICLE_CHARS = 4_000_000  # ... and their characters at most (a longer text is never kept)
 
 
@@ -75,6 +76,14 @@ class Sentence:
     source: str
     start: int
     end: int
+
+
+@dataclass(frozen=True)
+class ArticleTerms:
+    """An article's analysed terms, for the within-article signals."""
+
+    chunks: dict[int, frozenset[str]]  # chunk id -> its terms, less those of the title
+    mentioned: frozenset[str]  # every term of the title and the text
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,7 @@ class HybridRetriever:
         self._restrictions: OrderedDict[Filters, Restriction] = OrderedDict()
         self._articles: OrderedDict[str, str | None] = OrderedDict()
         self._article_chars = 0
+        self._terms: OrderedDict[str, ArticleTerms] = OrderedDict()
 
     def idf(self, term: str) -> float:
         return idf(self.index.lexical, term)
@@ -303,31 +313,54 @@ class HybridRetriever:
                   article, title included, never mentions.
         """
         spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
-        sources = sorted({src for src, _, _ in spans.values()})
-        titles = self.index.db.titles(sources)
-        chunks = self.index.db.chunk_spans(sources)
+        articles = self._article_terms({src for src, _, _ in spans.values()})
         asked = set(terms)
         weight = {t: self.idf(t) for t in asked}
         names = name_terms(question)
         held: dict[int, frozenset[str]] = {}  # chunk id -> the question's terms it holds
         local_idf: dict[tuple[str, str], float] = {}  # (source, term) -> IDF among its chunks
         missing: dict[str, float] = {}
-        for source in sources:
-            text, title = self.article_text(source) or "", titles.get(source, "")
-            topic = analyzed(title)
-            own = {cid: (analyzed(text[a:b]) & asked) - topic for cid, a, b in chunks[source]}
+        for source, article in articles.items():
+            own = {cid: found & asked for cid, found in article.chunks.items()}
             held.update(own)
             for t in set().union(*own.values()):
                 df = sum(t in found for found in own.values())
                 local_idf[source, t] = math.log(1.0 + (len(own) - df + 0.5) / (df + 0.5))
             if names:
-                mentioned = analyzed(f"{title}\n{text}")
-                missing[source] = sum(not matches(t, mentioned) for t in names) / len(names)
+                missing[source] = sum(not matches(t, article.mentioned)
+                                      for t in names) / len(names)
         source_of = [spans[int(c)][0] for c in chunk_ids]
         passage = np.array([sum(weight[t] * local_idf[src, t] for t in held.get(int(c), ()))
                             for c, src in zip(chunk_ids, source_of)])
         unnamed = np.array([missing.get(src, 0.0) for src in source_of])
         return passage, unnamed
+
+    def _article_terms(self, sources: Iterable[str]) -> dict[str, ArticleTerms]:
+        """The terms of each article `sources` names, computed once per article (the last
+        `ARTICLE_TERMS` are kept: a generation never changes)."""
+        out: dict[str, ArticleTerms] = {}
+        with self._queries_lock:
+            for source in sources:
+                if source in self._terms:
+                    self._terms.move_to_end(source)
+                    out[source] = self._terms[source]
+        missing = sorted(set(sources) - set(out))
+        if not missing:
+            return out
+        titles = self.index.db.titles(missing)
+        spans = self.index.db.chunk_spans(missing)
+        for source in missing:
+            text, title = self.article_text(source) or "", titles.get(source, "")
+            topic = analyzed(title)
+            out[source] = ArticleTerms(
+                {cid: analyzed(text[a:b]) - topic for cid, a, b in spans[source]},
+                analyzed(f"{title}\n{text}"))
+        with self._queries_lock:
+            for source in missing:
+                self._terms[source] = out[source]
+            while len(self._terms) > ARTICLE_TERMS:
+                self._terms.popitem(last=False)
+        return out
 
     def _best_sentence(self, chunk_ids: np.ndarray, question: str) -> np.ndarray:
         """Per chunk, the best score of a sentence mostly inside it (0 when none): its cosine
