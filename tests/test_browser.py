@@ -245,6 +245,37 @@ def test_corpus_article_opens_in_the_reader(page: Any, seed_url: str) -> None:
     shot(page, "reader-corpus")
 
 
+def test_replica_on_qdrant_answers_and_opens_articles(
+    page: Any, qdrant_seed_settings: Settings, embedder: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The chat of a stateless replica (empty index directory, the seed index read from Qdrant
+    alone): an answer with its sources, a citation opened in the reader (the article's text
+    comes from Qdrant), the Corpus tab's list."""
+    root = tmp_path_factory.mktemp("replica")
+    (root / "index").mkdir()
+    settings = Settings(corpus_dir=root / "corpus", index_dir=root / "index", store="qdrant",
+                        qdrant_path=qdrant_seed_settings.qdrant_path,
+                        feedback_db=root / "votes.sqlite")
+    replica = Assistant.load(settings, embedder=embedder)
+    with running_app(settings, replica) as url:
+        page.goto(url)
+        message = ask(page, SURFACE)
+        expect(message.locator(".answer")).to_contain_text(SURFACE_ANSWER, timeout=ANSWER_TIMEOUT)
+        wait_final(message)
+        message.locator("details.sources summary").click()
+        expect(message.locator(".source").first).to_contain_text(
+            "serre-numerique-valenciennes.txt")
+        message.locator("button.read-article").first.click()
+        reader = page.locator("#reader")
+        expect(reader.locator("mark#reader-mark")).to_have_count(1)
+        expect(reader).to_contain_text("l'Union européenne avec le fonds européen FEDER")
+        page.keyboard.press("Escape")
+        page.get_by_role("tab", name="Corpus").click()
+        expect(page.locator("#articles")).to_contain_text("lorntech-sillon-lorrain.txt")
+    assert list((root / "index").iterdir()) == []
+
+
 def test_thumbs_down_with_comment_is_stored_and_exported(
     page: Any, seed_app: tuple[str, Settings], tmp_path: Path,
 ) -> None:
