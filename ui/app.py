@@ -23,7 +23,8 @@ from assistant.config import Settings
 from assistant.core import Assistant
 
 from .api import install_api
-from .chat import CSS, TITLE, build_blocks
+from .assets import CSS
+from .chat import TITLE, build_blocks
 from .mcp_server import install_mcp
 from .metrics import install_metrics
 from .openai_api import install_openai_api

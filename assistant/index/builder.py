@@ -15,9 +15,9 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +28,6 @@ from ..embed.base import Embedder
 from ..errors import REBUILD_HINT, ArticleError, IndexMismatchError, IndexMissingError
 from ..ingest.chunking import chunk_article, indexed_text, make_splitter
 from ..ingest.corpus import CorpusFile, Skipped, read_article, scan_corpus
-from ..records import Article, Chunk
 from ..text.analysis import analyze
 from ..text.sentences import sentence_text, split_sentences
 from .catalog import CATALOG_DIR, Catalog, catalog_file, vec_key
@@ -38,7 +37,6 @@ from .generations import (
     clean_abandoned,
     current_generation,
     discard,
-    kept_manifests,
     new_workdir,
     next_number,
     publish,
@@ -46,14 +44,12 @@ from .generations import (
     write_manifest,
     writer_lock,
 )
-from .lexical.base import LexicalStore
-from .lexical.factory import open_lexical
 from .manifest import check_compatible, expected_identity
 from .served import announce, catch_up
+from .stores import Stores, prune_unreferenced
 
 if TYPE_CHECKING:
-    from .qdrant_catalog import QdrantArticles
-    from .qdrant_generations import GenerationalStore
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -121,73 +117,6 @@ def update(
             log.info("Pas encore d'index : construction complète.")
             return _write(settings, embedder, progress, incremental=False)
         return _write(settings, embedder, progress, incremental=True)
-
-
-@dataclass
-class Stores:
-    """The three stores of one index, opened at one state each; on Qdrant, also the articles
-    that replicas read instead of the catalog file (`qdrant_catalog.py`)."""
-
-    chunks: DenseStore
-    sentences: DenseStore
-    lexical: LexicalStore
-    articles: QdrantArticles | None = None
-
-    @classmethod
-    def open(cls, settings: Settings, states: dict[str, Any] | None) -> Stores:
-        states = states or {}
-        chunks = open_dense(settings, "chunks", states.get("chunks"))
-        articles = None
-        if chunks.name == "qdrant":
-            from .qdrant_catalog import QdrantArticles
-
-            articles = QdrantArticles.open_for(settings, states.get("articles"))
-        return cls(chunks, open_dense(settings, "sentences", states.get("sentences")),
-                   open_lexical(settings, states.get("lexical")), articles)
-
-    def dense(self, role: str) -> DenseStore:
-        return self.chunks if role == "chunks" else self.sentences
-
-    def describe(self, article_id: int, article: Article, chunks: list[Chunk],
-                 chunk_ids: list[int], sentences: Sequence[tuple[int, int]],
-                 sentence_ids: list[int]) -> None:
-        """On Qdrant, what a replica reads of a new article (it has no catalog file): the
-        article's point, and on each chunk and sentence point its article and offsets (the
-        chunks also title, date, url and text; source and date serve the server's filters)."""
-        if self.articles is None:
-            return
-        self.articles.add(article_id, article,
-                          [(i, c.start, c.end) for i, c in zip(chunk_ids, chunks)],
-                          [(i, a, b) for i, (a, b) in zip(sentence_ids, sentences)])
-        for chunk, cid in zip(chunks, chunk_ids):
-            cast("GenerationalStore", self.chunks).set_payload([cid], {
-                "source": article.source, "title": article.title, "date": article.date,
-                "url": article.url, "start": chunk.start, "end": chunk.end, "text": chunk.text,
-                # RFC 3339, for Qdrant's datetime index (range filters)
-                "published": f"{article.date}T00:00:00Z" if article.date else None})
-        for (a, b), sid in zip(sentences, sentence_ids):
-            cast("GenerationalStore", self.sentences).set_payload([sid], {
-                "source": article.source, "start": a, "end": b})
-
-    def forget(self, article_id: int | None) -> None:
-        """On Qdrant, take the point of a removed article version out of the next generation."""
-        if self.articles is not None and article_id is not None:
-            self.articles.remove([article_id])
-
-    def save(self, number: int) -> dict[str, Any]:
-        states = {"chunks": self.chunks.save(number), "sentences": self.sentences.save(number),
-                  "lexical": self.lexical.save(number)}
-        if self.articles is not None:
-            states["articles"] = self.articles.save(number)
-        return states
-
-    def prune(self, kept: list[dict[str, Any]]) -> None:
-        """Delete what none of the `kept` manifests refers to."""
-        for role in ROLES:
-            self.dense(role).prune([m["stores"][role] for m in kept])
-        self.lexical.prune([m["stores"]["lexical"] for m in kept])
-        if self.articles is not None:
-            self.articles.prune([m["stores"].get("articles") or {} for m in kept])
 
 
 @dataclass
@@ -507,20 +436,3 @@ def _previous_source(settings: Settings, previous: dict[str, Any] | None) -> _So
         except Exception as exc:  # noqa: BLE001
             log.warning("Vecteurs « %s » de l'index précédent inutilisables (%s)", role, exc)
     return _Source(catalog, dense)
-
-
-def prune_unreferenced(settings: Settings, catalog: Catalog, stores: Stores) -> None:
-    """After a publish: delete what no kept generation refers to (catalog rows and files,
-    store segments). Best effort: leftovers are removed by a later update."""
-    kept = kept_manifests(settings.index_dir)
-    try:
-        catalog.purge(min(m["generation"] for m in kept))
-        catalog.close()
-        files = {str(m["catalog"]["file"]) for m in kept}
-        for path in (settings.index_dir / CATALOG_DIR).iterdir():
-            if path.name.split("-wal")[0].split("-shm")[0] not in files:
-                path.unlink(missing_ok=True)
-        stores.prune(kept)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("Nettoyage de l'index incomplet (%s) : il sera repris à la prochaine "
-                    "mise à jour.", exc)

@@ -7,10 +7,10 @@ Under the writer lock: the generation being served is opened as it is (catalog, 
 stores at the states its manifest records), every chunk and sentence vector is read back by id
 (`DenseStore.vectors`), the BM25 terms of each chunk are analysed again from the catalog's text
 (exactly the text that was embedded: checked by its hash), and the payloads are those an index
-build gives (`builder.Stores.describe`). New stores of the target backend receive them, are
+build gives (`stores.Stores.describe`). New stores of the target backend receive them, are
 saved under a new generation number, and a manifest equal to the source's but for
 `generation`, `stores` and `built_at` is published; then, as after an update, what no kept
-generation refers to is pruned (`builder.prune_unreferenced`). Nothing is embedded; the catalog
+generation refers to is pruned (`stores.prune_unreferenced`). Nothing is embedded; the catalog
 file is shared, unchanged. A failure before the publish leaves the source generation serving.
 """
 
@@ -28,7 +28,6 @@ from ..errors import REBUILD_HINT, ConfigError, IndexCorruptError, IndexMismatch
 from ..ingest.chunking import indexed_text
 from ..records import Chunk
 from ..text.analysis import analyze
-from .builder import Stores, prune_unreferenced
 from .catalog import Catalog, catalog_file, vec_key
 from .dense.factory import ROLES, dense_backend
 from .generations import (
@@ -43,6 +42,7 @@ from .generations import (
     writer_lock,
 )
 from .served import announce, catch_up, withdraw
+from .stores import Stores, prune_unreferenced
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ catalog in the index directory and also writes, in the same Qdrant, what readers
   stamped with the generations that added and removed it, like the stores' points
   (`qdrant_generations.py`), so a reader of generation G sees G's articles;
 - chunk points carry source, title, offsets and text, sentence points source and offsets
-  (`builder.Stores.describe`);
+  (`stores.Stores.describe`);
 - `<prefix>meta`: one point holding the manifest of the generation published last and its name
   (`announce`, `published`): replicas find the generation there and poll it to follow updates.
 
