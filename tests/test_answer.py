@@ -17,12 +17,16 @@ from assistant import Answer, Assistant, ConfigError, Passage, Settings
 from assistant.answer.decision import default_model
 from assistant.answer.extractive import (
     NOT_FOUND,
+    Candidate,
     ExtractiveAnswerer,
     answer_pieces,
     contextualize,
     make_answerer,
+    sentence_candidates,
+    with_leads,
 )
 from assistant.cli import main
+from assistant.text.analysis import analyzed
 from assistant.text.question import Terms, _derivations, matches, question_kind
 from assistant.text.sentences import split_sentences
 
@@ -362,3 +366,45 @@ def test_stems_the_stemmer_keeps_apart_still_match() -> None:
     assert matches("dirig", frozenset({"directric"}))  # "Qui dirige…" / "…directrice…"
     assert matches("fond", frozenset({"fondateur"}))
     assert not matches("fond", frozenset({"fondu"}))
+
+
+def _candidates(article: str, source: str = "lead.txt") -> list[Candidate]:
+    """Every sentence of `article` as a candidate of one passage covering it all."""
+    p = Passage(1, 1.0, article, source, "Titre", 0, len(article))
+    return sentence_candidates([p], {source: article})
+
+
+def test_sentence_opening_on_an_anaphor_is_shown_after_its_referent() -> None:
+    article = ("La Serre accueille des créatifs, comme Jean Testeur, patron de Zorglub. "
+               "Son porte-manteaux a été conçu sur place. Il faut dire que tout y aide.\n"
+               "Ses voisins sont nombreux. Le site est vaste. Cette verrière brille.")
+    found = {c.text: c for c in _candidates(article)}
+    son = found["Son porte-manteaux a été conçu sur place."]
+    assert son.lead is not None and son.lead[1].startswith("La Serre accueille")
+    assert found["Il faut dire que tout y aide."].lead is None  # impersonal "il"
+    assert found["Ses voisins sont nombreux."].lead is None  # the paragraph before: no referent
+    assert found["Cette verrière brille."].lead is None  # "Le site est vaste." names nothing
+    shown = with_leads([son])[0]
+    assert shown.text.startswith("La Serre accueille") and shown.text.endswith("sur place.")
+    assert shown.passage.start <= shown.start and article[shown.start:shown.end] in (
+        shown.passage.text)
+    # Its referent already in the answer: the sentence is shown once, as it is.
+    referent = found[son.lead[1]]
+    assert [c.text for c in with_leads([referent, son])] == [referent.text, son.text]
+
+
+def test_further_sentence_may_take_its_topic_from_the_one_before(
+        seed_assistant: Assistant) -> None:
+    """"Le site abritera 3 000 m²" follows the sentence naming the building: it is kept; a
+    sentence with no query term in it nor in the one before is not."""
+    article = ("Le cluster emménagera dans un bâtiment totem. Le site abritera 3 000 m². "
+               "La presse était conviée au lancement.")
+    first, follows, unrelated = _candidates(article)
+    for c, score in ((first, 1.0), (follows, 0.9), (unrelated, 0.9)):
+        c.terms, c.score = set(analyzed(c.text)), score
+    q = "Quelle surface aura le bâtiment totem ?"
+    terms = Terms.of(q, seed_assistant.retriever, entity_boost=0.5, absent_discount=1.0)
+    assert terms.covered(follows.terms) == 0 < terms.covered(first.terms)
+    chosen = ExtractiveAnswerer(seed_assistant.settings).choose([first, follows, unrelated],
+                                                                terms)
+    assert [c.text for c in chosen] == [first.text, follows.text]

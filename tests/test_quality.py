@@ -49,25 +49,26 @@ def report(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[str,
 def test_retrieval_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
     assert t["answerable"] == 53 and t["out_of_scope"] == 9
-    assert t["hit@1"] >= 0.80, t
-    assert t["hit@5"] >= 0.90, t
-    assert t["mrr"] >= 0.85, t
+    assert t["hit@1"] >= 0.83, t  # measured 0.849 (target 0.85)
+    assert t["hit@5"] >= 0.92, t  # measured 0.943 (target 0.97)
+    assert t["mrr"] >= 0.87, t  # measured 0.890 (target 0.90)
     assert t["source_hit@k"] >= 0.98, t
 
 
 def test_answer_levels(report: dict[str, Any]) -> None:
     t, kinds = report["totals"], report["by_kind"]
-    assert t["answer_match"] >= 0.86, t
-    assert t["citation_support"] >= 0.88, t
+    # the targets, met (measured 0.943, 0.943, fact 1.00, English 1.00, paraphrase 0.85)
+    assert t["answer_match"] >= 0.90, t
+    assert t["citation_support"] >= 0.90, t
     assert kinds["fact"]["answer_match"] >= 0.90, kinds["fact"]
     assert kinds["english"]["answer_match"] >= 0.80, kinds["english"]
-    assert kinds["paraphrase"]["answer_match"] >= 0.69, kinds["paraphrase"]
+    assert kinds["paraphrase"]["answer_match"] >= 0.80, kinds["paraphrase"]
 
 
 def test_refusal_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
     assert t["refused_answerable"] <= 1, t  # the target: answerable questions are answered
-    assert t["refused_out_of_scope"] >= 5, t  # of 9 (target 8): see README "Answers"
+    assert t["refused_out_of_scope"] >= 5, t  # of 9, measured 6 (target 8): README "Answers"
 
 
 def test_english_questions_are_answered_in_french_with_citations(

@@ -17,7 +17,10 @@ the query, the same with the previous sentence and the title as context, the kin
 (a new name for "Qui ?", a figure with a unit for "Combien ?", a date for "Quand ?"), the passage's
 search score, and the cosine of the sentence's stored vector with the question (min-max scaled
 over the candidates: nothing is embedded at question time). At most
-`max_answer_sentences` close to the best are kept, in reading order, each cited [n].
+`max_answer_sentences` close to the best are kept, in reading order, each cited [n]; a further one
+must hold a query term itself or in the sentence it follows. A sentence that opens on an anaphor
+("Son porte-manteaux...", "Elle...") is shown after the sentence it refers back to when that one
+names something.
 """
 
 from __future__ import annotations
@@ -34,7 +37,15 @@ from ..records import Answer, Passage
 from ..records import cite as marker
 from ..text.analysis import analyzed
 from ..text.question import Terms, contextualize, question_kind
-from ..text.sentences import display, fact_score, is_bullet, mostly_inside, split_sentences
+from ..text.sentences import (
+    display,
+    fact_score,
+    is_bullet,
+    mostly_inside,
+    proper_nouns,
+    refers_back,
+    split_sentences,
+)
 from .decision import ANY_MODEL, TOP_SENTENCES, Evidence, default_model, gather
 
 if TYPE_CHECKING:
@@ -146,6 +157,7 @@ class Candidate:
     prior: float  # the passage's search score (halved for a neighbouring sentence)
     context: str = ""  # previous sentence, list introduction
     intro: str | None = None  # the line introducing a bulleted list item
+    lead: tuple[int, str] | None = None  # start and text of the sentence an anaphor refers to
     terms: set[str] = field(default_factory=set)
     features: dict[str, float] = field(default_factory=dict)
     score: float = 0.0
@@ -216,11 +228,15 @@ class ExtractiveAnswerer:
         for c in pool[1:]:
             if len(chosen) >= self.settings.max_answer_sentences:
                 break
-            if c.score < KEEP_RATIO * chosen[0].score or not terms.covered(c.terms):
+            # On the question's topic: a query term in the sentence or in the one it follows
+            # (what `decision.py` reads too): "Le site abritera sur 3.000 m²..." continues the
+            # sentence that names the building asked about.
+            if (c.score < KEEP_RATIO * chosen[0].score
+                    or not terms.covered(c.terms | analyzed(c.context))):
                 continue
             if not any(_redundant(c, other) for other in chosen):
                 chosen.append(c)
-        return natural_order(chosen)
+        return with_leads(natural_order(chosen))
 
     def ranked(self, question: str, query: str, passages: list[Passage],
                retriever: HybridRetriever, terms: Terms) -> list[Candidate]:
@@ -274,6 +290,19 @@ def natural_order(chosen: Sequence[Candidate]) -> list[Candidate]:
     return [c for stretch in stretches for c in sorted(stretch, key=lambda c: c.start)]
 
 
+def with_leads(chosen: Sequence[Candidate]) -> list[Candidate]:
+    """Each sentence that opens on an anaphor ("Son porte-manteaux...", "Elle..."), shown after
+    the sentence it refers back to, unless that one is already in the answer."""
+    out = []
+    for c in chosen:
+        if c.lead is not None and not any(
+                o.passage.source == c.passage.source and o.start <= c.lead[0] < o.end
+                for o in chosen):
+            c = replace(c, start=c.lead[0], text=f"{c.lead[1]} {c.text}")
+        out.append(c)
+    return out
+
+
 def shape_penalty(text: str, *, bullet: bool = False) -> float:
     """Headings, list introductions, interview questions and run-on paragraphs answer poorly
     (a bulleted item is short by nature: its list introduction gives the context)."""
@@ -325,7 +354,11 @@ def sentence_candidates(passages: Sequence[Passage],
                 continue
             seen.add((p.source, lo))
             intro = _list_intro(article, spans, i) if is_bullet(article[a:b]) else None
-            first = min(lo, intro[1] + base if intro else lo)
+            lead = None
+            if (i and refers_back(article[a:b]) and "\n" not in article[spans[i - 1][1]:a]
+                    and proper_nouns(article[spans[i - 1][0]:spans[i - 1][1]])):
+                lead = (spans[i - 1][0] + base, display(article[spans[i - 1][0]:spans[i - 1][1]]))
+            first = min(lo, intro[1] + base if intro else lo, lead[0] if lead else lo)
             cited = p
             if base == 0 and (first < p.start or hi > p.end):
                 start, end = min(p.start, first), max(p.end, hi)
@@ -334,7 +367,7 @@ def sentence_candidates(passages: Sequence[Passage],
             prior = float(p.score) * (1.0 if i in inside else 0.75)
             out.append(Candidate(cited, rank, lo, hi, display(article[a:b]), prior,
                                  context=f"{context}\n{intro[0] if intro else ''}",
-                                 intro=intro[0] if intro else None))
+                                 intro=intro[0] if intro else None, lead=lead))
     return out
 
 

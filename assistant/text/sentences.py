@@ -186,6 +186,24 @@ def names(sentence: str) -> frozenset[str]:
 _PROPER = re.compile(r"(?<![\w'’-])[A-ZÀ-ÖØ-Þ][\w'’-]*")
 
 
+# A sentence opening on a personal pronoun or a possessive/demonstrative determiner refers back to
+# the sentence before it (same paragraph); impersonal "il y a", "il faut"... do not.
+_ANAPHOR = re.compile(
+    r"[«\"“(\s]*(?:(?:Son|Sa|Ses|Leur|Leurs|Elle|Elles|Ils|Ce|Cet|Cette|Ces|Celui-ci|Celle-ci"
+    r"|Ceux-ci|Celles-ci)\b(?!-là)"
+    r"|Il\b(?!\s+(?:y\b|s['’]agi|sembl|rest|(?:a\s+|aura\s+|avait\s+)?fa(?:u|ll)"
+    r"|(?:est|était|sera)\s+(?:alors\s+)?(?:question|prévu|temps|possible|difficile|vrai))))"
+)
+
+
+
+
+def refers_back(sentence: str) -> bool:
+    """Whether `sentence` opens on an anaphor ("Son porte-manteaux...", "Elle...") and so needs
+    the sentence before it to be understood."""
+    return _ANAPHOR.match(sentence) is not None
+
+
 @lru_cache(maxsize=16384)
 def proper_nouns(sentence: str) -> frozenset[str]:
     """Words written with a capital, except the sentence's first word (folded)."""
