@@ -5,15 +5,15 @@
 For every question of `SETS` (the dev files of ../shared/eval, our own held-out and near-domain
 files in tests/data), over the seed corpus and over the corpus plus neighbouring articles, the
 real code path gathers the evidence (`ExtractiveAnswerer.evidence`: search, candidate sentences,
-coverage, semantic, focus, english, absent names). Questions that name something absent from the
-articles of their best candidate sentences are refused by rule and left out of the fit. A
-logistic regression (numpy, L2, standardised features, weights of coverage/semantic/focus kept
->= 0) is fitted with label "answerable"; the threshold is the highest cut, halfway between two
-training points, that refuses at most `--max-false` answerable training questions, so that
-answerable questions are almost never refused. The file records the procedure, the training
-counts and a 5-fold cross-validated estimate (each fold fitted and thresholded on the other
-four), which is what the README reports. Re-run it after any change to retrieval, sentence
-ranking or the model.
+coverage, semantic, focus, english, attribute, paraphrase, absent names). Questions that name
+something absent from the articles of their best candidate sentences are refused by rule and
+left out of the fit. A logistic regression (numpy, L2, standardised features, weights of all but
+english kept >= 0) is fitted with label "answerable"; the threshold is the highest cut, halfway
+between two training points, that refuses at most `--max-false` answerable training questions,
+so that answerable questions are almost never refused. The file records the procedure, the
+training counts and a 5-fold cross-validated estimate (each fold fitted and thresholded on the
+other four), which is what the README reports. Re-run it after any change to retrieval,
+sentence ranking or the model.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def evidence(bot: Assistant, questions: list) -> tuple[list[Evidence], np.ndarra
         terms = Terms.of(q.question, retriever, entity_boost=0.5, absent_discount=1.0)
         pool = answerer.ranked(q.question, q.question, passages, retriever, terms)
         found.append(answerer.evidence(q.question, passages, retriever, pool) if passages
-                     else Evidence(0.0, 0.0, 0.0, 0.0, ("?",)))
+                     else Evidence(0.0, 0.0, 0.0, 0.0, absent_names=("?",)))
         labels.append(1.0 if q.answerable else 0.0)
     return found, np.asarray(labels)
 
@@ -77,7 +77,7 @@ def fit(found: list[Evidence], y: np.ndarray, max_false: int, about: dict,
     monotone = np.array([f in MONOTONE for f in FEATURES])
     unused = np.array([f in without for f in FEATURES])
     w, b = np.zeros(z.shape[1]), 0.0
-    for _ in range(5000):  # projected gradient descent: 4 features, ~120 rows
+    for _ in range(5000):  # projected gradient descent: 6 features, ~150 rows
         p = 1 / (1 + np.exp(-(z @ w + b)))
         w -= 0.1 * (z.T @ (p - y_fit) / len(y_fit) + L2 * w / len(y_fit))
         b -= 0.1 * float((p - y_fit).mean())
@@ -137,7 +137,7 @@ def fitted(model_name: str, max_false: int, without: tuple[str, ...] = ()) -> Mo
         "procedure": "bench/fit_decision.py: questions naming something that no article of "
                      "their best candidate sentences mentions are refused by rule; on the others, "
                      "logistic regression (L2, "
-                     "standardised features, coverage/semantic/focus weights >= 0"
+                     "standardised features, weights of all but english >= 0"
                      + (f", {', '.join(without)} unused" if without else "")
                      + f"), threshold = highest cut refusing at most {max_false} answerable "
                      "training questions",

@@ -26,9 +26,15 @@ from assistant.answer.extractive import (
     with_leads,
 )
 from assistant.cli import main
-from assistant.text.analysis import analyzed
-from assistant.text.question import Terms, _derivations, matches, question_kind
-from assistant.text.sentences import split_sentences
+from assistant.text.analysis import analyze, analyzed
+from assistant.text.question import (
+    Terms,
+    _derivations,
+    attribute_term,
+    matches,
+    question_kind,
+)
+from assistant.text.sentences import near_figures, split_sentences
 
 NEAR_DOMAIN = [
     "Qui dirige la French Tech de Bordeaux ?",
@@ -264,6 +270,52 @@ def test_follow_up_is_answered_from_the_right_article(seed_assistant: Assistant)
 ])
 def test_question_kind(question: str, kind: str | None) -> None:
     assert question_kind(question) == kind
+
+
+@pytest.mark.parametrize(("question", "word"), [
+    ("Combien d'habitants compte la ville ?", "habitants"),
+    ("Combien de jeunes entreprises accueille le lieu ?", "entreprises"),  # the noun, not "jeunes"
+    ("Quel est le montant de la subvention ?", "subvention"),  # a measure word: its complement
+    ("Quel est le prix du billet ?", "billet"),
+    ("Quel chiffre d'affaires réalise-t-elle ?", "affaires"),
+    ("C'est combien le loyer d'un atelier ?", "loyer"),
+    ("Qui est le trésorier de l'association ?", "trésorier"),
+    ("Qui préside le cluster ?", "préside"),
+    ("Qui va diriger le réseau ?", "diriger"),  # past the auxiliary
+    ("Qui a finalement été nommé ?", "nommé"),
+    ("Quelle est la surface du bâtiment ?", None),  # the kind of fact itself: nothing more
+    ("Quand a-t-il été inauguré ?", None),
+    ("Qu'est-ce que La Poudrière ?", None),
+])
+def test_attribute_term_is_what_is_asked_about_the_topic(question: str, word: str | None) -> None:
+    assert attribute_term(question) == (analyze(word)[0] if word else None)
+
+
+def test_near_figures_are_the_words_beside_a_figure() -> None:
+    near = near_figures("Le réseau, créé en 2014 par trois associations, compte 740 entreprises "
+                        "et un millier de visiteurs par an ; son président reste discret.")
+    assert {"entrepris", "visiteur", "associ"} <= near
+    assert not near & {"president", "discret"}  # more than 3 words from any figure
+
+
+def test_an_attribute_absent_from_the_sentences_counts_against_the_answer(
+    seed_assistant: Assistant,
+) -> None:
+    """The seed corpus names Valenciennes and its figures, not its inhabitants: the attribute
+    evidence is 0 and the question is refused; a figure of what is asked gives 1."""
+    retriever, k = seed_assistant.retriever, seed_assistant.settings.k
+    answerer = ExtractiveAnswerer(seed_assistant.settings)
+
+    def attribute(q: str) -> float:
+        passages = retriever.search(q, k)
+        terms = Terms.of(q, retriever, entity_boost=0.5, absent_discount=1.0)
+        pool = answerer.ranked(q, q, passages, retriever, terms)
+        return answerer.evidence(q, passages, retriever, pool).attribute
+
+    absent = "Combien d'habitants compte la ville de Valenciennes ?"
+    assert attribute(absent) == 0.0
+    assert not seed_assistant.ask(absent).in_corpus
+    assert attribute("Combien de projets la Louvre Lens Vallée a-t-elle accompagnés ?") == 1.0
 
 
 # -- sentence splitting ------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_answer_levels(report: dict[str, Any]) -> None:
 def test_refusal_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
     assert t["refused_answerable"] <= 1, t  # the target: answerable questions are answered
-    assert t["refused_out_of_scope"] >= 5, t  # of 9, measured 6 (target 8): README "Answers"
+    assert t["refused_out_of_scope"] >= 8, t  # of 9: the target
 
 
 def test_english_questions_are_answered_in_french_with_citations(

@@ -24,7 +24,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from .analysis import analyze, fold_accents, strip_elision
+from .analysis import STOPWORDS, analyze, fold_accents, strip_elision
 
 if TYPE_CHECKING:
     from ..search.retriever import HybridRetriever
@@ -262,6 +262,76 @@ def question_kind(question: str) -> str | None:
         return "place"
     if _NAME_Q.search(q) or _NAME_EN.search(q):
         return "name"
+    return None
+
+
+# -- the attribute asked ----------------------------------------------------------------------
+# "Combien d'habitants ... ?", "Quel est le montant de la subvention ... ?", "Qui préside ... ?":
+# the noun (or verb) naming *what* is asked about the topic. An article can name the topic and
+# hold a figure without holding this one ("200 entreprises" answers no "combien d'habitants"),
+# so the decision looks for the attribute next to a fact of the asked kind (`decision.py`).
+_ATTR_WORD = r"([a-z][a-z-]+)"
+_ATTR_DET = r"(?:(?:le|la|les|l'|un|une|des|du|de la|de l'|d'|de|au|aux)\s*)?"
+_ATTRIBUTE = [re.compile(p) for p in (
+    r"\bcombien\s+(?:de|d')\s*" + _ATTR_WORD,  # combien d'habitants
+    r"\bquel(?:le)?s?\s+(?:est|sont|etait|etaient|sera|seront)\s+" + _ATTR_DET + _ATTR_WORD,
+    r"\bquel(?:le)?s?\s+" + _ATTR_WORD,  # quel tarif
+    r"\bqui\s+(?:est|etait|sera)\s+" + _ATTR_DET + _ATTR_WORD,  # qui est le trésorier
+    r"\bqui\s+(?:a\s+(?:ete\s+)?)?" + _ATTR_WORD,  # qui dirige, qui a fondé, qui a été élu
+    r"\bc'est combien\s+" + _ATTR_DET + _ATTR_WORD,  # c'est combien l'entrée
+    r"\bcombien\s+(?:coute|coutent|vaut|valent|rapporte)\s+" + _ATTR_DET + _ATTR_WORD,
+)]
+#: Nouns that only name the kind of fact: the attribute is their complement ("le montant de la
+#: subvention", "le chiffre d'affaires", "le prix du ticket").
+_MEASURE_WORDS = frozenset("""montant nombre somme chiffre valeur prix cout total quantite niveau
+taux""".split())
+#: The attribute *is* the kind of fact (the kind check answers it): no noun to look for.
+_KIND_ONLY = frozenset("""surface superficie taille date annee nom jour mois capacite
+effectif""".split())
+#: Auxiliaries and adverbs between "qui" and its verb ("qui va diriger", "qui a finalement été
+#: élu").
+_AUXILIARY = frozenset("va vont doit doivent peut peuvent finalement deja aussi alors".split())
+_NOT_ATTRIBUTE = frozenset("est sont a ont etait de la le les".split())
+#: Adjectives written before their noun ("combien de jeunes entreprises"): the noun follows.
+_BEFORE_NOUN = frozenset("""jeune jeunes petit petits petite petites grand grands grande grandes
+nouveau nouveaux nouvel nouvelle nouvelles gros grosse premier premiers premiere premieres
+ancien anciens ancienne anciennes autre autres seul seuls seule seules vrai vrais vraie vraies
+principal principaux principale principales""".split())
+_NEXT_WORD = re.compile(r"\s+" + _ATTR_WORD)
+_COMPLEMENT = re.compile(r"\s+(?:de|d'|du|des)\s*(?:la\s+|l'|le\s+|les\s+)?" + _ATTR_WORD)
+_AFTER_AUXILIARY = re.compile(r"\s+(?:ete\s+)?" + _ATTR_WORD)
+#: Kinds of fact whose question names an attribute of its topic (a "Quel X ... ?" question names
+#: a class of things instead, rarely written as such in the answer).
+ATTRIBUTE_KINDS = frozenset({"number", "money", "area", "person", "date"})
+
+
+def attribute_term(question: str) -> str | None:
+    """The analyzed term of what a French question asks about its topic ("Combien d'habitants
+    ... ?" -> "habit", "Quel est le montant de la subvention ... ?" -> "subvent", "Qui préside
+    ... ?" -> "presid"), or None when its wording names none (or it only names the kind of fact:
+    "Quelle est la surface ... ?")."""
+    q = fold_accents(question.lower().replace("’", "'"))
+    for pattern in _ATTRIBUTE:
+        m = pattern.search(q)
+        if m is None or m.group(1) in _NOT_ATTRIBUTE:
+            continue
+        word, end = m.group(1), m.end()
+        if word in _KIND_ONLY:
+            return None
+        if word in _AUXILIARY:
+            after = _AFTER_AUXILIARY.match(q, end)
+            if after is None:
+                return None
+            word, end = after.group(1), after.end()
+        while word in _BEFORE_NOUN and (after := _NEXT_WORD.match(q, end)) is not None:
+            word, end = after.group(1), after.end()
+        if word in _MEASURE_WORDS:
+            complement = _COMPLEMENT.match(q, end)
+            if complement is None or complement.group(1) in STOPWORDS:
+                return None
+            word = complement.group(1)
+        terms = analyze(word)
+        return terms[0] if terms else None
     return None
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from .analysis import STOPWORDS, fold_accents, words
+from .analysis import STOPWORDS, analyze, fold_accents, words
 
 Span = tuple[int, int]
 #: Recorded in the index manifest: sentence rows are split with this version of the rules.
@@ -228,6 +228,25 @@ def dates(sentence: str) -> frozenset[str]:
     """Dates and years mentioned ("9 avril 2015", "juin 2012", "en 2015", "01/10/2020")."""
     found = {fold_accents(m.group(0)).lower() for m in _DATE.finditer(sentence)}
     return frozenset(found | set(_YEAR.findall(sentence)))
+
+
+_WORD_OR_SIGN = re.compile(r"[\w’'-]+|[€%²]")
+_FIGURE_WORD = re.compile(r"\d[\d.,]*")
+
+
+@lru_cache(maxsize=16384)
+def near_figures(sentence: str, window: int = 3) -> frozenset[str]:
+    """Analyzed terms of the words at most `window` words from a figure, written in digits or
+    in letters ("740 entreprises adhérentes", "budget de 410 000 euros", "un millier de
+    visiteurs"): what the figures of the sentence count or measure."""
+    tokens = _WORD_OR_SIGN.findall(sentence)
+    figures = [i for i, t in enumerate(tokens)
+               if _FIGURE_WORD.fullmatch(t) or _SPELLED.fullmatch(t)]
+    found: set[str] = set()
+    for i, token in enumerate(tokens):
+        if any(abs(i - j) <= window for j in figures):
+            found.update(analyze(token))
+    return frozenset(found)
 
 
 # -- does a sentence hold the kind of fact asked? ------------------------------------------------
