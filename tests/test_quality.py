@@ -50,8 +50,8 @@ def test_retrieval_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
     assert t["answerable"] == 53 and t["out_of_scope"] == 9
     assert t["hit@1"] >= 0.83, t  # measured 0.849 (target 0.85)
-    assert t["hit@5"] >= 0.92, t  # measured 0.943 (target 0.97)
-    assert t["mrr"] >= 0.87, t  # measured 0.890 (target 0.90)
+    assert t["hit@5"] >= 0.94, t  # measured 0.962 (target 0.97)
+    assert t["mrr"] >= 0.87, t  # measured 0.894 (target 0.90)
     assert t["source_hit@k"] >= 0.98, t
 
 

@@ -13,6 +13,7 @@ import pytest
 
 import assistant
 from assistant import Assistant, ConfigError, Passage, QuestionError, Settings
+from assistant.text.analysis import analyze
 
 
 def test_public_names() -> None:
@@ -84,6 +85,33 @@ def test_k_and_dense_weight_settings(seed_settings: Settings, embedder: Any) -> 
         assert any("Bertelsmann" in p.text for p in b.search(english, k=3))
     with pytest.raises(ConfigError, match="ne doit pas dépasser 1"):
         seed_settings.replace(dense_weight=0.7, sentence_weight=0.5)
+
+
+def test_lexical_weight_follows_what_bm25_can_match(seed_settings: Settings,
+                                                    embedder: Any) -> None:
+    """BM25's share of the fusion is scaled by the share of the question's ordinary words that
+    the corpus holds; what it loses goes to the vector signals, in proportion of theirs."""
+    hybrid = Assistant.load(seed_settings, embedder=embedder).retriever
+    w_dense, w_sentence = seed_settings.dense_weight, seed_settings.sentence_weight
+    settings_weights = (1.0 - w_dense - w_sentence, w_dense, w_sentence)
+
+    def weights(retriever: Any, question: str) -> tuple[float, float, float]:
+        return retriever._weights(analyze(question), question)  # type: ignore[no-any-return]
+
+    # Every word in the corpus, or names only: the settings' weights.
+    for question in ("incubateur et hôtel d'entreprises à Lens", "Bertelsmann"):
+        assert weights(hybrid, question) == pytest.approx(settings_weights)
+    # An English question: its words are not the articles' (the name "Lens" does not count).
+    english = weights(hybrid, "How many startups does the Lens digital cluster host?")
+    assert 0.0 <= english[0] < settings_weights[0] / 2
+    assert sum(english) == pytest.approx(1.0)
+    assert english[1] / english[2] == pytest.approx(w_dense / w_sentence)
+    # A fusion without a vector signal, or without BM25, keeps its weights.
+    for dense, sentence in ((0.0, 0.0), (0.6, 0.4)):
+        alone = Assistant.load(seed_settings.replace(dense_weight=dense, sentence_weight=sentence),
+                               embedder=embedder).retriever
+        assert weights(alone, "How many startups does the Lens digital cluster host?") == (
+            pytest.approx((1.0 - dense - sentence, dense, sentence)))
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t"])

@@ -10,10 +10,15 @@ every signal, computed exactly:
     sentence  the best cosine among the sentences mostly inside the chunk
 
 each min-max normalised over the candidates, and the fused score is their weighted sum
-(`1 - dense_weight - sentence_weight`, `dense_weight`, `sentence_weight`). The sentence signal
-finds the one sentence that answers a paraphrased or English question inside a chunk whose other
-sentences speak of something else; the answerer reuses the same stored sentence vectors, so a
-question is embedded once (and that vector is cached for a repeated question).
+(`1 - dense_weight - sentence_weight`, `dense_weight`, `sentence_weight`). The lexical weight is
+first scaled by its *reach*, the share of the question's ordinary words (names aside) that some
+chunk holds, and what it loses goes to the two vector signals: BM25 cannot match the words of a
+paraphrase or of an English question, and ranks such a question's passages by the few words it
+does know (often the article's names, which every chunk of it shares through its title). The
+sentence signal finds the one sentence that answers a paraphrased or English question inside a
+chunk whose other sentences speak of something else; the answerer reuses the same stored
+sentence vectors, so a question is embedded once (and that vector is cached for a repeated
+question).
 
 Two corrections follow, measured on the dev and held-out question files (README "Retrieval").
 A fourth signal tells the passages of one article apart (`PASSAGE_WEIGHT`). The three above also
@@ -52,7 +57,7 @@ from ..index.manifest import check_compatible
 from ..index.served import open_catalog, served
 from ..records import Passage
 from ..text.analysis import analyze, analyzed
-from ..text.question import matches, name_terms, question_kind
+from ..text.question import entity_terms, matches, name_terms, question_kind
 from ..text.sentences import fact_score, mostly_inside, sentence_text
 from .filters import Filters, Selection, select
 
@@ -254,10 +259,8 @@ class HybridRetriever:
         if pool == 0:
             return []
         depth = min(pool, max(self.settings.candidates, k))
-        w_dense, w_sentence = self.settings.dense_weight, self.settings.sentence_weight
-        w_lex = 1.0 - w_dense - w_sentence
-
         terms = analyze(question)
+        w_lex, w_dense, w_sentence = self._weights(terms, question)
         allowed = None if only is None else only.chunks
         cids = {int(c) for c in lexical.search(terms, depth, allowed)[0]}
         proposed: set[int] = set()
@@ -289,6 +292,31 @@ class HybridRetriever:
             fused = fused + PASSAGE_WEIGHT * _minmax(passage) - NAME_PENALTY * unnamed
         order = np.lexsort((chunk_ids, -fused))[:k]  # ties broken by chunk id: deterministic
         return [(int(chunk_ids[i]), float(fused[i])) for i in order]
+
+    def _weights(self, terms: Sequence[str], question: str) -> tuple[float, float, float]:
+        """(lexical, dense, sentence) weights of the fusion for this question: the settings',
+        the lexical one times its `reach` (module docstring), what it loses going to the two
+        vector signals in proportion of theirs."""
+        w_dense, w_sentence = self.settings.dense_weight, self.settings.sentence_weight
+        w_lex = 1.0 - w_dense - w_sentence
+        if w_dense + w_sentence <= 0 or w_lex <= 0:
+            return w_lex, w_dense, w_sentence
+        reach = self._lexical_reach(terms, question)
+        lowered = w_lex * reach
+        grow = (1.0 - lowered) / (w_dense + w_sentence)
+        return lowered, w_dense * grow, w_sentence * grow
+
+    def _lexical_reach(self, terms: Sequence[str], question: str) -> float:
+        """The share of the question's ordinary words (its names aside) that some chunk holds:
+        what BM25 can match of what is asked. Words no article uses are a paraphrase ("surface"
+        for "m²") or another language; names only find the article, whose every chunk carries
+        its title. 1 for a question made of names only."""
+        names = entity_terms(question)
+        ordinary = [t for t in dict.fromkeys(terms) if t not in names]
+        if not ordinary:
+            return 1.0
+        lexical = self.index.lexical
+        return sum(lexical.document_frequency(t) > 0 for t in ordinary) / len(ordinary)
 
     def _chunks_of_best_sentences(self, query: np.ndarray, depth: int,
                                   only: Restriction | None = None) -> set[int]:
