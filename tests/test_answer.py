@@ -34,7 +34,7 @@ from assistant.text.question import (
     matches,
     question_kind,
 )
-from assistant.text.sentences import near_figures, split_sentences
+from assistant.text.sentences import fact_score, near_figures, split_sentences
 
 NEAR_DOMAIN = [
     "Qui dirige la French Tech de Bordeaux ?",
@@ -270,6 +270,64 @@ def test_follow_up_is_answered_from_the_right_article(seed_assistant: Assistant)
 ])
 def test_question_kind(question: str, kind: str | None) -> None:
     assert question_kind(question) == kind
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    # a frequency, a length of time, a share: neither a name nor a sum of money
+    ("À quelle fréquence se réunit le comité de pilotage ?", "frequency"),
+    ("Tous les combien le salon a-t-il lieu ?", "frequency"),
+    ("How often does the board of the cluster meet?", "frequency"),
+    ("Quelle est la durée de l'accompagnement ?", "number"),
+    ("How long does the incubation programme last?", "number"),
+    ("Quelle proportion des entreprises est dirigée par des femmes ?", "number"),
+    ("Quel pourcentage du financement vient de l'État ?", "number"),
+    ("Quelle est la part des startups financées ?", "number"),
+    ("Quel est le taux de survie des jeunes pousses ?", "number"),
+    ("What share of the budget comes from the State?", "number"),
+    # "combien de X" / "how many X" counts X, whatever the rest of the question says
+    ("Combien de startups ont obtenu un financement ?", "number"),
+    ("How many startups receive funding each year?", "number"),
+    ("How many companies received a grant?", "number"),
+    ("Combien d'euros la métropole a-t-elle investis ?", "money"),
+    ("Combien de mètres carrés occupe l'atelier ?", "area"),
+    # a sum of money asked without a money noun after the question word
+    ("How much did the region contribute?", "money"),
+    ("How much is a coworking desk in Lyon?", "money"),
+    ("What is the annual budget of the incubator?", "money"),
+    ("C'est combien la cotisation au cluster ?", "money"),
+    ("Quel chiffre d'affaires l'entreprise réalise-t-elle ?", "money"),
+    # dates asked through a noun, names asked further in the sentence
+    ("Quelle est la date d'ouverture du tiers-lieu ?", "date"),
+    ("À quelles dates le salon se tient-il ?", "date"),
+    ("Sur le site de quel ancien industriel le campus est-il construit ?", "name"),
+    ("Près de Lille, quelle startup compte les abeilles ?", "name"),
+    ("Sous quel nom le réseau fusionné est-il connu ?", "name"),
+    ("Comment s'appelle l'incubateur de la métropole ?", "name"),
+    # no clear kind: nothing rather than a wrong one
+    ("De quelle manière l'incubateur choisit-il ses startups ?", None),
+])
+def test_question_kind_of_frequencies_shares_and_counts(question: str, kind: str | None) -> None:
+    assert question_kind(question) == kind
+
+
+@pytest.mark.parametrize(("question", "word"), [
+    ("Quelle part du budget vient de la Région ?", "budget"),  # a share of its complement
+    ("Combien de mètres carrés de bureaux propose le lieu ?", "bureaux"),
+    ("Combien de temps dure le programme ?", None),  # the kind of fact itself
+    ("À quelles dates le salon a-t-il lieu ?", None),
+])
+def test_attribute_term_of_shares_and_lengths(question: str, word: str | None) -> None:
+    assert attribute_term(question) == (analyze(word)[0] if word else None)
+
+
+def test_fact_score_of_frequencies_and_sentence_opening_names() -> None:
+    question = "À quelle fréquence le classement est-il mis à jour ?"
+    assert fact_score("frequency", "Il est actualisé tous les deux ans.", question) == 1.0
+    assert fact_score("frequency", "Le classement compte 25 lieux.", question) == 0.0
+    # a name opening the sentence, its second word already in the question, is still a name
+    asked = "Quelle startup compte les abeilles grâce à la vision par ordinateur ?"
+    assert fact_score("name", "Pollen Vision utilise des caméras.", asked) > 0
+    assert fact_score("name", "Les caméras comptent les abeilles.", asked) == 0.0
 
 
 @pytest.mark.parametrize(("question", "word"), [

@@ -1,10 +1,10 @@
 """Aggregate quality on the dev sets, over the corpus plus the neighbouring articles, with the real
 model and index: the levels reached (README "Benchmarks"), kept from going back.
 
-The issue's targets are hit@1 >= 0.85, hit@5 >= 0.97, MRR >= 0.90, answer match and citation
-support >= 0.90, paraphrase and English answers >= 0.80, >= 8 of 9 out of scope refused with at
-most 1 answerable refused. Where this version does not reach a target, the bound below is the
-measured level minus one or two questions, and the README says which targets are not met.
+The issue's targets, asserted as they are: hit@1 >= 0.85, hit@5 >= 0.97, MRR >= 0.90, answer
+match and citation support >= 0.90, paraphrase and English answers >= 0.80, >= 8 of 9 out of
+scope refused with at most 1 answerable refused (each is met by one or two questions: README
+"Benchmarks").
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ def report(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[str,
 def test_retrieval_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
     assert t["answerable"] == 53 and t["out_of_scope"] == 9
-    assert t["hit@1"] >= 0.83, t  # measured 0.849 (target 0.85)
-    assert t["hit@5"] >= 0.94, t  # measured 0.962 (target 0.97)
-    assert t["mrr"] >= 0.87, t  # measured 0.894 (target 0.90)
+    # the issue's targets, met (measured hit@1 0.868, hit@5 0.981, MRR 0.913)
+    assert t["hit@1"] >= 0.85, t
+    assert t["hit@5"] >= 0.97, t
+    assert t["mrr"] >= 0.90, t
     assert t["source_hit@k"] >= 0.98, t
 
 

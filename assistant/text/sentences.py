@@ -213,6 +213,10 @@ def proper_nouns(sentence: str) -> frozenset[str]:
     return frozenset(fold_accents(m.group(0)).lower() for m in _PROPER.finditer(body, start))
 
 
+# A sentence opening on a name of several words ("Pollen Vision utilise...").
+_OPENING_NAME = re.compile(r"[^\w]*([A-ZÀ-ÖØ-Þ][\w’-]*)\s+[A-ZÀ-ÖØ-Þ]")
+
+
 @lru_cache(maxsize=16384)
 def numbers(sentence: str) -> tuple[tuple[str, bool], ...]:
     """Figures in the sentence as (digits only, followed by a unit or a magnitude)."""
@@ -265,6 +269,10 @@ def fact_score(kind: str | None, sentence: str, question: str) -> float:
         return 1.0 if new else 0.0
     if kind == "name":  # "Quels clusters... ?": the more new names, the better
         fresh = [n for n in proper_nouns(sentence) if n not in asked and n not in STOPWORDS]
+        if not fresh:  # the one name may open the sentence, its second word already asked
+            opening = _OPENING_NAME.match(display(sentence))
+            fresh = [n for n in ([fold_accents(opening[1]).lower()] if opening else [])
+                     if n not in asked and n not in STOPWORDS]
         return 0.0 if not fresh else 0.75 if len(fresh) == 1 else 1.0
     if kind == "place":  # "à Valenciennes", "en Moselle", "au nord de Lille"
         new_places = [m.group(1) for m in _PLACE.finditer(sentence)
@@ -276,6 +284,8 @@ def fact_score(kind: str | None, sentence: str, question: str) -> float:
         asked_numbers = set(re.findall(r"\d+", question))
         return 1.0 if any(not set(re.findall(r"\d+", d)) <= asked_numbers
                           for d in dates(sentence)) else 0.0
+    if kind == "frequency":  # "tous les deux ans", "chaque mois", "deux fois par an"
+        return 1.0 if _FREQUENCY.search(sentence) else 0.0
     if kind in {"number", "money", "area"}:
         asked_numbers = {re.sub(r"\D", "", n)
                          for n in re.findall(r"\d[\d \u00a0\u202f.]*", question)}
@@ -301,3 +311,11 @@ _PLACE = re.compile(r"\b(?:à|au|aux|en|dans|près de|sur|de|basée?s? à)\s+(?:
                     r"([A-ZÀ-ÖØ-Þ][\w-]+)")
 _MONEY = re.compile(r"€|\beuros?\b|\bmillions? d['’]euros", re.IGNORECASE)
 _AREA = re.compile(r"m²|\bm2\b|mètres? carrés|hectares?|\bkm²", re.IGNORECASE)
+_FREQUENCY = re.compile(
+    r"\btous les (?:\w+\s+)?(?:ans|mois|jours|semaines|trimestres|semestres|années|annees)\b"
+    r"|\bchaque (?:année|annee|an|mois|semaine|jour|trimestre|semestre)\b|\bfois par\b"
+    r"|\bpar (?:an|mois|semaine|jour)\b|\bannuellement\b"
+    r"|\b(?:annuel|mensuel|hebdomadaire|quotidien|trimestriel|semestriel|biennal|bisannuel)"
+    r"(?:le)?s?\b",
+    re.IGNORECASE,
+)
