@@ -27,13 +27,8 @@ from assistant.answer.extractive import (
 )
 from assistant.cli import main
 from assistant.text.analysis import analyze, analyzed
-from assistant.text.question import (
-    Terms,
-    _derivations,
-    attribute_term,
-    matches,
-    question_kind,
-)
+from assistant.text.kinds import attribute_term, question_kind
+from assistant.text.question import Terms, _derivations, matches
 from assistant.text.sentences import fact_score, near_figures, split_sentences
 
 NEAR_DOMAIN = [

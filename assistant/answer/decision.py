@@ -47,17 +47,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..records import Passage
 from ..text.analysis import analyzed
-from ..text.question import (
-    ATTRIBUTE_KINDS,
-    attribute_term,
-    content_terms,
-    english_share,
-    entity_terms,
-    kind_terms,
-    matches,
-    name_terms,
-    question_kind,
-)
+from ..text.kinds import ATTRIBUTE_KINDS, attribute_term, kind_terms, question_kind
+from ..text.question import content_terms, english_share, entity_terms, matches, name_terms
 from ..text.sentences import near_figures
 
 if TYPE_CHECKING:

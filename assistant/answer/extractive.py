@@ -36,7 +36,8 @@ from ..errors import ConfigError
 from ..records import Answer, Passage
 from ..records import cite as marker
 from ..text.analysis import analyzed
-from ..text.question import Terms, contextualize, question_kind
+from ..text.kinds import question_kind
+from ..text.question import Terms, contextualize
 from ..text.sentences import (
     display,
     fact_score,

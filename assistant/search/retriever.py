@@ -57,7 +57,8 @@ from ..index.manifest import check_compatible
 from ..index.served import open_catalog, served
 from ..records import Passage
 from ..text.analysis import analyze, analyzed
-from ..text.question import entity_terms, matches, name_terms, question_kind
+from ..text.kinds import question_kind
+from ..text.question import entity_terms, matches, name_terms
 from ..text.sentences import fact_score, mostly_inside, sentence_text
 from .filters import Filters, Selection, select
 
