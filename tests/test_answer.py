@@ -349,6 +349,8 @@ def test_near_figures_are_the_words_beside_a_figure() -> None:
                         "et un millier de visiteurs par an ; son président reste discret.")
     assert {"entrepris", "visiteur", "associ"} <= near
     assert not near & {"president", "discret"}  # more than 3 words from any figure
+    for spelled in ("treize", "quatorze", "seize", "septante"):  # every French numeral counts
+        assert "pouss" in near_figures(f"Le lieu accueille {spelled} jeunes\npousses.")
 
 
 def test_an_attribute_absent_from_the_sentences_counts_against_the_answer(
@@ -405,6 +407,11 @@ def _sentences(text: str) -> list[str]:
      ["J. Dupont et J.-C. Martin arrivent.", "Voilà."]),
     ("Est-ce utile ? Oui ! Très.", ["Est-ce utile ?", "Oui !", "Très."]),
     ("Titre sans point\n\nTexte\u00a0: fin.", ["Titre sans point", "Texte\u00a0: fin."]),
+    # a hard-wrapped paragraph (Markdown, e-mail): a wrap is not a sentence end
+    ("Le lieu accueille quatorze jeunes\npousses de la mer. Fin.\nTitre\nsuite",
+     ["Le lieu accueille quatorze jeunes\npousses de la mer.", "Fin.", "Titre\nsuite"]),
+    ("Une phrase finie.\nune autre ligne\n\nparagraphe",
+     ["Une phrase finie.", "une autre ligne", "paragraphe"]),
 ])
 def test_split_sentences(text: str, expected: list[str]) -> None:
     assert _sentences(text) == expected

@@ -319,7 +319,8 @@ def test_write_failing_midway_leaves_previous_generation(
     report = update(writer, lambda: embedder, progress=False)
     assert report.added == ["campus-epinal.md"] and report.generation
     assert bot.refresh() and bot.search(EPINAL, k=1)[0].source == "campus-epinal.md"
-    assert [p.chunk_id for p in bot.search(QUESTION, k=5)] == before
+    # the same best passage (the new article shifts IDF a little: lower ranks may swap)
+    assert bot.search(QUESTION, k=1)[0].chunk_id == before[0]
     fresh = Assistant.load(on_qdrant, embedder=embedder)  # counts checked against the catalog
     assert len(fresh.articles()) == 6
 

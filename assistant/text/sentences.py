@@ -21,7 +21,7 @@ from .analysis import STOPWORDS, analyze, fold_accents, words
 
 Span = tuple[int, int]
 #: Recorded in the index manifest: sentence rows are split with this version of the rules.
-SENTENCE_SPLITTER_VERSION = 1
+SENTENCE_SPLITTER_VERSION = 2  # 2: hard-wrapped lines of a paragraph joined
 MAX_QUOTE = 600  # a longer quotation is split into its own sentences
 
 _SPACE = "[ \t\u00a0\u202f\u2009]"
@@ -45,11 +45,25 @@ _ABBREVIATIONS = frozenset(
 
 @lru_cache(maxsize=64)
 def split_sentences(text: str) -> tuple[Span, ...]:
-    """Sentence spans of `text` (cached: articles are split again at every question)."""
+    """Sentence spans of `text` (cached: articles are split again at every question). A line
+    break ends a sentence, except inside a hard-wrapped paragraph: a line that does not end a
+    sentence followed by one that starts in lower case ("quatorze jeunes\npousses") is one."""
     spans: list[Span] = []
+    lo = hi = -1
     for line in re.finditer(r"[^\n]+", text):
-        spans.extend(_split_line(text, line.start(), line.end()))
+        if lo >= 0 and _WRAPPED.search(text, hi - 1, line.start() + 1):
+            hi = line.end()
+            continue
+        if lo >= 0:
+            spans.extend(_split_line(text, lo, hi))
+        lo, hi = line.start(), line.end()
+    if lo >= 0:
+        spans.extend(_split_line(text, lo, hi))
     return tuple(spans)
+
+
+# The end of a line that does not end a sentence, one line break, a lower-case word: a wrap.
+_WRAPPED = re.compile(r"[^.!?…:;»\s]\n[a-zà-ÿœæ]")
 
 
 def _split_line(text: str, lo: int, hi: int) -> list[Span]:
@@ -304,7 +318,8 @@ def fact_score(kind: str | None, sentence: str, question: str) -> float:
 _SPELLED = re.compile(
     r"\b(?:millions?|milliards?|milliers?|centaines?|dizaines?|douzaines?|vingtaines?"
     r"|trentaines?|quarantaines?|cinquantaines?|soixantaines?|deux|trois|quatre|cinq|six|sept"
-    r"|huit|neuf|dix|onze|douze|quinze|vingt|trente|quarante|cinquante|soixante|cent|mille)\b",
+    r"|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingt|trente|quarante|cinquante"
+    r"|soixante|septante|octante|huitante|nonante|cent|mille)\b",
     re.IGNORECASE,
 )
 _PLACE = re.compile(r"\b(?:à|au|aux|en|dans|près de|sur|de|basée?s? à)\s+(?:l['’]|la\s+|le\s+)?"
