@@ -187,6 +187,27 @@ def test_mismatched_settings_are_refused_with_the_fix(
     assert report.chunks > default.chunks
 
 
+def test_update_after_an_upgrade_of_the_text_rules_rebuilds_reusing_vectors(
+    make_corpus: Callable[..., Settings], embedder: Any,
+) -> None:
+    """An index written by a previous version of the sentence splitter (the manifest says so)
+    is refused by readers with the fix, and `index update` (what `make run` runs) rebuilds it
+    without asking, every vector read back from the old index (nothing embedded again)."""
+    settings = make_corpus()
+    build(settings, lambda: embedder, progress=False)
+    path = current_generation(settings.index_dir) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["sentences"]["splitter"] = -1  # written by an older splitter
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match="assistant index build"):
+        Assistant.load(settings, embedder=embedder)
+    counting = CountingEmbedder(embedder)
+    report = update(settings, lambda: counting, progress=False)
+    assert report.rebuilt and report.generation and report.articles == 5
+    assert report.chunks_embedded == 0 and report.sentences_embedded == 0
+    assert Assistant.load(settings, embedder=embedder).search("Serre numérique", k=1)
+
+
 def test_no_pickle_files_in_the_index(seed_settings: Settings) -> None:
     index = seed_settings.index_dir
     names = {p.relative_to(index).as_posix() for p in index.rglob("*") if p.is_file()}

@@ -44,7 +44,7 @@ from .generations import (
     write_manifest,
     writer_lock,
 )
-from .manifest import check_compatible, expected_identity
+from .manifest import check_compatible, expected_identity, only_rules_changed
 from .served import announce, catch_up
 from .stores import Stores, prune_unreferenced
 
@@ -108,13 +108,18 @@ def update(
     settings: Settings, embedder: EmbedderFactory | None = None, *, progress: bool | None = None,
     wait: float = 0.0,
 ) -> UpdateReport:
-    """Apply corpus changes to the index (building it if there is none)."""
+    """Apply corpus changes to the index (building it if there is none, or rebuilding it when
+    an upgrade of this package changed its text rules: known vectors are reused)."""
     with writer_lock(settings.index_dir, wait=wait):
         clean_abandoned(settings.index_dir)
         try:
-            current_generation(settings.index_dir)
+            served = current_generation(settings.index_dir)
         except IndexMissingError:
             log.info("Pas encore d'index : construction complète.")
+            return _write(settings, embedder, progress, incremental=False)
+        if only_rules_changed(read_manifest(served), settings):
+            log.warning("Index construit avec d'autres règles de découpage ou d'analyse (version "
+                        "précédente) : reconstruction complète, vecteurs connus repris.")
             return _write(settings, embedder, progress, incremental=False)
         return _write(settings, embedder, progress, incremental=True)
 

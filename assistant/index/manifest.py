@@ -27,15 +27,35 @@ def expected_identity(settings: Settings) -> dict[str, Any]:
     }
 
 
-def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
-    """IndexMismatchError naming what differs, unless the index was built like `settings` asks."""
-    expected = expected_identity(settings)
-    problems = []
-    for section, wanted in expected.items():
+def differences(manifest: dict[str, Any], settings: Settings) -> dict[str, list[str]]:
+    """section -> what differs ("key : index=..., réglage=...") between the index and what
+    `settings` asks; empty when the index was built like `settings` asks."""
+    found: dict[str, list[str]] = {}
+    for section, wanted in expected_identity(settings).items():
         have = manifest.get(section, {})
         for key, value in wanted.items():
             if have.get(key) != value:
-                problems.append(f"{section}.{key} : index={have.get(key)!r}, réglage={value!r}")
+                found.setdefault(section, []).append(
+                    f"{section}.{key} : index={have.get(key)!r}, réglage={value!r}")
+    return found
+
+
+#: Sections that only this package's code decides (never a setting): a difference there is an
+#: upgrade of the package.
+PACKAGE_RULES = frozenset({"analyzer", "sentences"})
+
+
+def only_rules_changed(manifest: dict[str, Any], settings: Settings) -> bool:
+    """Whether the index differs from `settings` only by this package's own text rules (the
+    analyzer's, the sentence splitter's versions), not by the model or any setting: an
+    upgrade, which a rebuild reusing every known vector fixes."""
+    found = differences(manifest, settings)
+    return bool(found) and set(found) <= PACKAGE_RULES
+
+
+def check_compatible(manifest: dict[str, Any], settings: Settings) -> None:
+    """IndexMismatchError naming what differs, unless the index was built like `settings` asks."""
+    problems = [p for found in differences(manifest, settings).values() for p in found]
     if problems:
         raise IndexMismatchError(
             "L'index a été construit avec d'autres réglages ("
