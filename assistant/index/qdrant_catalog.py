@@ -152,7 +152,7 @@ class QdrantCatalog:
         entry = self._entries.get(source)
         if entry is None:
             return None
-        record = self._article_points([entry.point], ["text", "text_sha"]).get(entry.point)
+        record = self.store.saved([entry.point], payload=["text", "text_sha"]).get(entry.point)
         payload = record.payload if record is not None else None
         if not payload or _sha(str(payload.get("text"))) != payload.get("text_sha"):
             raise IndexCorruptError(f"Le texte de {source} est absent ou altéré dans "
@@ -195,9 +195,6 @@ class QdrantCatalog:
         return _locations(self.sentence_points, ids)
 
     # -- internals ----------------------------------------------------------------------------
-    def _article_points(self, points: list[int], fields: list[str]) -> dict[int, Any]:
-        return self.store.saved(points, payload=fields)
-
     def _spans_of(self, sources: Iterable[str]) -> dict[str, tuple[list[Span], list[Span]]]:
         """source -> (its chunks, its sentences) as (id, start, end) in reading order; unknown
         sources get empty lists. An article point never changes: spans are kept."""
@@ -210,8 +207,8 @@ class QdrantCatalog:
                     out[source] = self._spans[source]
         missing = {self._entries[s].point: s for s in wanted
                    if s not in out and s in self._entries}
-        for point, record in self._article_points(list(missing), ["chunks",
-                                                                  "sentences"]).items():
+        for point, record in self.store.saved(list(missing),
+                                              payload=["chunks", "sentences"]).items():
             p = record.payload or {}
             spans = ([(int(i), int(a), int(b)) for i, a, b in p.get("chunks") or []],
                      [(int(i), int(a), int(b)) for i, a, b in p.get("sentences") or []])
@@ -263,26 +260,29 @@ def withdraw(conn: QdrantConnection, prefix: str) -> None:
         conn.call(conn.client.delete_collection, _meta(prefix))
 
 
-def published(conn: QdrantConnection, prefix: str) -> tuple[str, dict[str, Any]] | None:
-    """(name, manifest) of the generation announced last, or None if none was."""
+def _announcement(conn: QdrantConnection, prefix: str,
+                  fields: bool | list[str]) -> dict[str, Any] | None:
+    """The payload (`fields` of it) of the announcement point, or None if there is none."""
     collection = _meta(prefix)
     if not conn.call(conn.client.collection_exists, collection):
         return None
-    records = conn.call(conn.client.retrieve, collection, [META_ID], with_payload=True)
-    if not records:
+    records = conn.call(conn.client.retrieve, collection, [META_ID], with_payload=fields)
+    return dict(records[0].payload or {}) if records else None
+
+
+def published(conn: QdrantConnection, prefix: str) -> tuple[str, dict[str, Any]] | None:
+    """(name, manifest) of the generation announced last, or None if none was."""
+    payload = _announcement(conn, prefix, True)
+    if payload is None:
         return None
-    payload = records[0].payload or {}
     manifest = payload.get("manifest")
     if not isinstance(manifest, dict) or not isinstance(payload.get("name"), str):
-        raise IndexCorruptError(f"La génération publiée dans {conn.where} ({collection}) est "
-                                f"illisible. {REBUILD_HINT}")
+        raise IndexCorruptError(f"La génération publiée dans {conn.where} ({_meta(prefix)}) "
+                                f"est illisible. {REBUILD_HINT}")
     return str(payload["name"]), manifest
 
 
 def published_name(conn: QdrantConnection, prefix: str) -> str | None:
     """The name alone (what replicas poll: a small payload)."""
-    collection = _meta(prefix)
-    if not conn.call(conn.client.collection_exists, collection):
-        return None
-    records = conn.call(conn.client.retrieve, collection, [META_ID], with_payload=["name"])
-    return str((records[0].payload or {}).get("name")) if records else None
+    payload = _announcement(conn, prefix, ["name"])
+    return None if payload is None else str(payload.get("name"))

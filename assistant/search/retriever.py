@@ -279,6 +279,7 @@ class HybridRetriever:
         if query is not None:
             dense = (self.index.dense.vectors(chunk_ids) @ query).astype(np.float64)
         fused = w_lex * _minmax(lex) + w_dense * _minmax(dense)
+        spans: dict[int, tuple[str, int, int]] | None = None  # looked up once, for both below
         if w_sentence > 0 and query is not None:
             # The sentence signal costs a lookup per sentence: computed for the best candidates
             # of the first two legs and the chunks the closest sentences proposed.
@@ -286,10 +287,11 @@ class HybridRetriever:
             keep[np.argsort(-fused, kind="stable")[:RERANK]] = True
             keep |= np.isin(chunk_ids, np.fromiter(proposed, dtype=np.int64, count=len(proposed)))
             chunk_ids, lex, dense = chunk_ids[keep], lex[keep], dense[keep]
+            spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
             fused = (w_lex * _minmax(lex) + w_dense * _minmax(dense)
-                     + w_sentence * _minmax(self._best_sentence(chunk_ids, question)))
+                     + w_sentence * _minmax(self._best_sentence(chunk_ids, question, spans)))
         if PASSAGE_WEIGHT > 0 or NAME_PENALTY > 0:
-            passage, unnamed = self._within_articles(chunk_ids, terms, question)
+            passage, unnamed = self._within_articles(chunk_ids, terms, question, spans)
             fused = fused + PASSAGE_WEIGHT * _minmax(passage) - NAME_PENALTY * unnamed
         order = np.lexsort((chunk_ids, -fused))[:k]  # ties broken by chunk id: deterministic
         return [(int(chunk_ids[i]), float(fused[i])) for i in order]
@@ -331,8 +333,10 @@ class HybridRetriever:
             found.update(cid for cid, a, b in chunks[source] if mostly_inside(start, end, a, b))
         return found
 
-    def _within_articles(self, chunk_ids: np.ndarray, terms: Sequence[str],
-                         question: str) -> tuple[np.ndarray, np.ndarray]:
+    def _within_articles(
+        self, chunk_ids: np.ndarray, terms: Sequence[str], question: str,
+        spans: dict[int, tuple[str, int, int]] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per chunk, the two signals read on its whole article (module docstring):
 
         passage   what tells it apart from the other chunks of its article: the sum, over the
@@ -340,8 +344,11 @@ class HybridRetriever:
                   IDF over the collection times its IDF over the article's chunks;
         unnamed   the share of the question's names (`name_terms`: "Reims", "Rubika") that its
                   article, title included, never mentions.
+
+        `spans`: the chunks' locations (`chunk_locations`), when the caller has them.
         """
-        spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
+        if spans is None:
+            spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
         articles = self._article_terms({src for src, _, _ in spans.values()})
         asked = set(terms)
         weight = {t: self.idf(t) for t in asked}
@@ -391,11 +398,14 @@ class HybridRetriever:
                 self._terms.popitem(last=False)
         return out
 
-    def _best_sentence(self, chunk_ids: np.ndarray, question: str) -> np.ndarray:
+    def _best_sentence(self, chunk_ids: np.ndarray, question: str,
+                       spans: dict[int, tuple[str, int, int]] | None = None) -> np.ndarray:
         """Per chunk, the best score of a sentence mostly inside it (0 when none): its cosine
         with the question, plus `FACT_BONUS` when it holds the kind of fact asked (a figure for
-        "combien / how much", a name for "qui / who", a date for "quand / when")."""
-        spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
+        "combien / how much", a name for "qui / who", a date for "quand / when"). `spans`: the
+        chunks' locations, when the caller has them."""
+        if spans is None:
+            spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
         by_source = self.sentences(src for src, _, _ in spans.values())
         starts = {src: [s.start for s in rows] for src, rows in by_source.items()}
         owners: list[int] = []
