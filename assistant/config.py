@@ -89,7 +89,7 @@ class Settings:
     answerer: str = "extractive"  # extractive | llm
     max_answer_sentences: int = 3
     # Probability below which an answer is "not in the corpus" (see `decision.py`); None: the
-    # threshold fitted with the model in assistant/data/decision.json.
+    # threshold fitted with the scorer in assistant/data/scorer.json (`answer/pairs.py`).
     refusal_threshold: float | None = None
     answer_dense_weight: float = 0.4  # sentence/question cosine (min-max scaled) in answers
     llm_base_url: str | None = None

@@ -39,7 +39,8 @@ from .core import Assistant
 from .embed.base import embedding_identity
 from .errors import ConfigError, IndexCorruptError, IndexMismatchError, QuestionError
 from .ingest.corpus import CorpusFile, scan_corpus
-from .records import Passage
+from .records import CITATION_MARK, Answer, Passage
+from .text.kinds import question_kind
 
 OUT_OF_SCOPE = "out_of_scope"
 HIT_CUTS = (1, 3, 5)
@@ -52,6 +53,7 @@ class EvalQuestion:
     sources: tuple[str, ...]
     pattern: re.Pattern[str] | None
     kind: str
+    near: bool | None = None  # an unanswerable question about an entity the corpus knows
 
     def matches(self, text: str) -> bool:
         return bool(self.pattern and self.pattern.search(text))
@@ -129,7 +131,9 @@ def _parse_line(line: str, path: Path, number: int) -> EvalQuestion:
             pattern = re.compile(raw)
         except re.error as exc:
             raise _line_error(path, number, f"regex invalide (invalid regex: {exc})") from None
-    return EvalQuestion(str(data["id"]), data["question"], tuple(sources), pattern, data["kind"])
+    near = data.get("near")
+    return EvalQuestion(str(data["id"]), data["question"], tuple(sources), pattern, data["kind"],
+                        near if isinstance(near, bool) else None)
 
 
 def answers_available() -> bool:
@@ -244,10 +248,39 @@ def _evaluate(
         row["ask_ms"] = (time.perf_counter() - t0) * 1000
         row["in_corpus"] = answer.in_corpus
         row["citations"] = [p.source for p in answer.citations]
+        row["short_answer"] = answer.short
+        if answer.in_corpus:
+            row["sentences"] = len(answer_sentences(answer))
+        if not q.answerable and q.near is not None:
+            row["near"] = q.near
         if q.answerable and q.pattern is not None:
             row["answer_match"] = q.matches(answer.text)
             row["citation_support"] = any(q.matches(p.text) for p in answer.citations)
+            sentences = answer_sentences(answer) if answer.in_corpus else []
+            row["first_match"] = bool(sentences) and q.matches(sentences[0])
+            if question_kind(q.question) in SHORT_KINDS:
+                row["short_match"] = bool(answer.short) and q.matches(answer.short or "")
     return row
+
+
+#: Kinds of question whose answer leads with a short fact (a name, a person, a figure, an
+#: amount, an area, a date, a place): where `short_match` is measured.
+SHORT_KINDS = frozenset({"person", "name", "number", "money", "area", "date", "place"})
+
+
+def answer_sentences(answer: Answer) -> list[str]:
+    """The cited sentences of an answer, the short answer's line left out: each piece of text
+    up to and including its citation marker."""
+    body = answer.text
+    if answer.short and body.startswith("**"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+    out, start = [], 0
+    for m in CITATION_MARK.finditer(body):
+        piece = body[start:m.end()].strip(" \n-")
+        if piece and not CITATION_MARK.fullmatch(piece):
+            out.append(piece)
+        start = m.end()
+    return out
 
 
 def score_passages(q: EvalQuestion, passages: list[Passage], *, k: int) -> dict[str, Any]:
@@ -291,6 +324,15 @@ def totals(
     out["refused_out_of_scope"] = sum(1 for q, r in answered if not q.answerable
                                       and not r["in_corpus"])
     out["refused_answerable"] = sum(1 for q, r in answered if q.answerable and not r["in_corpus"])
+    out["refused_near"] = sum(1 for q, r in answered if not q.answerable and q.near is True
+                              and not r["in_corpus"])
+    out["near"] = sum(1 for q, r in answered if not q.answerable and q.near is True)
+    out["refused_far"] = out["refused_out_of_scope"] - out["refused_near"]
+    out["far"] = out["out_of_scope"] - out["near"]
+    out["first_sentence_match"] = _mean([r["first_match"] for r in rows if "first_match" in r])
+    out["short_match"] = _mean([r["short_match"] for r in rows if "short_match" in r])
+    out["sentences_per_answer"] = _mean([float(r["sentences"]) for q, r in pairs
+                                         if q.answerable and "sentences" in r])
     out["context_chars@k"] = _mean([r["context_chars"] for r in rows if "context_chars" in r])
     out["errors"] = sum(1 for r in rows if "error" in r)
     for name in ("search", "ask"):
@@ -330,7 +372,12 @@ def format_report(report: dict[str, Any]) -> str:
         (f"source hit@{k}", _num(t["source_hit@k"])),
         ("answer match", _num(t["answer_match"])),
         ("citation support", _num(t["citation_support"])),
+        ("first sentence states the fact", _num(t["first_sentence_match"])),
+        ("short answer holds the fact", _num(t["short_match"])),
+        ("sentences per answer", _num(t["sentences_per_answer"], 2)),
         ("refusal accuracy (hors corpus)", _num(t["refusal_accuracy"])),
+        ("refused: near / far out of scope", f"{t['refused_near']}/{t['near']} / "
+                                             f"{t['refused_far']}/{t['far']}"),
         ("false refusals (dans le corpus)", _num(t["false_refusals"])),
         ("search ms p50 / p95", f"{_num(t['search_ms_p50'], 1)} / {_num(t['search_ms_p95'], 1)}"),
         ("ask ms p50 / p95", f"{_num(t['ask_ms_p50'], 1)} / {_num(t['ask_ms_p95'], 1)}"),

@@ -75,10 +75,15 @@ class Answer:
     in_corpus: bool = True
     notice: str | None = None  # e.g. "LLM indisponible, réponse extractive"
     leads: list[Passage] = field(default_factory=list)  # closest articles when refused
+    # the fact asked, verbatim from the first cited sentence ("17 000 m²"), when the question
+    # asks a name, a person, a figure, an amount, an area, a date or a place; `text` opens
+    # with it in bold ("**17 000 m²** [1]")
+    short: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.text,
+            "short_answer": self.short,
             "in_corpus": self.in_corpus,
             "citations": [p.to_dict() for p in self.citations],
             "notice": self.notice,

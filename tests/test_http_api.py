@@ -66,7 +66,7 @@ def test_ask_returns_cited_answer(api: httpx.Client) -> None:
     response = api.post("/api/ask", json={"question": SURFACE})
     assert response.status_code == 200
     data = response.json()
-    assert set(data) == {"answer", "in_corpus", "citations", "notice", "leads"}
+    assert set(data) == {"answer", "short_answer", "in_corpus", "citations", "notice", "leads"}
     assert data["in_corpus"] is True
     assert SURFACE_ANSWER.search(data["answer"]), data["answer"]
     assert "[1]" in data["answer"]

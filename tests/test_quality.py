@@ -1,10 +1,11 @@
-"""Aggregate quality on the dev sets, over the corpus plus the neighbouring articles, with the real
-model and index: the levels reached (README "Benchmarks"), kept from going back.
+"""Aggregate quality on every dev file of ../shared/eval (165 questions, 29 unanswerable: 19
+near, 10 far), over the corpus plus the neighbouring articles, with the real model and index.
 
-The issue's targets, asserted as they are: hit@1 >= 0.85, hit@5 >= 0.97, MRR >= 0.90, answer
-match and citation support >= 0.90, paraphrase and English answers >= 0.80, >= 8 of 9 out of
-scope refused with at most 1 answerable refused (each is met by one or two questions: README
-"Benchmarks").
+These files are held out: nothing is fitted on them (the pair scorer learns from our own
+questions, `bench/fit_scorer.py`). The floors below keep the levels measured when the scorer
+landed from going back; the issue's targets (hit@1 >= 0.88, answer >= 0.93, first sentence
+>= 0.90, short answer >= 0.85, >= 26/29 refused with <= 4/136 answerable refused) are not met
+yet: docs/benchmarks.md gives the measured numbers beside them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .conftest import ROOT, SEED_CORPUS
 
 EVAL = ROOT.parent / "shared" / "eval"
 FILES = [EVAL / "dev_questions.jsonl", EVAL / "dev_questions_hard.jsonl",
-         EVAL / "dev_questions_distractors.jsonl"]
+         EVAL / "dev_questions_distractors.jsonl", EVAL / "dev_questions_wide.jsonl"]
 
 pytestmark = [
     pytest.mark.slow,
@@ -48,28 +49,28 @@ def report(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[str,
 
 def test_retrieval_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
-    assert t["answerable"] == 53 and t["out_of_scope"] == 9
-    # the issue's targets, met (measured hit@1 0.868, hit@5 0.981, MRR 0.913)
-    assert t["hit@1"] >= 0.85, t
-    assert t["hit@5"] >= 0.97, t
-    assert t["mrr"] >= 0.90, t
-    assert t["source_hit@k"] >= 0.98, t
+    assert t["answerable"] == 136 and t["out_of_scope"] == 29
+    # measured when the scorer landed: hit@1 0.757, hit@5 0.926
+    assert t["hit@1"] >= 0.74, t
+    assert t["hit@5"] >= 0.91, t
 
 
 def test_answer_levels(report: dict[str, Any]) -> None:
     t, kinds = report["totals"], report["by_kind"]
-    # the issue's targets, met (measured 0.943, 0.943, fact 1.00, English 1.00, paraphrase 0.85)
-    assert t["answer_match"] >= 0.90, t
-    assert t["citation_support"] >= 0.90, t
-    assert kinds["fact"]["answer_match"] >= 0.90, kinds["fact"]
-    assert kinds["english"]["answer_match"] >= 0.80, kinds["english"]
-    assert kinds["paraphrase"]["answer_match"] >= 0.80, kinds["paraphrase"]
+    # measured when the scorer landed (see docs/benchmarks.md)
+    assert t["first_sentence_match"] >= 0.70, t
+    assert t["answer_match"] >= 0.72, t
+    assert t["short_match"] >= 0.55, t
+    assert t["sentences_per_answer"] <= 1.3, t
+    assert kinds["fact"]["first_sentence_match"] >= 0.82, kinds["fact"]
+    assert kinds["date"]["short_match"] >= 0.85, kinds["date"]
 
 
 def test_refusal_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
-    assert t["refused_answerable"] <= 1, t  # the target: answerable questions are answered
-    assert t["refused_out_of_scope"] >= 8, t  # of 9: the target
+    assert t["refused_answerable"] <= 6, t
+    assert t["refused_out_of_scope"] >= 14, t  # of 29
+    assert t["refused_far"] >= 7 and t["refused_near"] >= 6, t
 
 
 def test_english_questions_are_answered_in_french_with_citations(

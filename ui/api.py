@@ -74,6 +74,9 @@ class PassageOut(BaseModel):
 
 class AnswerOut(BaseModel):
     answer: str = Field(description="réponse ; [n] renvoie à citations[n-1]")
+    short_answer: str | None = Field(
+        default=None, description="le fait demandé (nom, personne, chiffre, montant, surface, "
+        "date, lieu), tel qu'écrit dans la première phrase citée ; la réponse commence par lui")
     in_corpus: bool
     citations: list[PassageOut]
     notice: str | None

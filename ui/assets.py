@@ -2,6 +2,7 @@
 
 CSS = """
 .answer.not-in-corpus { font-style: italic; }
+.answer .short-answer { font-size: 1.15em; }
 .answer.error { color: var(--error-text-color, #b91c1c); }
 .notice { font-size: .9em; opacity: .8; margin-top: .4em; }
 details.sources { margin-top: .6em; border-top: 1px solid var(--border-color-primary); }

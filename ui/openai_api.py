@@ -197,7 +197,7 @@ def usage(prompt: str, completion: str) -> dict[str, int]:
 def extras(answer: Answer) -> dict[str, Any]:
     """The documented extra fields: structured citations and the in-corpus decision."""
     return {"citations": [p.to_dict() for p in answer.citations],
-            "in_corpus": answer.in_corpus}
+            "in_corpus": answer.in_corpus, "short_answer": answer.short}
 
 
 def parse_conversation(body: ChatRequest) -> tuple[str, list[dict[str, str]]]:

@@ -31,6 +31,7 @@ NOT_IN_CORPUS = (
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ANSWER_DIV = re.compile(r'^\s*<div class="answer[^"]*">(.*?)</div>', re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
+_SHORT = re.compile(r'<strong class="short-answer">(.*?)</strong>', re.DOTALL)
 _READ_BUTTON = re.compile(
     r'<button type="button" class="read-article" value="(?P<start>\d+) (?P<end>\d+) '
     r'(?P<source>[^"]*)"'
@@ -58,12 +59,25 @@ def answer_message(answer: Answer) -> str:
         if answer.leads:
             parts.append(leads_block(answer.leads))
         return "\n".join(parts)
-    parts = [f'<div class="answer">{escape(answer.text)}</div>']
+    parts = [f'<div class="answer">{answer_body(answer)}</div>']
     if answer.notice:
         parts.append(f'<div class="notice">{escape(answer.notice)}</div>')
     if answer.citations:
         parts.append(sources_block(answer.text, answer.citations))
     return "\n".join(parts)
+
+
+def answer_body(answer: Answer) -> str:
+    """The escaped answer text; its short answer ("**17 000 m²** [1]", the first line) in bold
+    on a line of its own, and a bulleted list of items as a list."""
+    text = answer.text
+    lead = ""
+    if answer.short and text.startswith(f"**{answer.short}**"):
+        first, _, text = text.partition("\n")
+        marks = first[len(answer.short) + 4:]
+        lead = (f'<strong class="short-answer">{escape(answer.short)}</strong>{escape(marks)}'
+                + ("<br>" if text else ""))
+    return lead + escape(text)
 
 
 def error_message(text: str) -> str:
@@ -79,7 +93,8 @@ def answer_text(message: str) -> str:
     """The plain answer text of a chat message made by `answer_message` / `partial_answer`."""
     match = _ANSWER_DIV.match(message)
     body = match.group(1) if match else _TAG.sub(" ", message.replace("<br>", "\n"))
-    return html.unescape(body.replace("<br>", "\n")).strip()
+    body = _SHORT.sub(r"**\1**", body.replace("<br>", "\n"))
+    return html.unescape(_TAG.sub("", body)).strip()
 
 
 def sources_block(answer: str, citations: Sequence[Passage], *, open_: bool = False) -> str:

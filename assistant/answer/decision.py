@@ -1,48 +1,32 @@
-"""The in/out-of-corpus decision: does the corpus hold the answer to this question?
+"""The question-level evidence of the in/out-of-corpus decision, and its two rules.
 
-No single signal tells (measured on the dev questions, see README "Answers"): a lexical coverage
-threshold refuses paraphrased and English questions, a cosine threshold accepts questions about an
-entity of the corpus asking for a fact it does not hold. So the decision weighs six kinds of
-evidence, gathered from the retrieved passages and the candidate answer sentences:
+`gather` reads, from the retrieved passages and the best candidate sentences:
 
     coverage   IDF-weighted share of the query's content words in the best passage (lexical;
                names weigh more, see `question.Terms`)
     semantic   best cosine between the question and a candidate sentence (stored vectors)
     focus      share of the question's *focus* words (neither the article's topic, nor a name,
-               nor a word that only phrases a question: "habitants", "maire", "loyer"...) found
-               in the best candidate sentences or the sentence before them
-    english    share of English function words in the question (its words cannot match the
-               French articles, so the lexical evidence means less)
+               nor a word that only phrases a question) found in the best candidate sentences
+               or the sentence before them
+    english    share of English function words in the question
     attribute  whether the *attribute* asked ("combien d'habitants", "le montant de la
                subvention", "qui préside") is in a candidate sentence, next to a figure when a
-               figure is asked (`question.attribute_term`, `sentences.near_figures`): 1 when
-               found, or when the question names none (a French question of another kind, an
-               English one), 0 otherwise. "Combien d'habitants compte <lieu> ?" finds the place
-               and figures of its firms, not a number of inhabitants
-    paraphrase 1 - coverage when the attribute is not found, else 1: a paraphrased question
-               misses its attribute along with its other words (low coverage), while a question
-               whose words all match but its attribute asks for a fact the corpus lacks
+               figure is asked, in an article that names every name of the question (1 when the
+               question names none)
+    paraphrase 1 - coverage when the attribute is not found, else 1
 
-combined by a logistic model whose weights, scaling and threshold live in `data/decision.json`,
-one per packaged embedding model, plus one without the semantic evidence for any other model
-(weights of all but english are constrained to be >= 0: more evidence never lowers the
-confidence). Before the model, two rules: a French question that names something that
-none of the articles of its best candidate sentences mentions ("la French Tech de Bordeaux" when
-no such article speaks of Bordeaux, "Station F") is out of the corpus, whatever else matches;
-so is a question none of whose words the corpus knows (another script, another language; figures
-and one- or two-letter tokens do not count).
-`bench/fit_decision.py` fits them on question files over the corpus plus neighbouring articles
-and writes that file with the procedure and the measured results; nothing is hand-tuned here.
+and two rules refuse before any fitted model: a French question that names something that none
+of the articles of its best candidate sentences mentions ("la French Tech de Bordeaux" when no
+such article speaks of Bordeaux) is out of the corpus, whatever else matches; so is a question
+none of whose words the corpus knows (another script, another language; figures and one- or
+two-letter tokens do not count). The evidence is read, with the best candidate's own features,
+by the answers head of the pair scorer (`pairs.py`), fitted by `bench/fit_scorer.py`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..records import Passage
@@ -154,54 +138,3 @@ def attribute_found(question: str, pool: Sequence[SentenceView],
         if all(matches(t, mentioned) for t in names):
             return 1.0
     return 0.0
-
-
-@dataclass(frozen=True)
-class Model:
-    """A logistic model over `FEATURES` (standardised), and the probability below which the
-    answer is "not in the corpus"."""
-
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    weights: tuple[float, ...]
-    bias: float
-    threshold: float
-    about: dict[str, Any]
-
-    def probability(self, evidence: Evidence) -> float:
-        """The model's confidence that the corpus answers (0 when a name is unknown)."""
-        if evidence.absent_names:
-            return 0.0
-        z = self.bias + sum(w * (v - m) / s for v, m, s, w in
-                            zip(evidence.vector(), self.mean, self.scale, self.weights))
-        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
-
-    def in_corpus(self, evidence: Evidence, threshold: float | None = None) -> bool:
-        return self.probability(evidence) >= (self.threshold if threshold is None else threshold)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"features": list(FEATURES), "mean": list(self.mean), "scale": list(self.scale),
-                "weights": list(self.weights), "bias": self.bias, "threshold": self.threshold,
-                "about": self.about}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Model:
-        if list(data.get("features", [])) != list(FEATURES):
-            raise ValueError(f"decision model features {data.get('features')} != {FEATURES}")
-        return cls(tuple(map(float, data["mean"])), tuple(map(float, data["scale"])),
-                   tuple(map(float, data["weights"])), float(data["bias"]),
-                   float(data["threshold"]), dict(data.get("about", {})))
-
-
-ANY_MODEL = "*"  # the entry for an embedding model without its own fit (no semantic weight)
-
-
-@lru_cache(maxsize=8)
-def default_model(embedding_model: str) -> Model:
-    """The shipped decision for `embedding_model` (`assistant/data/decision.json` holds one
-    fit per packaged embedding model: cosines of two models are not on the same scale), or the
-    model-agnostic one, fitted without the semantic evidence, for any other model."""
-    text = resources.files("assistant").joinpath("data", "decision.json").read_text("utf-8")
-    fits = json.loads(text)["models"]
-    return Model.from_dict(fits.get(embedding_model) or fits[ANY_MODEL])
-

@@ -36,7 +36,8 @@ from ..errors import ConfigError
 from ..records import Answer, Passage
 from ..records import cite as marker
 from ..text.analysis import analyzed
-from ..text.kinds import question_kind
+from ..text.facts import slot
+from ..text.kinds import is_list_question, question_kind
 from ..text.question import Terms, contextualize
 from ..text.sentences import (
     display,
@@ -47,7 +48,15 @@ from ..text.sentences import (
     refers_back,
     split_sentences,
 )
-from .decision import ANY_MODEL, TOP_SENTENCES, Evidence, default_model, gather
+from .decision import TOP_SENTENCES, Evidence, gather
+from .pairs import (
+    ANY_MODEL,
+    QuestionView,
+    Scorer,
+    answer_features,
+    default_scorer,
+    pair_features,
+)
 
 if TYPE_CHECKING:
     from ..search.retriever import HybridRetriever
@@ -62,15 +71,7 @@ POOL = 6  # best candidate sentences considered for an answer
 NEAR_CHARS = 400  # sentences of one article this close are read in their order
 LEAD = 20_000  # characters of an article read to judge what it is about
 KEEP_RATIO = 0.75  # further sentences must score at least this share of the best one
-WEIGHTS = {  # sentence features, see `ExtractiveAnswerer.ranked`
-    "own": 0.4,  # IDF-weighted share of the query's terms in the sentence
-    "local": 0.1,  # ... in the sentence, the previous one, the list introduction, the title
-    "article": 0.15,  # ... in its whole article
-    "prior": 0.1,  # the passage's search score (x0.75 for a sentence just outside it)
-    "fact": 0.35,  # holds the kind of fact asked (name, figure, date)
-    "shape": 1.0,  # minus a penalty for headings, questions, list introductions
-}  # + settings.answer_dense_weight x cosine with the query, min-max scaled over the candidates
-
+UNSURE = 0.5  # below this pick probability, the next best sentence is shown too
 
 class Answerer(Protocol):
     def stream(self, question: str, query: str, passages: list[Passage],
@@ -139,10 +140,15 @@ def not_found(passages: Sequence[Passage], notice: str | None = None) -> Answer:
 
 
 def answer_pieces(answer: Answer) -> Iterator[str]:
-    """The answer text in a few pieces (one per cited sentence) that join to `answer.text`."""
-    pieces = re.split(r"(?<=\]) (?=\S)", answer.text) if answer.in_corpus else [answer.text]
-    for i, piece in enumerate(pieces):
-        yield piece if i == 0 else " " + piece
+    """The answer text in a few pieces (one per citation marker that ends a sentence or a line)
+    that join to `answer.text`."""
+    if not answer.in_corpus:
+        yield answer.text
+        return
+    parts = re.split(r"(?<=\])([ \n])(?=\S)", answer.text)
+    yield parts[0]
+    for sep, piece in zip(parts[1::2], parts[2::2]):
+        yield sep + piece
 
 
 # -- extractive answers ------------------------------------------------------------------------
@@ -156,6 +162,7 @@ class Candidate:
     end: int
     text: str  # as displayed
     prior: float  # the passage's search score (halved for a neighbouring sentence)
+    ordinal: int = 0  # position of the sentence in its article (0: the first)
     context: str = ""  # previous sentence, list introduction
     intro: str | None = None  # the line introducing a bulleted list item
     lead: tuple[int, str] | None = None  # start and text of the sentence an anaphor refers to
@@ -181,30 +188,33 @@ class ExtractiveAnswerer:
                check_scope: bool = True) -> Answer:
         if not passages:
             return not_found(passages, notice)
-        terms, pool = self._candidates(question, query, passages, retriever)
-        if check_scope and not self.decide(self.evidence(query, passages, retriever, pool)):
+        terms, ranked = self._candidates(question, query, passages, retriever)
+        if check_scope and not self.answers(query, passages, retriever, ranked):
             return not_found(passages, notice)
-        chosen = self.choose(pool, terms)
-        return cite(chosen, notice) if chosen else not_found(passages, notice)
+        chosen = self.choose(question, ranked, terms)
+        if not chosen:
+            return not_found(passages, notice)
+        view = QuestionView.of(query, kind=question_kind(question))
+        return cite(chosen, notice, short=short_answer(view, chosen[0].text))
 
     def in_corpus(self, question: str, query: str, passages: list[Passage],
                   retriever: HybridRetriever) -> bool:
         """The in/out-of-corpus decision alone (what the LLM answerer asks before answering)."""
         if not passages:
             return False
-        _, pool = self._candidates(question, query, passages, retriever)
-        return self.decide(self.evidence(query, passages, retriever, pool))
+        _, ranked = self._candidates(question, query, passages, retriever)
+        return self.answers(query, passages, retriever, ranked)
 
     def _candidates(self, question: str, query: str, passages: list[Passage],
                     retriever: HybridRetriever) -> tuple[Terms, list[Candidate]]:
-        """The query's terms and the ranked candidate sentences, as `answer` reads them."""
+        """The query's terms and every candidate sentence, best first, as `answer` reads them."""
         # The article gives the topic (names); the sentence must hold what is asked about it.
         terms = Terms.of(query, retriever, entity_boost=0.5, absent_discount=1.0)
         return terms, self.ranked(question, query, passages, retriever, terms)
 
     def evidence(self, query: str, passages: list[Passage], retriever: HybridRetriever,
                  pool: Sequence[Candidate]) -> Evidence:
-        """What the decision weighs (see `decision.py`). The names of the question are looked
+        """The question-level evidence (see `decision.py`). The names of the question are looked
         for in the articles the answer would be drawn from (those of the best candidate
         sentences), not in every retrieved one: a neighbouring article that names the place
         asked about does not make a sentence about another place an answer."""
@@ -214,25 +224,57 @@ class ExtractiveAnswerer:
         return gather(query, coverage(query, passages, retriever), passages[0].title, pool,
                       list(texts.values()), retriever)
 
-    def decide(self, evidence: Evidence) -> bool:
-        s = self.settings
-        semantic = s.answer_dense_weight > 0 and s.dense_weight + s.sentence_weight > 0
-        # Without sentence cosines (settings that turn them off), the fit that never used them.
-        model = default_model(s.embedding_model if semantic else ANY_MODEL)
-        return model.in_corpus(evidence, s.refusal_threshold)
+    def answer_evidence(self, query: str, passages: list[Passage], retriever: HybridRetriever,
+                        ranked: Sequence[Candidate]) -> dict[str, float] | None:
+        """What the answers head reads (`pairs.ANSWER_FEATURES`), or None when a rule refuses
+        the question (a name that no article of the answer mentions, no word the corpus
+        knows)."""
+        if not ranked:
+            return None
+        pool = ranked[:POOL]
+        ev = self.evidence(query, passages, retriever, pool)
+        if ev.absent_names:
+            return None
+        return answer_features(pool[0].features, pool[0].score, coverage=ev.coverage,
+                               focus=ev.focus, attribute=ev.attribute, semantic=ev.semantic)
 
-    def choose(self, pool: Sequence[Candidate], terms: Terms) -> list[Candidate]:
-        """The best sentences of `pool`, at most `max_answer_sentences`, in reading order."""
-        if not pool:
+    def answers(self, query: str, passages: list[Passage], retriever: HybridRetriever,
+                ranked: Sequence[Candidate]) -> bool:
+        """Whether the corpus answers: the answers head of the scorer over its threshold
+        (`settings.refusal_threshold` overrides the fitted one)."""
+        row = self.answer_evidence(query, passages, retriever, ranked)
+        if row is None:
+            return False
+        scorer = self.scorer()
+        threshold = self.settings.refusal_threshold
+        return scorer.answers.probability(row) >= (
+            scorer.threshold if threshold is None else threshold)
+
+    def choose(self, question: str, ranked: Sequence[Candidate],
+               terms: Terms) -> list[Candidate]:
+        """The answer's sentences: the best one; for a list question, the items of its list
+        (or the next best sentences on the topic); for a question asking no kind of fact
+        ("Pourquoi ... ?"), a second sentence close in score. In reading order."""
+        if not ranked:
             return []
-        chosen = [pool[0]]
-        for c in pool[1:]:
-            if len(chosen) >= self.settings.max_answer_sentences:
+        best = ranked[0]
+        ratio = KEEP_RATIO
+        if is_list_question(question):
+            items = list_items(best, ranked)
+            if items:
+                return with_leads([best, *items] if not best.intro else items)
+            more, ratio = self.settings.max_answer_sentences, 0.0  # every item on the topic
+        elif question_kind(question) is None or best.score < UNSURE:
+            more = min(2, self.settings.max_answer_sentences)
+        else:
+            more = 1
+        chosen = [best]
+        for c in ranked[1:POOL]:
+            if len(chosen) >= more:
                 break
-            # On the question's topic: a query term in the sentence or in the one it follows
-            # (what `decision.py` reads too): "Le site abritera sur 3.000 m²..." continues the
-            # sentence that names the building asked about.
-            if (c.score < KEEP_RATIO * chosen[0].score
+            # On the question's topic: a query term in the sentence or in the one it follows:
+            # "Le site abritera sur 3.000 m²..." continues the sentence naming the building.
+            if (c.score < ratio * best.score
                     or not terms.covered(c.terms | analyzed(c.context))):
                 continue
             if not any(_redundant(c, other) for other in chosen):
@@ -241,7 +283,24 @@ class ExtractiveAnswerer:
 
     def ranked(self, question: str, query: str, passages: list[Passage],
                retriever: HybridRetriever, terms: Terms) -> list[Candidate]:
-        """The `POOL` best candidate sentences, best first, with their `features`."""
+        """Every candidate sentence, best first (by the pick head of `pairs.Scorer`), with
+        its `features`."""
+        candidates = self.described(question, query, passages, retriever, terms)
+        pick = self.scorer().pick
+        for c in candidates:
+            c.score = pick.probability(c.features)
+        candidates.sort(key=lambda c: (-c.score, c.rank, c.start))
+        return candidates
+
+    def scorer(self) -> Scorer:
+        s = self.settings
+        semantic = s.answer_dense_weight > 0 and s.dense_weight + s.sentence_weight > 0
+        # Without sentence cosines (settings that turn them off), the fit that never used them.
+        return default_scorer(s.embedding_model if semantic else ANY_MODEL)
+
+    def described(self, question: str, query: str, passages: list[Passage],
+                  retriever: HybridRetriever, terms: Terms) -> list[Candidate]:
+        """Every candidate sentence of the passages with its `pairs.PAIR_FEATURES`."""
         articles = {p.source: retriever.article_text(p.source) for p in passages}
         candidates = sentence_candidates(passages, articles)
         if not candidates or not terms.weights:
@@ -249,30 +308,59 @@ class ExtractiveAnswerer:
         kind = question_kind(question)
         topical = {source: terms.covered(analyzed(f"{title}\n{(articles[source] or '')[:LEAD]}"))
                    for source, title in {p.source: p.title for p in passages}.items()}
+        base: list[dict[str, float]] = []
         for c in candidates:
             c.terms = set(analyzed(c.text))
-            c.features = {
+            base.append({
                 "own": terms.covered(c.terms),
                 "local": terms.covered(c.terms | analyzed(f"{c.passage.title}\n{c.context}")),
                 "article": topical[c.passage.source],
                 "prior": c.prior,
                 "fact": fact_score(kind, c.text, question) if kind else 0.0,
                 "shape": -shape_penalty(c.text, bullet=c.intro is not None),
-            }
-            c.score = sum(WEIGHTS[k] * v for k, v in c.features.items())
-        weight = self.settings.answer_dense_weight
-        if weight > 0:  # the sentences' stored vectors: nothing is embedded here
+            })
+        if self.settings.answer_dense_weight > 0:  # the sentences' stored vectors
             rows = retriever.sentences({c.passage.source for c in candidates})
             found = {(r.source, r.start): r for per_source in rows.values() for r in per_source}
-            known = [c for c in candidates if (c.passage.source, c.start) in found]
+            known = [i for i, c in enumerate(candidates) if (c.passage.source, c.start) in found]
             sims = retriever.sentence_similarity(
-                query, [found[(c.passage.source, c.start)] for c in known])
-            lo, hi = (float(sims.min()), float(sims.max())) if len(sims) else (0.0, 0.0)
-            for c, sim in zip(known, sims):
-                c.features["dense"] = float(sim)  # the raw cosine: evidence for `decision.py`
-                c.score += weight * ((float(sim) - lo) / (hi - lo) if hi > lo else 0.0)
-        candidates.sort(key=lambda c: (-c.score, c.rank, c.start))
-        return candidates[:POOL]
+                query, [found[(candidates[i].passage.source, candidates[i].start)]
+                        for i in known])
+            for i, sim in zip(known, sims):
+                base[i]["dense"] = float(sim)
+        best_dense = max((b.get("dense", 0.0) for b in base), default=0.0)
+        view = QuestionView.of(query, kind=kind)
+        words = {p.source: analyzed(f"{p.title}\n{articles[p.source] or p.text}")
+                 for p in passages}
+        for c, b in zip(candidates, base):
+            c.features = pair_features(view, base=b, sentence=c.text, context=c.context,
+                                       title=c.passage.title, ordinal=c.ordinal, rank=c.rank,
+                                       best_dense=best_dense,
+                                       article_terms=words[c.passage.source])
+        return candidates
+
+
+MAX_ITEMS = 12  # items of a list shown in an answer
+
+
+def list_items(best: Candidate, ranked: Sequence[Candidate]) -> list[Candidate]:
+    """The bulleted items of the list `best` introduces (a line ending with ":") or belongs to,
+    among the candidates, in reading order."""
+    intro = best.intro or (best.text if best.text.rstrip().endswith(":") else None)
+    if intro is None:
+        return []
+    items = [c for c in ranked if c.intro == intro and c.passage.source == best.passage.source]
+    return sorted(items, key=lambda c: c.start)[:MAX_ITEMS]
+
+
+def short_answer(view: QuestionView, sentence: str) -> str | None:
+    """The fact asked, verbatim from `sentence`, when the question asks a name, a person, a
+    figure, an amount, an area, a date or a place (`text/facts.slot`): the span of that kind
+    closest to the words of what is asked."""
+    if view.kind is None:
+        return None
+    spans = slot(view.kind, sentence, view.text, view.focus, view.attribute)
+    return spans[0].text.strip(" ,;:") if spans else None
 
 
 def natural_order(chosen: Sequence[Candidate]) -> list[Candidate]:
@@ -366,7 +454,7 @@ def sentence_candidates(passages: Sequence[Passage],
                 cited = replace(p, text=article[start:end], start=start, end=end)
             context = display(article[spans[i - 1][0]:spans[i - 1][1]]) if i else ""
             prior = float(p.score) * (1.0 if i in inside else 0.75)
-            out.append(Candidate(cited, rank, lo, hi, display(article[a:b]), prior,
+            out.append(Candidate(cited, rank, lo, hi, display(article[a:b]), prior, i,
                                  context=f"{context}\n{intro[0] if intro else ''}",
                                  intro=intro[0] if intro else None, lead=lead))
     return out
@@ -382,8 +470,10 @@ def _list_intro(article: str, spans: Sequence[tuple[int, int]],
     return None
 
 
-def cite(chosen: Sequence[Candidate], notice: str | None = None) -> Answer:
-    """The answer text, each sentence followed by [n], numbered in order of first use."""
+def cite(chosen: Sequence[Candidate], notice: str | None = None, *,
+         short: str | None = None) -> Answer:
+    """The answer text, each sentence followed by [n], numbered in order of first use; a short
+    answer (`short`, taken from the first sentence) leads, in bold, on a line of its own."""
     citations: list[Passage] = []
     number_of: dict[int, int] = {}
     parts: list[str] = []
@@ -400,7 +490,11 @@ def cite(chosen: Sequence[Candidate], notice: str | None = None) -> Answer:
             intros_shown.add(c.intro)
             text = f"{c.intro.rstrip(' :')} : {text}"
         parts.append(f"{text} {marker(n)}")
-    return Answer(" ".join(parts), citations, in_corpus=True, notice=notice)
+    bullets = len(chosen) > 1 and all(c.intro for c in chosen)
+    body = "\n".join(f"- {p}" for p in parts) if bullets else " ".join(parts)
+    if short:
+        body = f"**{short}** {marker(1)}\n{body}"
+    return Answer(body, citations, in_corpus=True, notice=notice, short=short)
 
 
 def _union(a: Passage, b: Passage) -> Passage:

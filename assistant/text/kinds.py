@@ -241,3 +241,20 @@ def attribute_term(question: str) -> str | None:
         terms = analyze(word)
         return terms[0] if terms else None
     return None
+
+
+# -- lists ---------------------------------------------------------------------------------------
+# "Citez les villes...", "Quels sont les partenaires...", "Quelles entreprises...", "Which
+# companies...", "List the...": the answer is several items.
+_LIST_Q = re.compile(
+    r"^(?:et\s+)?(?:citez|nommez|enumerez|listez|donnez(?:-moi)? les|indiquez les)\b"
+    r"|\bquel(?:le)?s\s+(?:sont|etaient|seront)\s+(?:les|ses|leurs|des)\b"
+    r"|\bquel(?:le)?s\s+(?!sont\b|etaient\b|seront\b)[a-z-]+s\b"
+    r"|^(?:list|name)\b|\b(?:what|which) (?:are|were) the\b"
+    r"|^(?:what|which) (?!does\b|was\b|has\b|is\b)[a-z-]{2,}s (?!is\b|was\b)"
+)
+
+
+def is_list_question(question: str) -> bool:
+    """Whether the question asks for several items (a list)."""
+    return _LIST_Q.search(fold_accents(question.lower().replace("’", "'")).strip()) is not None

@@ -1,0 +1,224 @@
+"""Does this sentence state what the question asks? A fitted scorer of (question, sentence) pairs.
+
+Every candidate sentence of an answer (see `extractive.sentence_candidates`) is described by the
+`PAIR_FEATURES` below, read from the question's analysed terms, its kind and attribute
+(`text/kinds.py`), the sentence, its context and its article, and the cosine of the sentence's
+vector (stored at index time) with the question's (nothing is embedded here). Two logistic
+models read them, both fitted by `bench/fit_scorer.py` on questions we wrote ourselves
+(`bench/data/`), never on the evaluation files, and shipped in `assistant/data/scorer.json`:
+
+    pick     which candidate states the fact: the first sentence of the answer
+    answers  the probability that the best candidate answers the question at all; below the
+             fitted threshold the answer is "not in the corpus"
+
+The pick head learns from answerable questions only (their answer sentence against the other
+candidates of the same question); the answers head learns from every question, the best pick of
+an unanswerable one ("Quel âge a X ?" finds X's sentence, never an age) being its negatives.
+
+    own       IDF-weighted share of the question's terms in the sentence
+    local     ... in the sentence, the one before it, the list introduction, the title
+    article   ... in the sentence's whole article (read near its start)
+    prior     the passage's search score
+    fact      the sentence holds the kind of fact asked (a new name, a figure with a unit...)
+    shape     minus a penalty for headings, questions, list introductions, run-on paragraphs
+    dense     cosine of the sentence's vector with the question's
+    dense_gap that cosine minus the best one among the candidates
+    focus     share of the question's focus words (what is asked about the topic) in the sentence
+    names     share of the question's names in the sentence and its context
+    attribute the attribute asked ("combien de salariés") is in the sentence, beside a figure
+              when a figure is asked (0.5 when the question names no attribute)
+    lead      the sentence is one of its article's first two (a news lead sets a scene)
+    quote     the sentence is (inside) a quotation
+    length    log of its length in words
+    rank      the rank of its passage (0 for the best)
+    english   share of English words in the question
+    fact_*    `fact` for each family of kinds (person, figure, date, place or name): how much a
+              fact of the asked kind is worth depends on the kind
+    kind_none the question asks no kind of fact the rules know ("Pourquoi...", "Comment...")
+    slot      how close the sentence's best fact of the asked kind is to the words of what is
+              asked (`text/facts.slot`; 0 when it holds no such fact)
+    unit      the unit a kind-only attribute implies is in the sentence ("Quel âge ?": "ans";
+              0.5 when the question implies none)
+    focus_article share of the focus words found anywhere in the sentence's article: an
+              attribute the article never names ("la cotisation", "le loyer") is not answered
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from ..text.analysis import analyzed
+from ..text.facts import implied_unit, slot
+from ..text.kinds import attribute_term, question_kind
+from ..text.question import content_terms, english_share, entity_terms, matches, name_terms
+from ..text.sentences import near_figures
+
+PAIR_FEATURES = ("own", "local", "article", "prior", "fact", "shape", "dense", "dense_gap",
+                 "focus", "names", "attribute", "lead", "quote", "length", "rank", "english",
+                 "fact_person", "fact_figure", "fact_date", "fact_named", "kind_none",
+                 "slot", "unit", "focus_article")
+FIGURE_KINDS = frozenset({"number", "money", "area"})  # kinds answered by a figure
+LEAD_CHARS = 2  # sentences of an article that count as its lead
+ANY_MODEL = "*"  # the fit for an embedding model without its own (no cosine features)
+_QUOTE = re.compile(r"[«“\"]")
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    """What the features read of a question, computed once for all its candidates."""
+
+    text: str
+    kind: str | None
+    attribute: str | None  # analysed term of the attribute asked, see `kinds.attribute_term`
+    focus: tuple[str, ...]  # content terms that are neither names nor the kind's own words
+    names: tuple[str, ...]
+    english: float
+    unit: re.Pattern[str] | None = None  # the unit a kind-only attribute implies
+
+    @classmethod
+    def of(cls, question: str, *, kind: str | None = None) -> QuestionView:
+        """The view of `question`; `kind` when the kind asked was read elsewhere (a follow-up's
+        own words, before the previous question's subject was added)."""
+        kind = kind or question_kind(question)
+        english = english_share(question)
+        names = tuple(name_terms(question))
+        entities = entity_terms(question)
+        focus = tuple(t for t in content_terms(question) if t not in entities and not t.isdigit())
+        attribute = attribute_term(question) if english < 0.2 else None
+        return cls(question, kind, attribute, focus, names, english, implied_unit(question))
+
+
+def pair_features(q: QuestionView, *, base: dict[str, float], sentence: str, context: str,
+                  title: str, ordinal: int, rank: int, best_dense: float,
+                  article_terms: frozenset[str]) -> dict[str, float]:
+    """The `PAIR_FEATURES` of one candidate: `base` holds own, local, article, prior, fact,
+    shape and (when sentence vectors are used) dense; `ordinal` is the sentence's position in
+    its article (0 for the first); `article_terms` the analysed terms of its article."""
+    own_terms = analyzed(sentence)
+    around = own_terms | analyzed(f"{context}\n{title}")
+    f = dict(base)
+    f.setdefault("dense", 0.0)
+    f["dense_gap"] = f["dense"] - best_dense
+    f["focus"] = (sum(1 for t in q.focus if matches(t, own_terms)) / len(q.focus)
+                  if q.focus else 0.5)
+    f["names"] = (sum(1 for t in q.names if matches(t, around)) / len(q.names)
+                  if q.names else 0.5)
+    if q.attribute is None:
+        f["attribute"] = 0.5
+    else:
+        found = near_figures(sentence) if q.kind in FIGURE_KINDS else around
+        f["attribute"] = 1.0 if matches(q.attribute, found) else 0.0
+    f["lead"] = 1.0 if ordinal < LEAD_CHARS else 0.0
+    f["quote"] = 1.0 if _QUOTE.search(sentence) else 0.0
+    f["length"] = math.log1p(len(sentence.split())) / 4
+    f["rank"] = min(rank, 10) / 10
+    f["english"] = q.english
+    fact = base.get("fact", 0.0)
+    f["fact_person"] = fact if q.kind == "person" else 0.0
+    f["fact_figure"] = fact if q.kind in FIGURE_KINDS else 0.0
+    f["fact_date"] = fact if q.kind in {"date", "frequency"} else 0.0
+    f["fact_named"] = fact if q.kind in {"place", "name"} else 0.0
+    f["kind_none"] = 1.0 if q.kind is None else 0.0
+    spans = slot(q.kind, sentence, q.text, q.focus, q.attribute)
+    f["slot"] = spans[0].score if spans else 0.0
+    f["unit"] = 0.5 if q.unit is None else 1.0 if q.unit.search(sentence) else 0.0
+    f["focus_article"] = (sum(1 for t in q.focus if matches(t, article_terms)) / len(q.focus)
+                          if q.focus else 1.0)
+    return f
+
+
+#: What the answers head reads: the best candidate's features, its pick probability, and the
+#: question-level evidence of `decision.gather` (coverage of the best passage, focus words and
+#: attribute over the best few candidates, best cosine).
+ANSWER_FEATURES = (*PAIR_FEATURES, "pick", "coverage", "focus_pool", "attribute_pool",
+                   "semantic")
+
+
+def answer_features(best: dict[str, float], pick: float, *, coverage: float, focus: float,
+                    attribute: float, semantic: float) -> dict[str, float]:
+    return {**best, "pick": pick, "coverage": coverage, "focus_pool": focus,
+            "attribute_pool": attribute, "semantic": semantic}
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """A logistic model over standardised features."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def probability(self, features: dict[str, float]) -> float:
+        z = self.bias + sum(w * (features.get(name, 0.0) - m) / s for name, m, s, w in
+                            zip(self.features, self.mean, self.scale, self.weights))
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(self.features), "mean": list(self.mean),
+                "scale": list(self.scale), "weights": list(self.weights), "bias": self.bias}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Logistic:
+        return cls(tuple(data["features"]), tuple(map(float, data["mean"])),
+                   tuple(map(float, data["scale"])), tuple(map(float, data["weights"])),
+                   float(data["bias"]))
+
+    @classmethod
+    def fit(cls, rows: Sequence[dict[str, float]], labels: Sequence[float],
+            features: Sequence[str], *, l2: float = 1.0, steps: int = 3000,
+            sample_weight: Sequence[float] | None = None) -> Logistic:
+        """L2-regularised logistic regression by gradient descent (numpy; a few thousand
+        rows)."""
+        x = np.array([[r.get(f, 0.0) for f in features] for r in rows], dtype=np.float64)
+        y = np.asarray(labels, dtype=np.float64)
+        sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+        sw = sw / sw.mean()
+        mean, scale = x.mean(0), x.std(0) + 1e-9
+        z = (x - mean) / scale
+        w, b = np.zeros(z.shape[1]), 0.0
+        for _ in range(steps):
+            p = 1 / (1 + np.exp(-(z @ w + b)))
+            g = (p - y) * sw
+            w -= 0.5 * (z.T @ g / len(y) + l2 * w / len(y))
+            b -= 0.5 * float(g.mean())
+        return cls(tuple(features), tuple(mean.round(6)), tuple(scale.round(6)),
+                   tuple(w.round(6)), round(b, 6))
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """The two heads and the refusal threshold, for one embedding model."""
+
+    pick: Logistic
+    answers: Logistic
+    threshold: float
+    about: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pick": self.pick.to_dict(), "answers": self.answers.to_dict(),
+                "threshold": self.threshold, "about": self.about}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scorer:
+        return cls(Logistic.from_dict(data["pick"]), Logistic.from_dict(data["answers"]),
+                   float(data["threshold"]), dict(data.get("about", {})))
+
+
+@lru_cache(maxsize=8)
+def default_scorer(embedding_model: str) -> Scorer:
+    """The shipped scorer for `embedding_model` (cosines of two models are not on one scale),
+    or the one fitted without the cosine features for any other model."""
+    text = resources.files("assistant").joinpath("data", "scorer.json").read_text("utf-8")
+    fits = json.loads(text)["models"]
+    return Scorer.from_dict(fits.get(embedding_model) or fits[ANY_MODEL])

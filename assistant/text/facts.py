@@ -1,0 +1,245 @@
+"""Where in a sentence is the fact a question asks: spans of the asked kind, and how close each
+is to the words of what is asked.
+
+    "Quel est le budget annuel du laboratoire ?" (money, focus: budget, annuel, laboratoire)
+    "Le laboratoire fonctionne avec un budget annuel de 680 000 euros."
+                                        ^^^^^^^^^^^^^  focus words, then the span
+                                                          ^^^^^^^^^^^^^  "680 000 euros"
+
+`fact_spans(kind, sentence, question)` lists the spans of the kind asked (figures with their unit
+for a number, an amount or an area; dates; people's names; other names; places) that the
+question does not already hold. `slot(...)` scores each by its distance in words to the nearest
+word of what is asked (`focus` terms, analysed), and says whether the unit a kind-only attribute
+implies is there ("Quel âge ?" wants "... ans"). The best span is the short answer shown first
+(`answer/extractive.py`); the best score is evidence for the pair scorer (`answer/pairs.py`):
+a near-domain question finds its topic's sentence, rarely a fact of its kind beside its words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .analysis import STOPWORDS, analyze, fold_accents, strip_elision
+from .question import matches
+
+_S = "[ \u00a0\u202f]"
+_SPELLED_NUMBER = (r"(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize"
+                   r"|quatorze|quinze|seize|vingt|trente|quarante|cinquante|soixante|cent|mille"
+                   r"|une dizaine|une vingtaine|une trentaine|une quarantaine|une cinquantaine"
+                   r"|une centaine|un millier|plusieurs centaines|plusieurs milliers)")
+_DIGITS = r"\d{1,3}(?:[ \u00a0\u202f.]\d{3})+(?:,\d+)?|\d+(?:[.,]\d+)?"
+# a figure, its magnitude ("1,2 million d'euros", "3 M€") and up to three words of what it counts
+_FIGURE = re.compile(
+    rf"(?<![\w.,])(?:(?:plus|moins) de{_S}+|près de{_S}+|environ{_S}+)?"
+    rf"(?:{_DIGITS}|(?i:{_SPELLED_NUMBER}))(?![\w,])"
+    rf"(?:{_S}*(?:%|€|k€|M€|m²|m2|km²|ha\b|(?i:millions?|milliards?)(?:{_S}+d['’]euros)?))?"
+)
+_UNIT_WORDS = re.compile(rf"(?:{_S}*(?:d['’]|de{_S}+|des{_S}+)?(?:[\w’'-]+))")
+_STOP_AFTER = frozenset("""et ou à a au aux en dans pour par sur avec qui que dont ont est sont
+ce cette ces il elle ils elles le la les l un une se sa son ses leur leurs du des de d""".split())
+_MONTH = (r"janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre"
+          r"|novembre|décembre|decembre")
+_DATE_SPAN = re.compile(
+    rf"(?i:(?:le{_S}+)?\d{{1,2}}(?:er)?{_S}+(?:{_MONTH})(?:{_S}+\d{{4}})?"
+    rf"|(?:en{_S}+|depuis{_S}+|dès{_S}+|fin{_S}+|début{_S}+)?(?:{_MONTH}){_S}+\d{{4}}"
+    rf"|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}"
+    rf"|(?:en|depuis|dès|fin|début|d['’]ici){_S}+(?:1[89]|20)\d\d)\b"
+    r"|\b(?:1[89]|20)\d\d\b"
+)
+_NAME_WORD = r"[A-ZÀ-ÖØ-Þ][\w’'-]*(?:[ \u00a0]\d+\b)?"
+_LINK = rf"(?:{_S}+(?:de|du|des|d['’]|la|le|l['’]|et|-|sur|en|&)?{_S}*)"
+_NAME_RUN = re.compile(rf"(?<![\w’'-]){_NAME_WORD}(?:{_LINK}{_NAME_WORD})*")
+_PERSON = re.compile(
+    rf"(?<![\w’'-])[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+(?:-[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+)?"
+    rf"(?:{_S}+(?:de{_S}+|d['’]|Le{_S}+|La{_S}+)?[A-ZÀ-ÖØ-Þ][\w’'-]+)+"
+)
+_PLACE = re.compile(rf"(?<![\w])(?:à|au|aux|en|dans|près de|sur|rue|quai|place|avenue|boulevard"
+                    rf"|quartier)(?:{_S}+(?:l['’]|la|le|les|du|de la|des))?{_S}*{_NAME_WORD}"
+                    rf"(?:{_LINK}{_NAME_WORD})*")
+_FREQUENCY = re.compile(
+    r"\btous les (?:\w+\s+)?(?:ans|mois|jours|semaines|trimestres|semestres|années)\b"
+    r"|\bchaque (?:année|an|mois|semaine|jour|trimestre|semestre)\b|\b\w+ fois par \w+\b"
+    r"|\b(?:annuel|mensuel|hebdomadaire|quotidien|trimestriel|semestriel|biennal)(?:le)?s?\b",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[\w’'-]+")
+
+#: What a kind-only attribute implies about the answer's unit ("Quel âge ?" -> "48 ans").
+IMPLIED_UNIT = {
+    "age": re.compile(r"\bans\b"),
+    "surface": re.compile(r"m²|m2\b|mètres carrés|hectares?|\bha\b", re.IGNORECASE),
+    "superficie": re.compile(r"m²|m2\b|mètres carrés|hectares?|\bha\b", re.IGNORECASE),
+    "altitude": re.compile(r"\bmètres\b|\bm\b"),
+    "hauteur": re.compile(r"\bmètres\b|\bm\b"),
+    "duree": re.compile(r"\b(?:ans|années|mois|semaines|jours|heures)\b"),
+    "pourcentage": re.compile(r"%|pour ?cent"),
+    "taux": re.compile(r"%|pour ?cent"),
+    "part": re.compile(r"%|pour ?cent|tiers|quart|moitié"),
+}
+_IMPLIED_WORD = re.compile(r"\b(?:quel(?:le)?s?\s+(?:est\s+|etait\s+)?(?:l'|la\s+|le\s+)?"
+                           r"|how\s+)(age|surface|superficie|altitude|hauteur|duree|pourcentage"
+                           r"|taux|part|old|big|large|long)\b")
+_IMPLIED_EN = {"old": "age", "big": "surface", "large": "surface", "long": "duree"}
+FIGURE_KINDS = frozenset({"number", "money", "area"})
+
+
+@dataclass(frozen=True)
+class FactSpan:
+    start: int
+    end: int
+    text: str
+    score: float = 0.0  # closeness to the words of what is asked (1: right beside them)
+
+
+def implied_unit(question: str) -> re.Pattern[str] | None:
+    """The unit a kind-only attribute implies ("Quel âge a ... ?" -> "ans"), if any."""
+    q = fold_accents(question.lower().replace("’", "'"))
+    m = _IMPLIED_WORD.search(q)
+    if m is None:
+        return None
+    word = _IMPLIED_EN.get(m.group(1), m.group(1))
+    return IMPLIED_UNIT.get(word)
+
+
+@lru_cache(maxsize=4096)
+def fact_spans(kind: str | None, sentence: str, question: str) -> tuple[FactSpan, ...]:
+    """Spans of `sentence` holding a fact of `kind` that `question` does not already state."""
+    asked = fold_accents(question.lower())
+    out: list[FactSpan] = []
+    if kind in FIGURE_KINDS:
+        for m in _FIGURE.finditer(sentence):
+            digits = re.sub(r"\D", "", m.group(0))
+            if digits and digits in re.sub(r"[^\d ]", "", asked).split():
+                continue
+            end = _extend_unit(sentence, m.end(), kind)
+            out.append(FactSpan(m.start(), end, sentence[m.start():end].strip()))
+    elif kind in {"date"}:
+        for m in _DATE_SPAN.finditer(sentence):
+            years = re.findall(r"\d{4}", m.group(0))
+            if years and all(y in asked for y in years) and not re.search(_MONTH, m.group(0)):
+                continue
+            out.append(FactSpan(m.start(), m.end(), m.group(0)))
+        out = _outermost(out)
+    elif kind == "frequency":
+        out = [FactSpan(m.start(), m.end(), m.group(0)) for m in _FREQUENCY.finditer(sentence)]
+    elif kind == "person":
+        out = [FactSpan(m.start(), m.end(), m.group(0)) for m in _PERSON.finditer(sentence)
+               if not _asked(m.group(0), asked)]
+    elif kind in {"name", "place"}:
+        pattern = _PLACE if kind == "place" else _NAME_RUN
+        out = [s for s in _names(pattern, sentence) if not _asked(s.text, asked)]
+        if kind == "place" and not out:
+            out = [s for s in _names(_NAME_RUN, sentence) if not _asked(s.text, asked)]
+    return tuple(out)
+
+
+def _names(pattern: re.Pattern[str], sentence: str) -> list[FactSpan]:
+    """Runs of capitalised words, without a leading capitalised article ("Le", "La"...)."""
+    out = []
+    for m in pattern.finditer(sentence):
+        start, text = m.start(), m.group(0)
+        lead = re.match(rf"(?:(?:Le|La|Les|L['’]|Un|Une|Des|Du|De|En|Au|Aux|Dans|Pour|Sur|Avec"
+                        rf"|Selon|Depuis|Après|Avant|Il|Elle|Ils|Elles|Ce|Cette|Ces|Son|Sa|Ses"
+                        rf"|Leur|Leurs|Mais|Et|Ou|Or|Donc|Car|Ainsi)(?:{_S}+|(?<=['’])))+", text)
+        before = sentence[:start].rstrip(" \u00a0«\"“(-–—•")
+        if lead:
+            start, text = start + lead.end(), text[lead.end():]
+        elif not before or before[-1] in ".!?…:»\"”":
+            # a sentence's first word has its capital anyway: a name only with more capitals
+            rest = re.match(rf"[\w’'-]+{_LINK}", text)
+            if rest is None:
+                continue
+            start, text = start + rest.end(), text[rest.end():]
+        words = [strip_elision(w).lower() for w in re.findall(r"[\w’'-]+", text)]
+        if text[:1].isupper() and len(text) > 1 and not all(w in STOPWORDS for w in words):
+            out.append(FactSpan(start, start + len(text), text))
+    return out
+
+
+def _extend_unit(sentence: str, end: int, kind: str) -> int:
+    """The end of the figure's unit: up to three words of what it counts ("146 candidatures",
+    "12 startups accompagnées" -> "12 startups"), none after a sign (€, %, m²)."""
+    if sentence[end - 1:end] in "€%²" or kind != "number":
+        tail = re.match(rf"{_S}*(?:d['’]euros|euros?)\b", sentence[end:])
+        return end + tail.end() if tail else end
+    pos = end
+    for _ in range(2):
+        m = _UNIT_WORDS.match(sentence, pos)
+        if m is None:
+            break
+        word = _WORD.search(m.group(0))
+        if word is None or word.group(0).lower() in _STOP_AFTER or word.group(0)[0].isdigit():
+            break
+        pos = m.end()
+        if not re.match(rf"{_S}*(?:de|d['’])", sentence[pos:]):
+            break
+    return pos
+
+
+def _asked(span: str, asked: str) -> bool:
+    """Whether every capitalised word of `span` is already in the (folded) question."""
+    words = [fold_accents(w.lower()) for w in re.findall(_NAME_WORD, span)]
+    words = [w for w in words if w not in STOPWORDS]
+    return bool(words) and all(re.search(rf"\b{re.escape(w)}\b", asked) for w in words)
+
+
+def _outermost(spans: list[FactSpan]) -> list[FactSpan]:
+    return [s for s in spans if not any(o is not s and o.start <= s.start and s.end <= o.end
+                                        for o in spans)]
+
+
+_MONEY_SIGN = re.compile(r"€|\beuros?\b", re.IGNORECASE)
+_AREA_SIGN = re.compile(r"m²|\bm2\b|mètres carrés|hectares?|\bha\b|km²", re.IGNORECASE)
+
+
+def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
+         attribute: str | None = None) -> tuple[FactSpan, ...]:
+    """The fact spans of `sentence`, each scored by closeness to the nearest word of `focus`
+    (analysed terms of what is asked): 1 / (1 + words between them / 3); 0.25 when no focus word
+    is in the sentence; halved for an amount without its currency, an area without its unit, a
+    figure in letters. A figure that counts the `attribute` asked ("146 candidatures" for
+    "combien de candidatures") comes first. Best first."""
+    spans = fact_spans(kind, sentence, question)
+    if not spans:
+        return ()
+    heads = {t[:3] for t in focus}  # a cheap first look: a match shares its first letters
+    positions = [m.start() for m in _WORD.finditer(sentence)
+                 if (terms := _terms(m.group(0))) and any(w[:3] in heads for w in terms)
+                 and any(matches(t, terms) for t in focus)]
+    starts = [m.start() for m in _WORD.finditer(sentence)]
+    scored = []
+    for s in spans:
+        if positions:
+            gap = min(_words_between(starts, s, p) for p in positions)
+            score = 1.0 / (1.0 + gap / 3)
+        else:
+            score = 0.25
+        if kind == "money" and not _MONEY_SIGN.search(s.text):
+            score /= 2
+        elif kind == "area" and not _AREA_SIGN.search(s.text):
+            score /= 2
+        if kind in FIGURE_KINDS and not re.search(r"\d", s.text):
+            score *= 0.8
+        if attribute and kind in FIGURE_KINDS and matches(attribute, _terms_of(s.text)):
+            score += 1.0
+        scored.append(FactSpan(s.start, s.end, s.text, round(score, 4)))
+    return tuple(sorted(scored, key=lambda s: (-s.score, s.start)))
+
+
+@lru_cache(maxsize=16384)
+def _terms(word: str) -> frozenset[str]:
+    return frozenset(analyze(word))
+
+
+def _terms_of(text: str) -> frozenset[str]:
+    return frozenset(t for w in _WORD.findall(text) for t in _terms(w))
+
+
+def _words_between(starts: list[int], span: FactSpan, position: int) -> int:
+    if span.start <= position < span.end:
+        return 0
+    if position < span.start:
+        return sum(1 for x in starts if position < x < span.start)
+    return sum(1 for x in starts if span.end <= x < position)

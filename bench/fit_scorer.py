@@ -1,0 +1,277 @@
+"""Fit the (question, sentence) scorer and write `assistant/data/scorer.json`.
+
+    python bench/fit_scorer.py [--max-false-share 0.02] [--out PATH] [--report PATH]
+
+Training data is ours only: the question files of `bench/data/` (written over our own articles,
+`bench/data/articles/`, and over the articles of `corpus/` and ../shared/eval/articles, without
+reading the evaluation questions) and `tests/data/heldout_questions.jsonl`,
+`tests/data/near_domain_seed.jsonl`; each question also as people type it (lower case, no
+accents, no question mark). The evaluation files of ../shared/eval are never read here: they
+measure the result (`bench/quality.py`, `assistant eval`).
+
+For every question the real code path retrieves passages over the corpus plus those article
+directories and describes every candidate sentence (`ExtractiveAnswerer.described`). A candidate
+is the answer when it matches the question's pattern and comes from one of its sources.
+
+- pick head: logistic regression on the candidates of answerable questions (the answer sentence
+  against the others of the same question, each question weighing the same);
+- answers head: logistic regression, one row per question (the best pick's features and the
+  question-level evidence), label "answerable"; its threshold is the highest cut that refuses at
+  most `--max-false-share` of the answerable training questions. Questions refused by rule
+  (a name no article of the answer mentions, no word the corpus knows) are left out of its fit.
+
+Cross-validation by article group: the articles are split into 5 groups; each fold fits both heads
+on the questions of four groups and measures the fifth (an unanswerable question belongs to the
+article of its best passage, the entity it is about). The file records the procedure, the
+training counts and these cross-validated numbers, which the README reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from assistant import Assistant, Settings  # noqa: E402
+from assistant.answer.extractive import ExtractiveAnswerer  # noqa: E402
+from assistant.answer.pairs import (  # noqa: E402
+    ANSWER_FEATURES,
+    ANY_MODEL,
+    PAIR_FEATURES,
+    Logistic,
+    Scorer,
+)
+from assistant.config import E5_MODEL_NAME  # noqa: E402
+from assistant.evaluation import EvalQuestion, eval_settings, load_question_files  # noqa: E402
+from assistant.text.question import Terms  # noqa: E402
+
+DATA = ROOT / "bench" / "data"
+NEIGHBOURS = ROOT.parent / "shared" / "eval" / "articles"
+#: (article directories beside corpus/, question files): each file is read over the articles its
+#: questions were written for (a far question of one file may name the city of an article of
+#: our own, written later).
+SETS = [
+    ([NEIGHBOURS], ["train_a.jsonl", "train_b.jsonl", "../../tests/data/heldout_questions.jsonl",
+                    "../../tests/data/near_domain_seed.jsonl"]),
+    ([NEIGHBOURS, DATA / "articles"], ["train_own.jsonl"]),
+]
+OUT = ROOT / "assistant" / "data" / "scorer.json"
+COSINE = ("dense", "dense_gap", "semantic")  # left out of the fit for any other model
+FOLDS = 5
+
+
+def training_files() -> list[Path]:
+    return [(DATA / name).resolve() for _, names in SETS for name in names]
+
+
+def typed(question: str) -> str:
+    """The question as people often type it (lower case, no accents, no question mark)."""
+    s = unicodedata.normalize("NFD", question.lower())
+    s = "".join(c for c in s if unicodedata.category(c) != "Mn")
+    return " ".join(s.replace("?", " ").replace("\u2019", "'").split())
+
+
+@dataclass
+class Example:
+    """One training question with its described candidates."""
+
+    q: EvalQuestion
+    near: bool | None
+    group: str = ""
+    cands: list[Any] = field(default_factory=list)  # extractive.Candidate, features described
+    passages: list[Any] = field(default_factory=list)
+    positive: list[bool] = field(default_factory=list)
+    describer: Any = None  # the Describer (index, retriever) it was described with
+
+    @property
+    def rows(self) -> list[dict[str, float]]:
+        return [c.features for c in self.cands]
+
+
+def questions(files: list[Path]) -> list[tuple[EvalQuestion, bool | None]]:
+    out = []
+    for path in files:
+        extra = {json.loads(line)["id"]: json.loads(line)
+                 for line in path.read_text("utf-8").splitlines() if line.strip()}
+        for q in load_question_files([path]):
+            near = extra[q.id].get("near")
+            out.append((q, near))
+            twin = typed(q.question)
+            if twin != q.question:
+                out.append((EvalQuestion(q.id + "-typed", twin, q.sources, q.pattern, q.kind),
+                            near))
+    return out
+
+
+class Describer:
+    """The real code path: retrieval, candidate sentences, the decision's evidence."""
+
+    def __init__(self, bot: Assistant) -> None:
+        self.bot = bot
+        self.answerer = ExtractiveAnswerer(bot.settings)
+        self.retriever = bot.retriever
+
+    def example(self, q: EvalQuestion, near: bool | None) -> Example:
+        ex = Example(q, near, describer=self)
+        ex.passages = self.retriever.search(q.question, self.bot.settings.k)
+        if not ex.passages:
+            return ex
+        terms = Terms.of(q.question, self.retriever, entity_boost=0.5, absent_discount=1.0)
+        ex.cands = self.answerer.described(q.question, q.question, ex.passages, self.retriever,
+                                           terms)
+        ex.positive = [q.answerable and q.matches(c.text) and q.from_source(c.passage.source)
+                       for c in ex.cands]
+        ex.group = q.sources[0] if q.sources else Path(ex.passages[0].source).stem
+        return ex
+
+    def answer_row(self, pick: Logistic, ex: Example) -> dict[str, float] | None:
+        """The answers head's features, or None when a rule refuses the question (what
+        `ExtractiveAnswerer.answers` reads, with the candidates ranked by `pick`)."""
+        for c in ex.cands:
+            c.score = pick.probability(c.features)
+        ranked = sorted(ex.cands, key=lambda c: (-c.score, c.rank, c.start))
+        return self.answerer.answer_evidence(ex.q.question, ex.passages, self.retriever, ranked)
+
+
+def fit_pick(examples: list[Example], features: tuple[str, ...]) -> Logistic:
+    rows, labels, weights = [], [], []
+    for ex in examples:
+        if not any(ex.positive):
+            continue
+        for r, pos in zip(ex.rows, ex.positive):
+            rows.append(r)
+            labels.append(1.0 if pos else 0.0)
+            weights.append(1.0 / len(ex.rows))
+    return Logistic.fit(rows, labels, features, sample_weight=weights)
+
+
+def answer_row(pick: Logistic, ex: Example) -> dict[str, float] | None:
+    return ex.describer.answer_row(pick, ex)
+
+
+def best_of(pick: Logistic, ex: Example) -> int:
+    return int(np.argmax([pick.probability(r) for r in ex.rows]))
+
+
+def fit(examples: list[Example], max_false_share: float,
+        without: tuple[str, ...] = ()) -> Scorer:
+    pick_features = tuple(f for f in PAIR_FEATURES if f not in without)
+    answer_feats = tuple(f for f in ANSWER_FEATURES if f not in without)
+    pick = fit_pick(examples, pick_features)
+    rows, labels = [], []
+    for ex in examples:
+        row = answer_row(pick, ex)
+        if row is not None:
+            rows.append(row)
+            labels.append(1.0 if ex.q.answerable else 0.0)
+    answers = Logistic.fit(rows, labels, answer_feats)
+    probs = np.array([answers.probability(r) for r in rows])
+    y = np.array(labels)
+    budget = int(max_false_share * (y == 1).sum())
+    threshold = 0.0
+    values = np.unique(probs)
+    for t in (values[1:] + values[:-1]) / 2:
+        if ((probs < t) & (y == 1)).sum() <= budget:
+            threshold = float(t)
+    return Scorer(pick, answers, round(threshold, 4), {})
+
+
+def measure(scorer: Scorer, examples: list[Example]) -> dict[str, Any]:
+    """First-sentence accuracy on answerable questions whose answer is among the candidates,
+    and refusals (unanswerable near / far, answerable)."""
+    first, reachable = 0, 0
+    counts: Counter[str] = Counter()
+    for ex in examples:
+        row = answer_row(scorer.pick, ex)
+        refused = row is None or scorer.answers.probability(row) < scorer.threshold
+        if ex.q.answerable:
+            counts["answerable"] += 1
+            counts["answerable_refused"] += refused
+            if any(ex.positive):
+                reachable += 1
+                first += ex.positive[best_of(scorer.pick, ex)]
+        else:
+            kind = "near" if ex.near else "far"
+            counts[kind] += 1
+            counts[f"{kind}_refused"] += refused
+    return {"first_sentence": round(first / max(reachable, 1), 4), "reachable": reachable,
+            **counts}
+
+
+def cross_validated(examples: list[Example], max_false_share: float,
+                    without: tuple[str, ...] = ()) -> dict[str, Any]:
+    groups = sorted({ex.group for ex in examples})
+    order = np.random.default_rng(0).permutation(len(groups))
+    fold_of = {groups[j]: k % FOLDS for k, j in enumerate(order)}
+    total: Counter[str] = Counter()
+    firsts = []
+    for k in range(FOLDS):
+        train = [ex for ex in examples if fold_of[ex.group] != k]
+        test = [ex for ex in examples if fold_of[ex.group] == k]
+        result = measure(fit(train, max_false_share, without), test)
+        firsts.append((result.pop("first_sentence"), result["reachable"]))
+        total.update(result)
+    reach = sum(n for _, n in firsts)
+    return {"first_sentence": round(sum(f * n for f, n in firsts) / max(reach, 1), 4),
+            **total}
+
+
+def describe_all() -> list[Example]:
+    """Every training question of `SETS` (and its typed twin), described over its articles."""
+    base = Settings.from_env(corpus_dir=ROOT / "corpus", embedding_model=E5_MODEL_NAME)
+    examples = []
+    for articles, names in SETS:
+        d = Describer(Assistant.load(eval_settings(base, articles)))
+        examples += [d.example(q, near) for q, near in questions([DATA / n for n in names])]
+    return examples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-false-share", type=float, default=0.03,
+                        help="share of answerable training questions the threshold may refuse")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    examples = describe_all()
+    print(f"{len(examples)} questions described in {time.perf_counter() - t0:.1f} s", flush=True)
+    fits = {}
+    for name, without in ((E5_MODEL_NAME, ()), (ANY_MODEL, COSINE)):
+        scorer = fit(examples, args.max_false_share, without)
+        about = {
+            "procedure": "bench/fit_scorer.py: pick head = logistic regression on the candidate "
+                         "sentences of answerable questions; answers head = logistic regression "
+                         "on the best pick of every question not refused by rule, threshold = "
+                         f"highest cut refusing at most {args.max_false_share:.0%} of the "
+                         "answerable training questions"
+                         + (f"; without {', '.join(without)}" if without else ""),
+            "fitted_on": [str(p.relative_to(ROOT)) for p in training_files()]
+                         + ["each question's typed twin"],
+            "articles": ["corpus/", "../shared/eval/articles/", "bench/data/articles/"],
+            "date": time.strftime("%Y-%m-%d"),
+            "questions": len(examples),
+            "training": measure(scorer, examples),
+            "cross_validated_by_article": cross_validated(examples, args.max_false_share,
+                                                          without),
+        }
+        fits[name] = Scorer(scorer.pick, scorer.answers, scorer.threshold, about).to_dict()
+        print(name, json.dumps({k: about[k] for k in ("training", "cross_validated_by_article")}),
+              flush=True)
+    args.out.write_text(json.dumps({"models": fits}, indent=1, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+    print(f"{time.perf_counter() - t0:.1f} s -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
