@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-dev browser index bench check clean
+.PHONY: run test install install-dev browser index bench docs check clean
 
 run: install
 	$(BIN)/assistant index update
 	$(BIN)/assistant serve
 
 test: install-dev browser
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 	$(BIN)/python -m pytest
 
 install: $(VENV)/.installed
@@ -42,9 +43,13 @@ index: install
 bench: install-dev
 	$(BIN)/python bench/run_all.py
 
+# The documentation site (mkdocs.yml, pages in docs/) into site/; --strict: a warning fails.
+docs: install-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 check: install-dev
 	$(BIN)/ruff check assistant ui tests bench
 	$(BIN)/mypy assistant
 
 clean:
-	rm -rf $(VENV) index/CURRENT index/generations index/.lock tests/artifacts
+	rm -rf $(VENV) index/CURRENT index/generations index/.lock tests/artifacts site

@@ -36,7 +36,7 @@ FRENCH_SEPARATORS: tuple[str, ...] = (
 #: Requests a minute per API key when keys are on and `rate_limit_per_minute` is not set.
 DEFAULT_RATE_LIMIT = 60
 
-#: Shorter environment names some settings also answer to (the issue's and README's spelling).
+#: Shorter environment names some settings also answer to (the issue's and the docs' spelling).
 ENV_ALIASES: dict[str, str] = {"api_keys_file": "ASSISTANT_API_KEYS"}
 
 
@@ -51,7 +51,7 @@ class Settings:
     query_prompt: str | None = None  # None: "query: " for E5-style models, else nothing
     passage_prompt: str | None = None  # None: "passage: " for E5-style models, else nothing
     embedding_batch_size: int = 32
-    embedding_backend: str = "openvino-int8"  # one of EMBEDDING_BACKENDS; see README benchmarks
+    embedding_backend: str = "openvino-int8"  # one of EMBEDDING_BACKENDS; see docs/benchmarks.md
     embedding_cache_dir: Path | None = None  # exported models; None: user_cache_dir()
     # Intra-op threads per embedding call. 0 = auto: all cores for index builds, one per
     # request when serving (exported backends; torch keeps its library default).
@@ -66,7 +66,7 @@ class Settings:
 
     # Retrieval
     k: int = 5
-    dense_weight: float = 0.3  # chunk cosine in the fusion; see README "Benchmarks"
+    dense_weight: float = 0.3  # chunk cosine in the fusion; see docs/benchmarks.md
     sentence_weight: float = 0.4  # best sentence cosine in the fusion (BM25 gets the rest)
     candidates: int = 50  # per leg, before fusion
     faiss_index: str = "auto"  # auto | flat | ivf | hnsw

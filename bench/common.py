@@ -1,7 +1,8 @@
 """What the benchmark scripts share: paths, the machine, timing, peak memory, output files.
 
 Every benchmark writes `bench/out/<name>.json` (numbers + machine) and `bench/out/<name>.md`
-(the tables for the README); `bench/run_all.py` stitches the markdown into README.md.
+(the tables for the docs); `bench/run_all.py` stitches the markdown into docs/benchmarks.md
+and draws the charts of `bench/charts.py` into docs/charts/.
 """
 
 from __future__ import annotations
@@ -220,6 +221,11 @@ def model_label(name: str) -> str:
 
     label = "all-MiniLM-L6-v2" if name == PACKAGED_MODEL else Path(name).name
     return label + (" (default)" if name == Settings().embedding_model else "")
+
+
+def tree_bytes(directory: Path) -> int:
+    """Bytes of every file under `directory` (an index on disk, all its generations)."""
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
 
 def workdir(name: str, out: Path = OUT) -> Path:

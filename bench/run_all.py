@@ -1,12 +1,14 @@
-"""Run every benchmark and rewrite the README's "Benchmarks" section (`make bench`).
+"""Run every benchmark and rewrite the Benchmarks page, docs/benchmarks.md (`make bench`).
 
 Runs bench/quality.py, speed.py, embed_speed.py, scale.py, update_cost.py, stores.py and
-load.py, each in its own process (its log in bench/out/<name>.log), then replaces the text between
-`<!-- bench:start -->` and `<!-- bench:end -->` in README.md with their tables, the machine and
-the commands to reproduce. Without the markers README.md is left alone and the section is printed
-(and saved as bench/out/benchmarks.md).
+load.py, each in its own process (its log in bench/out/<name>.log), draws the charts of
+bench/charts.py from their JSON into docs/charts/*.svg, then replaces the text between
+`<!-- bench:start -->` and `<!-- bench:end -->` in docs/benchmarks.md with their tables, each
+chart under its table, the machine and the commands to reproduce. Without the markers the page
+is left alone and the section is printed (and saved as bench/out/benchmarks.md).
 
-    python bench/run_all.py [--quick] [--only quality speed ...] [--readme PATH] [--no-readme]
+    python bench/run_all.py [--quick] [--only quality speed ...] [--page PATH] [--no-page]
+                            [--charts DIR]
     python bench/run_all.py --assemble [--only quality]   # rerun only these, keep the rest
 """
 
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import charts
 from common import BENCH, OUT, ROOT, child_env, describe_machine, machine
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -54,8 +57,9 @@ def run_bench(name: str, quick: bool, out: Path) -> dict[str, Any]:
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
-def section(results: list[dict[str, Any]], info: dict[str, Any], out: Path, quick: bool) -> str:
-    """The markdown that goes between the README markers."""
+def section(results: list[dict[str, Any]], info: dict[str, Any], out: Path, quick: bool,
+            chart_dir: Path = charts.CHARTS) -> str:
+    """The markdown that goes between the page's markers, with the charts in `chart_dir`."""
     total = sum(r["seconds"] for r in results)
     runs = ", ".join(f"{r['name']} {r.get('date', info['date'])} ({r['seconds']:.0f} s)"
                      for r in results)
@@ -82,6 +86,7 @@ def section(results: list[dict[str, Any]], info: dict[str, Any], out: Path, quic
         "",
         "```sh",
         "make bench                     # everything below, then rewrites this section",
+        "python bench/charts.py         # only the charts, from bench/out/*.json",
         *[f"{COMMANDS[r['name']]:<30} # {r['seconds']:.0f} s here" for r in results],
         "python bench/run_all.py --quick   # a small version of everything (a few minutes)",
         "python bench/run_all.py --assemble --only speed   # rerun one, keep the others",
@@ -90,23 +95,27 @@ def section(results: list[dict[str, Any]], info: dict[str, Any], out: Path, quic
         "",
         "Numbers and per-question details: `bench/out/*.json` (git-ignored).",
     ]
-    return "\n".join(parts).strip()
+    return charts.place("\n".join(parts).strip(), chart_dir)
 
 
-def replace_section(readme: str, body: str) -> str | None:
-    """README text with the markers' content replaced; None when a marker is missing."""
-    start, end = readme.find(START), readme.find(END)
+def replace_section(page: str, body: str) -> str | None:
+    """The page's text with the markers' content replaced; None when a marker is missing."""
+    start, end = page.find(START), page.find(END)
     if start < 0 or end < start:
         return None
-    return readme[: start + len(START)] + "\n" + body + "\n" + readme[end:]
+    return page[: start + len(START)] + "\n" + body + "\n" + page[end:]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small versions (smoke run)")
     parser.add_argument("--only", nargs="+", choices=BENCHES, help="run only these")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
-    parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+    parser.add_argument("--page", "--readme", dest="page", type=Path,
+                        default=ROOT / "docs" / "benchmarks.md", help="the page to rewrite")
+    parser.add_argument("--no-page", "--no-readme", dest="no_page", action="store_true",
+                        help="leave the page alone")
+    parser.add_argument("--charts", type=Path, default=charts.CHARTS,
+                        help="where the SVG charts go (docs/charts: the page shows them)")
     parser.add_argument("--assemble", action="store_true",
                         help="run nothing: rebuild the section from the last run's outputs")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -120,21 +129,22 @@ def main() -> int:
         info = machine()
         names = [n for n in (args.only or BENCHES) if (BENCH / f"{n}.py").exists()]
         results = [run_bench(name, args.quick, args.out) for name in names]
-    body = section(results, info, args.out, args.quick)
+    charts.draw_all(args.out, args.charts)
+    body = section(results, info, args.out, args.quick, args.charts)
     (args.out / "benchmarks.md").write_text(body + "\n", encoding="utf-8")
     (args.out / "run_all.json").write_text(
         json.dumps({"machine": info, "results": results}, indent=2), encoding="utf-8")
-    if not args.no_readme:
-        text = args.readme.read_text(encoding="utf-8") if args.readme.exists() else ""
+    if not args.no_page:
+        text = args.page.read_text(encoding="utf-8") if args.page.exists() else ""
         updated = replace_section(text, body)
         if updated is None:
             print(body)
-            print(f"\n{args.readme} has no {START} … {END} markers: section printed above and "
-                  f"saved to {args.out / 'benchmarks.md'}; README left unchanged.",
+            print(f"\n{args.page} has no {START} … {END} markers: section printed above and "
+                  f"saved to {args.out / 'benchmarks.md'}; the page left unchanged.",
                   file=sys.stderr)
         elif updated != text:
-            args.readme.write_text(updated, encoding="utf-8")
-            print(f"{args.readme}: Benchmarks section rewritten.", file=sys.stderr)
+            args.page.write_text(updated, encoding="utf-8")
+            print(f"{args.page}: Benchmarks section rewritten.", file=sys.stderr)
     return 0 if all(r["exit"] == 0 for r in results) else 1
 
 

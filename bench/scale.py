@@ -103,7 +103,7 @@ def child_dense(kind: str, n: int, work: Path, n_single: int) -> dict[str, Any]:
                               "memory_mb": round(memory, 1)}
     threads = faiss.omp_get_max_threads()
     result["p50_ms_all_threads"] = latency(lambda q: index.search(q, K), queries, n_single)["p50"]
-    faiss.omp_set_num_threads(1)  # single-query latency on one thread: see the README note
+    faiss.omp_set_num_threads(1)  # one query on one thread: see the note in docs/benchmarks.md
     truth_path = work / f"truth-{n}.npy"
     if kind == "flat":
         _, truth = index.search(queries, K)

@@ -43,6 +43,7 @@ from common import (
     ms_stats,
     question_pool,
     run_measured,
+    tree_bytes,
     workdir,
     write_results,
 )
@@ -55,7 +56,7 @@ from assistant.index.builder import build, update
 from assistant.ingest.chunking import corpus_indexed_sentences, corpus_indexed_texts
 
 SHORT = (2, 3)  # sentences per synthetic article: one ~300-character chunk, sometimes two
-#: Targets (README, issue): default model, warm process, cold questions; serving peak RSS.
+#: Targets (issue, docs/benchmarks.md): default model, warm process, cold questions; serving RSS.
 TARGETS = {"build_vs_bare": 2.0, "ask_p50_ms": 20.0, "search_p50_ms": 8.0, "serving_mb": 1024.0}
 
 
@@ -201,7 +202,8 @@ def query_latency(seeds: dict[str, Settings], serving: dict[str, Embedder],
             "models": list(seeds), "warm_lengths_s": warm_s, "warm_words": WARM_WORDS,
             "profile": profiles,
             **{key: {**ms_stats(values), "embeds_per_call": round(statistics.mean(embeds[key]), 2),
-                     "embed_ms": ms_stats(embed_ms[key])}
+                     "embed_ms": ms_stats(embed_ms[key]),
+                     "all_ms": [round(v * 1000, 3) for v in values]}  # the charts' distribution
                for key, values in times.items()}}
 
 
@@ -304,7 +306,8 @@ def incremental(size: int, work: Path, base: Settings, embedder: Any, reps: int,
         built = {"wall_s": None, "max_rss_mb": None, "articles": report.articles,
                  "chunks": report.chunks, "sentences": report.sentences_embedded,
                  "build_s": round(report.seconds, 2)}
-    result: dict[str, Any] = {"articles": size, "build": built}
+    result: dict[str, Any] = {"articles": size, "build": built,
+                              "index_mb": round(tree_bytes(settings.index_dir) / 2**20, 2)}
     no_change = []
     for _ in range(reps):
         seconds, report = _timed(settings, embedder)

@@ -2,8 +2,8 @@
 
 The default backend is exported once for the module (into a tmp model cache, never the user's);
 the other backends are exported in the `slow` tests. Bounds were measured on the seed chunks
-(README "Fast embeddings"): fp32 exports match torch to ~1e-6, int8 ones to a mean cosine of
-~0.996 (min ~0.99).
+(docs/how-it-works.md, "Fast embeddings"): fp32 exports match torch to ~1e-6, int8 ones to a
+mean cosine of ~0.996 (min ~0.99).
 """
 
 from __future__ import annotations

@@ -180,12 +180,13 @@ def test_stores(tmp_path: Path) -> None:
 
 
 def test_run_all_rewrites_only_between_markers(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "benchmarks.md"
     readme.write_text("# Titre\n\n## Benchmarks\n<!-- bench:start -->\nold\n<!-- bench:end -->\n"
                       "\n## Development\nkeep me\n", encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, str(BENCH / "run_all.py"), "--only", "scale", "--quick",
-         "--readme", str(readme), "--out", str(tmp_path / "out")],
+         "--page", str(readme), "--out", str(tmp_path / "out"),
+         "--charts", str(tmp_path / "charts")],
         capture_output=True, text=True, timeout=240, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -193,6 +194,7 @@ def test_run_all_rewrites_only_between_markers(tmp_path: Path) -> None:
     assert text.startswith("# Titre\n\n## Benchmarks\n<!-- bench:start -->\n")
     assert text.endswith("<!-- bench:end -->\n\n## Development\nkeep me\n")
     assert "old" not in text and "Dense search at scale" in text and "make bench" in text
+    assert "![" not in text and not (tmp_path / "charts").exists()  # no chart reads scale.json
 
 
 def test_replace_section_without_markers() -> None:

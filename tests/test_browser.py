@@ -4,7 +4,7 @@ corpus tab, uploads, XSS.
 Chromium: $CHROMIUM_PATH, else `chromium` on the PATH (Debian's, `make browser`); Playwright never
 downloads one. Screenshots go to tests/artifacts/ (git-ignored); the chat with its sources opened
 and the reader are also copied to docs/screenshot-chat.png and docs/screenshot-reader.png for the
-README.
+README and the docs.
 """
 
 from __future__ import annotations

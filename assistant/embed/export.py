@@ -10,7 +10,7 @@ built in a temporary sibling directory and published with `os.replace`, so two p
 at once never see half an export (the loser of the race discards its copy). `meta.json` is written
 last; a directory without it is not an export.
 
-Recipes (measured in README "Fast embeddings"):
+Recipes (measured in docs/how-it-works.md, "Fast embeddings"):
 - onnx:          `torch.onnx.export` (TorchScript exporter), opset 17, dynamic batch and length.
 - onnx-int8:     the onnx export + onnxruntime `quantize_dynamic`: MatMul weights int8 per
                  channel, activations quantised at run time (VNNI). The FFN output projections stay

@@ -20,7 +20,7 @@ chunk whose other sentences speak of something else; the answerer reuses the sam
 sentence vectors, so a question is embedded once (and that vector is cached for a repeated
 question).
 
-Two corrections follow, measured on the dev and held-out question files (README "Retrieval").
+Two corrections follow, measured on the dev and held-out question files (docs/how-it-works.md).
 A fourth signal tells the passages of one article apart (`PASSAGE_WEIGHT`). The three above also
 measure how well the *article* matches: the title is indexed with every chunk and every sentence,
 and an article's opening chunk (title and lead) summarises all of it, so it matches a question

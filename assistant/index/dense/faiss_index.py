@@ -18,7 +18,7 @@ __all__ = ["AUTO_BACK_TO_FLAT", "FLAT_MAX", "HNSW_EF_CONSTRUCTION", "HNSW_EF_SEA
            "index_kind", "ivf_lists", "map_index", "new_dense_index", "read_index", "search_params",
            "without", "write_index"]
 
-# Measured by bench/scale.py (README "Benchmarks"), 2 cores, d=384, one query on one thread:
+# Measured by bench/scale.py (docs/benchmarks.md), 2 cores, d=384, one query on one thread:
 # flat 13-15 ms at 100k, 170-300 ms at 1M; IVF (sqrt(n) cells, 32-62 probed) 1.4-2 ms at 100k
 # and 16-21 ms at 1M for recall@10 0.97-0.98, built in 18-46 s at 1M and updated in place;
 # HNSW ~0.4 ms at 100k but built at 1,500-2,400 vectors/s and rebuilt on every change
@@ -33,7 +33,7 @@ HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
 def choose_index_type(requested: str, n_vectors: int, current: str | None = None) -> str:
     """`auto`: exact flat search up to `FLAT_MAX` vectors, then IVF, which keeps incremental
     updates cheap (vectors added and removed in place). HNSW answers faster but is rebuilt on
-    every change, so it is only used when asked for (see README "Benchmarks"). An `auto` store
+    every change, so it is only used when asked for (see docs/benchmarks.md). An `auto` store
     that is IVF (`current`) goes back to flat only below FLAT_MAX * AUTO_BACK_TO_FLAT, so a
     corpus at the boundary does not flip at each update."""
     if requested != "auto":
