@@ -236,6 +236,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             _print_json(status)
         else:
             for key, value in status.items():
+                if isinstance(value, dict):  # stores, by_month
+                    value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
                 print(f"{key:16} {value}")
         return 0
     if args.action == "export":
