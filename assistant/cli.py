@@ -167,7 +167,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 #: Libraries whose records below WARNING are only shown with -v.
-NOISY_LOGGERS = ("faiss", "sentence_transformers", "httpx", "bm25s", "mcp")
+NOISY_LOGGERS = ("faiss", "sentence_transformers", "httpx", "bm25s", "mcp", "watchfiles")
 
 
 def _quiet_libraries(record: logging.LogRecord) -> bool:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import Settings
 from .embed.backends import make_embedder
@@ -23,6 +23,9 @@ from .records import Answer, Passage
 from .search.filters import Filters, Selection
 from .search.retriever import HybridRetriever, LoadedIndex
 from .timeline import Timeline
+
+if TYPE_CHECKING:
+    from .index.builder import UpdateReport
 
 History = list[dict[str, str]]  # [{"role": "user" | "assistant", "content": "..."}]
 
@@ -95,6 +98,18 @@ class Assistant:
             self._retriever = HybridRetriever(index, old.embedder, self.settings)
             self._marker = marker
         return True
+
+    def update_index(self, *, wait: float = 30.0) -> UpdateReport:
+        """Apply the corpus directory's changes to the index with this assistant's loaded model
+        (`index.builder.update`: its writer lock, waiting up to `wait` seconds for another
+        writer, and its crash safety), then serve the new generation at once. What uploads and
+        the corpus watcher run."""
+        from .index import builder
+
+        embedder = self.retriever.embedder
+        report = builder.update(self.settings, embedder=lambda: embedder, wait=wait)
+        self.refresh()
+        return report
 
     def check_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
