@@ -29,11 +29,12 @@ from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError, QuestionError
 from assistant.feedback import MAX_COMMENT_CHARS, Citation, Feedback, FeedbackStore
-from assistant.ingest.corpus import SUFFIXES
+from assistant.index.watch import CorpusWatcher
 from assistant.records import Answer
 
 from . import render
 from .assets import JS, READ_REQUEST_JS, SCROLL_JS
+from .corpus import article_choices, corpus_handlers, corpus_tab
 from .uploads import add_uploads
 
 log = logging.getLogger(__name__)
@@ -125,18 +126,11 @@ def _user_error(exc: Exception) -> gr.Error:
     return gr.Error(_user_message(exc), title="Impossible de répondre", print_exception=False)
 
 
-def article_choices(assistant: Assistant) -> list[tuple[str, str]]:
-    """(label, source) of every indexed article, for the article filter; [] without an index."""
-    try:
-        articles = assistant.articles()
-    except AssistantError:
-        return []
-    return [(f"{a['source']} ({a['date']})" if a.get("date") else str(a["source"]),
-             str(a["source"])) for a in articles]
-
-
-def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
-    """The functions behind the page's events, bound to one assistant."""
+def make_handlers(assistant: Assistant, settings: Settings,
+                  watcher: CorpusWatcher | None = None) -> dict[str, Any]:
+    """The functions behind the page's events, bound to one assistant (the Corpus tab's from
+    `corpus.corpus_handlers`)."""
+    corpus = corpus_handlers(assistant, settings, watcher)
 
     def chat(message: str, history: list[dict[str, Any]], k: float | None,
              mode: str | None, sources: list[str] | None = None, since: str | None = None,
@@ -186,14 +180,6 @@ def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
         except Exception as exc:
             raise _user_error(exc) from None
 
-    def corpus_view() -> tuple[str, list[list[Any]]]:
-        """Index status (Markdown) and the table of indexed articles."""
-        try:
-            return (render.status_markdown(assistant.status()),
-                    render.article_rows(assistant.articles()))
-        except AssistantError as exc:
-            return f"**Index indisponible :** {exc}", []
-
     def upload(files: list[Any] | None, progress: gr.Progress = gr.Progress()  # noqa: B008
                ) -> tuple[str, str, list[list[Any]], None]:
         """Check the uploaded files, add the good ones to the corpus, update the index."""
@@ -203,7 +189,7 @@ def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
                                   progress=lambda f, text: progress(f, desc=text)).summary()
         except Exception as exc:  # e.g. a full disk: say so, keep the page usable
             summary = f"**Ajout impossible :** {_user_message(exc)}"
-        status, rows = corpus_view()
+        status, _, rows, *_ = corpus["corpus_view"]()
         return summary, status, rows, None
 
     def reader(source: str, start: int | None = None, end: int | None = None) -> str:
@@ -286,22 +272,23 @@ def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
         return gr.Dropdown(choices=article_choices(assistant))
 
     store = FeedbackStore(settings.feedback_path)
-    return {"chat": chat, "ask": ask, "search": search, "corpus_view": corpus_view,
-            "source_choices": source_choices,
+    return {"chat": chat, "ask": ask, "search": search, "source_choices": source_choices,
             "upload": upload, "read": read, "read_row": read_row, "vote": vote,
-            "comment": comment}
+            "comment": comment, **corpus}
 
 
-def build_blocks(assistant: Assistant, settings: Settings) -> gr.Blocks:
-    """The whole page, bound to `assistant` (loaded once by the caller)."""
-    handlers = make_handlers(assistant, settings)
+def build_blocks(assistant: Assistant, settings: Settings,
+                 watcher: CorpusWatcher | None = None) -> gr.Blocks:
+    """The whole page, bound to `assistant` (loaded once by the caller) and, when the corpus is
+    watched, to `watcher` (the Corpus tab then says what it indexed)."""
+    handlers = make_handlers(assistant, settings, watcher)
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_height=True) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="intro")
         with gr.Tabs():
             with gr.Tab("Discussion", id="chat", elem_id="tab-chat"):
                 sources = _chat_tab(handlers, settings, assistant)
             with gr.Tab("Corpus", id="corpus", elem_id="tab-corpus"):
-                table = _corpus_tab(handlers, settings, demo)
+                table = corpus_tab(handlers, settings, demo, watcher is not None, sources)
         _reader_panel(handlers, table)
         demo.load(None, js=JS)
         demo.load(handlers["source_choices"], None, sources, api_visibility="undocumented",
@@ -401,29 +388,3 @@ def _reader_panel(handlers: dict[str, Any], table: gr.Dataframe) -> None:
                  queue=False, show_progress="hidden").then(None, js=SCROLL_JS)
     close.click(lambda: gr.Column(visible=False), None, panel, api_visibility="undocumented",
                 queue=False)
-
-
-def _corpus_tab(handlers: dict[str, Any], settings: Settings, demo: gr.Blocks) -> gr.Dataframe:
-    gr.Markdown("## Index")
-    status = gr.Markdown(elem_id="index-status")
-    gr.Markdown("## Articles indexés\nCliquez sur un article pour le lire.")
-    table = gr.Dataframe(headers=render.ARTICLE_HEADERS, datatype=["str", "str", "number", "str"],
-                         interactive=False, elem_id="articles", wrap=True)
-    refresh = gr.Button("Actualiser", size="sm")
-    refresh.click(handlers["corpus_view"], None, [status, table], api_visibility="undocumented",
-                  queue=False)
-    demo.load(handlers["corpus_view"], None, [status, table], api_visibility="undocumented",
-              queue=False)
-    if not settings.upload_enabled:
-        return table
-    gr.Markdown("## Ajouter des articles")
-    kinds = ", ".join(sorted(set(SUFFIXES)))
-    files = gr.File(label=f"Fichiers ({kinds} ; {render.human_size(settings.max_upload_bytes)} "
-                          "maximum chacun)", file_count="multiple",
-                    elem_id="upload")
-    add = gr.Button("Ajouter au corpus et mettre à jour l'index", variant="primary",
-                    elem_id="upload-button")
-    result = gr.Markdown(elem_id="upload-result")
-    add.click(handlers["upload"], [files], [result, status, table, files], api_name="upload",
-              concurrency_limit=1, concurrency_id="upload")
-    return table
