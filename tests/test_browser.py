@@ -24,7 +24,7 @@ import pytest
 from assistant import Assistant, Settings
 from assistant.feedback import FeedbackStore
 from assistant.index.builder import build
-from ui.chat import PLACEHOLDER
+from ui.chat import CONVERSATIONS_KEY, PLACEHOLDER
 
 from .ui_server import GRADIO_WARNINGS, running_app
 
@@ -499,3 +499,56 @@ def test_timeline_filters_the_articles_and_follows_the_watched_corpus(
     assert page.locator("#articles b").count() == 0
     shot(page, "timeline-watched")
 
+
+def stored(page: Any) -> str | None:
+    """The conversations the browser keeps (encrypted by Gradio, written again at each load)."""
+    return page.evaluate("k => localStorage.getItem(k)", CONVERSATIONS_KEY)
+
+
+def ask_and_save(page: Any, question: str) -> Any:
+    """`ask`, then wait until the browser has saved the conversation with the answer (Gradio
+    saves it once, after the answer's last piece)."""
+    page.wait_for_function("k => localStorage.getItem(k) !== null", arg=CONVERSATIONS_KEY)
+    before = stored(page)
+    message = ask(page, question)
+    wait_final(message)
+    page.wait_for_function("([k, v]) => localStorage.getItem(k) !== v",
+                           arg=[CONVERSATIONS_KEY, before])
+    return message
+
+
+def test_conversations_are_kept_across_reloads(page: Any, seed_url: str) -> None:
+    page.goto(seed_url)
+    saved = page.locator("#conversations")
+    ask_and_save(page, SURFACE)
+    assert "Serre" not in (stored(page) or "")  # not readable as is in the browser's storage
+    page.reload()
+    expect(saved).to_contain_text("Quelle est la surface")
+    expect(page.locator("#chatbot [data-testid='bot']")).to_have_count(0)  # a new one on reload
+
+    saved.get_by_text("Quelle est la surface").click()  # the past conversation, with sources
+    message = page.locator("#chatbot [data-testid='bot']").first
+    expect(message.locator(".answer")).to_contain_text(SURFACE_ANSWER)
+    message.locator("details.sources summary").click()
+    expect(message.locator(".source").first).to_contain_text("serre-numerique-valenciennes.txt")
+    follow_up = ask_and_save(page, "Et quand a-t-elle été inaugurée ?")  # it goes on
+    expect(follow_up.locator(".answer")).to_contain_text("2015")
+
+    page.locator("#new-conversation").click()
+    expect(page.locator("#chatbot [data-testid='bot']")).to_have_count(0)
+    ask_and_save(page, '<img src=x onerror="window.__xss=3">Qui dirige la Louvre Lens Vallée ?')
+    expect(saved.locator("tr")).to_have_count(2)
+    expect(saved).to_contain_text('<img src=x onerror="window.__xss=3">')  # shown as text
+    shot(page, "conversations")
+    page.reload()
+    expect(saved.locator("tr")).to_have_count(2)
+    assert page.evaluate("typeof window.__xss") == "undefined"
+
+    saved.get_by_text("Quelle est la surface").click()  # the follow-up was kept; delete it
+    expect(page.locator("#chatbot [data-testid='bot']")).to_have_count(2)
+    page.locator("#chatbot").get_by_role("button", name="Effacer la conversation").click()
+    expect(saved.locator("tr")).to_have_count(1)
+    expect(page.locator("#chatbot [data-testid='bot']")).to_have_count(0)
+    page.reload()
+    expect(saved.locator("tr")).to_have_count(1)
+    expect(saved).not_to_contain_text("Quelle est la surface")

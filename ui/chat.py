@@ -59,6 +59,7 @@ FEEDBACK_UP = "Merci ! Un commentaire (facultatif) ?"
 FEEDBACK_DOWN = "Merci de le signaler. Qu'est-ce qui est faux ou manque ? (facultatif)"
 FEEDBACK_FIRST = "Votez d'abord 👍 ou 👎 sous une réponse, puis écrivez un commentaire."
 FEEDBACK_FAILED = "Votre avis n'a pas pu être enregistré ; réessayez plus tard."
+CONVERSATIONS_KEY = "assistant-conversations"  # where the browser keeps past conversations
 def mode_choices(settings: Settings) -> list[tuple[str, str]]:
     """The answer modes offered: LLM only when an endpoint is configured."""
     modes = ["extractive", "llm"] if settings.llm_configured else ["extractive"]
@@ -333,8 +334,8 @@ def _chat_tab(handlers: dict[str, Any], settings: Settings,
         submit_btn="Envoyer", stop_btn="Arrêter", autofocus=True,
         max_length=settings.max_question_chars,
     )
-    gr.ChatInterface(
-        handlers["chat"], chatbot=chatbot, textbox=textbox,
+    chat = gr.ChatInterface(
+        handlers["chat"], chatbot=chatbot, textbox=textbox, save_history=True,
         additional_inputs=[k, mode, sources, since, until],
         additional_inputs_accordion=gr.Accordion("Réglages", open=False, render=False),
         examples=[[q] for q in EXAMPLES], examples_label="Exemples de questions",
@@ -347,11 +348,26 @@ def _chat_tab(handlers: dict[str, Any], settings: Settings,
     # The hint is put back each time the conversation changes (the last change wins).
     gr.on([chatbot.change, textbox.stop], lambda: gr.Textbox(placeholder=PLACEHOLDER), None,
           textbox, api_visibility="undocumented", queue=False, trigger_mode="always_last")
-    _feedback_box(handlers, chatbot, mode)
+    _keep_conversations(chat)
+    _feedback_box(handlers, chat, mode)
     return sources
 
 
-def _feedback_box(handlers: dict[str, Any], chatbot: gr.Chatbot, mode: gr.Radio) -> None:
+def _keep_conversations(chat: gr.ChatInterface) -> None:
+    """Past conversations stay in the browser (Gradio's saved history, in localStorage), listed
+    beside the chat: "Nouvelle conversation" starts one, a click on one shows it again, the
+    chat's bin (Effacer) deletes the one shown. Gradio names the stored value after the
+    component's number and encrypts it with a key drawn at each start (conversations were lost
+    at each restart of the server): both are fixed here. The key is no secret (the page gets
+    it); the server keeps no conversation, it only sees them pass as the chat's own events."""
+    saved = chat.saved_conversations
+    saved.storage_key = saved.secret = CONVERSATIONS_KEY
+    chat.new_chat_button.value = "Nouvelle conversation"
+    chat.new_chat_button.elem_id = "new-conversation"
+    chat.chat_history_dataset.elem_id = "conversations"
+
+
+def _feedback_box(handlers: dict[str, Any], chat: gr.ChatInterface, mode: gr.Radio) -> None:
     """Shown after a thumbs up/down: an optional comment on the answer voted on."""
     votes = gr.State({})  # chat message index -> vote id, for this page
     last = gr.State(None)  # the vote a comment goes to
@@ -363,13 +379,16 @@ def _feedback_box(handlers: dict[str, Any], chatbot: gr.Chatbot, mode: gr.Radio)
                                  max_length=MAX_COMMENT_CHARS, lines=1)
             send = gr.Button("Envoyer le commentaire", size="sm", elem_id="feedback-send",
                              scale=1)
+    chatbot = chat.chatbot
     chatbot.like(handlers["vote"], [chatbot, mode, votes], [votes, last, box, note, comment],
                  api_visibility="undocumented", queue=False)
     for event in (send.click, comment.submit):
         event(handlers["comment"], [last, comment], [note, comment],
               api_visibility="undocumented", queue=False)
-    chatbot.clear(lambda: ({}, None, gr.Column(visible=False)), None, [votes, last, box],
-                  api_visibility="undocumented", queue=False)
+    # Votes are kept by message number: another conversation starts them afresh.
+    for event in (chatbot.clear, chat.new_chat_button.click, chat.chat_history_dataset.click):
+        event(lambda: ({}, None, gr.Column(visible=False)), None, [votes, last, box],
+              api_visibility="undocumented", queue=False)
 
 
 def _reader_panel(handlers: dict[str, Any], table: gr.Dataframe) -> None:
