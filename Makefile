@@ -9,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 run: install
 	$(BIN)/assistant index update
-	$(BIN)/assistant serve
+	$(BIN)/assistant serve --watch
 
 test: install-dev browser
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site

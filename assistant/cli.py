@@ -7,7 +7,7 @@
     assistant ask QUESTION [--source NAME]... [--since D] [--until D] [--json]
     assistant chat
     assistant eval FILE... [--articles DIR] [--k N] [--json]
-    assistant serve [--host H] [--port P]     assistant mcp (MCP server on stdio)
+    assistant serve [--host H] [--port P] [--watch]     assistant mcp (MCP server on stdio)
     assistant keys create NAME|list|revoke NAME [--file F]
     assistant feedback export [--out FILE] [--only all|up|down] [--db FILE]
 
@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="web chat and HTTP API")
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 7860)")
+    serve.add_argument("--watch", action="store_true",
+                       help="index the articles added, changed or removed in the corpus "
+                            "directory as they happen, without a restart")
     _common(serve)
 
     mcp = sub.add_parser("mcp", help="MCP server on stdin/stdout (tools search and ask)")
@@ -167,7 +170,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 #: Libraries whose records below WARNING are only shown with -v.
-NOISY_LOGGERS = ("faiss", "sentence_transformers", "httpx", "bm25s", "mcp")
+NOISY_LOGGERS = ("faiss", "sentence_transformers", "httpx", "bm25s", "mcp", "watchfiles")
 
 
 def _quiet_libraries(record: logging.LogRecord) -> bool:
@@ -236,6 +239,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
             _print_json(status)
         else:
             for key, value in status.items():
+                if isinstance(value, dict):  # stores, by_month
+                    value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
                 print(f"{key:16} {value}")
         return 0
     if args.action == "export":
@@ -430,7 +435,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         from .keys import KeyFile
 
         KeyFile(settings.api_keys_file).check()
-    _from_ui("app", "serve", "gradio")(settings)
+    _from_ui("app", "serve", "gradio")(settings, watch=args.watch)
     return 0
 
 

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import Settings
 from .embed.backends import make_embedder
 from .embed.base import Embedder
 from .errors import QuestionError
-from .index.served import served, served_marker
+from .index.served import Served, open_catalog, served, served_marker
 from .records import Answer, Passage
 from .search.filters import Filters, Selection
 from .search.retriever import HybridRetriever, LoadedIndex
+from .timeline import Timeline
+
+if TYPE_CHECKING:
+    from .index.builder import UpdateReport
 
 History = list[dict[str, str]]  # [{"role": "user" | "assistant", "content": "..."}]
 
@@ -94,6 +98,18 @@ class Assistant:
             self._retriever = HybridRetriever(index, old.embedder, self.settings)
             self._marker = marker
         return True
+
+    def update_index(self, *, wait: float = 30.0) -> UpdateReport:
+        """Apply the corpus directory's changes to the index with this assistant's loaded model
+        (`index.builder.update`: its writer lock, waiting up to `wait` seconds for another
+        writer, and its crash safety), then serve the new generation at once. What uploads and
+        the corpus watcher run."""
+        from .index import builder
+
+        embedder = self.retriever.embedder
+        report = builder.update(self.settings, embedder=lambda: embedder, wait=wait)
+        self.refresh()
+        return report
 
     def check_question(self, question: str) -> str:
         if not isinstance(question, str) or not question.strip():
@@ -183,9 +199,11 @@ class Assistant:
 
     # -- index information --------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """The served index (manifest), after checking that a remote store answers
-        (StoreUnavailableError otherwise: a health check then reports the replica down)."""
-        status = index_status(self.settings)
+        """The served index (manifest, and the timeline of the articles this assistant serves),
+        after checking that a remote store answers (StoreUnavailableError otherwise: a health
+        check then reports the replica down)."""
+        dates = self.retriever.index.db.article_dates().values()
+        status = index_status(self.settings, dates=dates)
         if "qdrant" in status["stores"].values():
             from .index.qdrant_connection import check_reachable
 
@@ -199,11 +217,15 @@ class Assistant:
         return self.retriever.article_text(source)
 
 
-def index_status(settings: Settings) -> dict[str, Any]:
-    """What the CLI's `index status` prints; reads only the manifest (fast, no model)."""
+def index_status(settings: Settings, *,
+                 dates: Iterable[str | None] | None = None) -> dict[str, Any]:
+    """What the CLI's `index status` prints; reads the manifest, and the articles' dates from
+    the catalog unless `dates` gives them (no model). `by_month`: articles per month
+    ("YYYY-MM", months with articles only), `undated`: articles without a date."""
     generation = served(settings)
     manifest = generation.manifest
     stores = manifest["stores"]
+    timeline = Timeline.of(_article_dates(settings, generation) if dates is None else dates)
     return {
         "index_dir": str(settings.index_dir),
         "served_from": generation.where,
@@ -221,7 +243,18 @@ def index_status(settings: Settings) -> dict[str, Any]:
         "size_bytes": sum(p.stat().st_size for p in settings.index_dir.rglob("*")
                           if p.is_file()) if settings.index_dir.is_dir() else 0,
         "package_version": manifest["package_version"],
+        "by_month": timeline.by_month,
+        "undated": timeline.undated,
     }
+
+
+def _article_dates(settings: Settings, generation: Served) -> list[str | None]:
+    """The date of every article of `generation`, read from its catalog."""
+    catalog = open_catalog(settings, generation, None, None)  # no chunk / sentence store read
+    try:
+        return list(catalog.article_dates().values())
+    finally:
+        catalog.close()
 
 
 def _noticed(pieces: Iterator[str | Answer], notice: str) -> Iterator[str | Answer]:

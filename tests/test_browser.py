@@ -24,7 +24,7 @@ import pytest
 from assistant import Assistant, Settings
 from assistant.feedback import FeedbackStore
 from assistant.index.builder import build
-from ui.chat import PLACEHOLDER
+from ui.chat import CONVERSATIONS_KEY, PLACEHOLDER
 
 from .ui_server import GRADIO_WARNINGS, running_app
 
@@ -412,3 +412,143 @@ def test_upload_then_ask(xss_app: tuple[str, Settings], page: Any, tmp_path: Pat
     wait_final(message)
     message.locator("details.sources summary").click()
     expect(message.locator("details.sources")).to_contain_text("phare-kerlaouen.md")
+
+
+# -- the corpus in time, a corpus that indexes itself ---------------------------------------------
+@pytest.fixture
+def dated_app(tmp_path: Path, embedder: Any) -> Iterator[tuple[str, Settings]]:
+    """Four dated articles and an undated one, the corpus watched (short quiet period)."""
+    from assistant.index.watch import CorpusWatcher
+
+    from .test_timeline import write_dated
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_dated(corpus)
+    shutil.copy(ROOT / "corpus" / "lorntech-sillon-lorrain.txt", corpus)
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    build(settings, lambda: embedder, progress=False)
+    bot = Assistant.load(settings, embedder=embedder)
+    watcher = CorpusWatcher(bot, quiet_ms=500)
+    from ui.app import create_app
+
+    from .ui_server import running_server
+
+    watcher.start()
+    try:
+        with running_server(create_app(settings, bot, watcher), settings) as url:
+            yield url, settings
+    finally:
+        watcher.stop()
+
+
+def files_cells(page: Any) -> Any:
+    """The cells of the Corpus tab's table that hold the file names."""
+    return page.locator("#articles [role=gridcell][data-col='3']")
+
+
+def listed(page: Any) -> list[str]:
+    """The file names in the Corpus tab's table."""
+    return sorted(" ".join(t.split()) for t in files_cells(page).all_inner_texts())
+
+
+def test_timeline_filters_the_articles_and_follows_the_watched_corpus(
+    page: Any, dated_app: tuple[str, Settings],
+) -> None:
+    url, settings = dated_app
+    page.goto(url)
+    page.get_by_role("tab", name="Corpus").click()
+    chart = page.locator("#timeline")
+    may = chart.locator("button.timeline-bar[value='2021-05']")
+    expect(may).to_have_attribute("aria-label", "mai 2021 : 2 articles")
+    expect(chart.locator("button.timeline-bar[value='2021-06']")).to_be_disabled()
+    expect(chart).to_contain_text("4 articles datés, de mai 2021 à février 2023 ; 1 sans date.")
+    expect(page.locator("#articles")).to_contain_text("2021-05-20")  # each article's date
+    shot(page, "timeline")
+
+    may.click()
+    expect(may).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#timeline-selection")).to_contain_text("2 articles de mai 2021")
+    expect(files_cells(page)).to_have_count(2)
+    assert listed(page) == ["campus-epinal.md", "fablab-lens.md"]
+    shot(page, "timeline-month")
+    may.click()  # the same bar again: every article
+    expect(files_cells(page)).to_have_count(5)
+    expect(page.locator("#timeline-all")).to_be_hidden()
+
+    page.locator("#timeline-scale").get_by_text("Par année").click()
+    year = chart.locator("button.timeline-bar[value='2021']")
+    expect(year).to_have_attribute("aria-label", "2021 : 3 articles")
+    chart.locator("button.timeline-bar.undated").click()
+    expect(files_cells(page)).to_have_count(1)
+    assert listed(page) == ["lorntech-sillon-lorrain.txt"]
+    page.locator("#timeline-all").click()
+    expect(files_cells(page)).to_have_count(5)
+
+    # Files copied into the watched corpus: the tab follows without a reload.
+    (settings.corpus_dir / "vide.txt").write_text("", encoding="utf-8")
+    (settings.corpus_dir / "tiers-lieu-brest.md").write_text(
+        "---\ntitle: Tiers-lieu <b>Brest</b>\ndate: 2022-09-01\n---\n" + UPLOADED_ARTICLE,
+        encoding="utf-8")
+    notice = page.locator("#watch-notice")
+    expect(notice).to_contain_text("indexé(s) : tiers-lieu-brest.md", timeout=30_000)
+    expect(notice).to_contain_text("refusé : vide.txt (fichier vide)")
+    expect(chart.locator("button.timeline-bar[value='2022']")).to_have_attribute(
+        "aria-label", "2022 : 1 article")
+    expect(page.locator("#articles")).to_contain_text("Tiers-lieu <b>Brest</b>")  # as text
+    assert page.locator("#articles b").count() == 0
+    shot(page, "timeline-watched")
+
+
+def stored(page: Any) -> str | None:
+    """The conversations the browser keeps (encrypted by Gradio, written again at each load)."""
+    return page.evaluate("k => localStorage.getItem(k)", CONVERSATIONS_KEY)
+
+
+def ask_and_save(page: Any, question: str) -> Any:
+    """`ask`, then wait until the browser has saved the conversation with the answer (Gradio
+    saves it once, after the answer's last piece)."""
+    page.wait_for_function("k => localStorage.getItem(k) !== null", arg=CONVERSATIONS_KEY)
+    before = stored(page)
+    message = ask(page, question)
+    wait_final(message)
+    page.wait_for_function("([k, v]) => localStorage.getItem(k) !== v",
+                           arg=[CONVERSATIONS_KEY, before])
+    return message
+
+
+def test_conversations_are_kept_across_reloads(page: Any, seed_url: str) -> None:
+    page.goto(seed_url)
+    saved = page.locator("#conversations")
+    ask_and_save(page, SURFACE)
+    assert "Serre" not in (stored(page) or "")  # not readable as is in the browser's storage
+    page.reload()
+    expect(saved).to_contain_text("Quelle est la surface")
+    expect(page.locator("#chatbot [data-testid='bot']")).to_have_count(0)  # a new one on reload
+
+    saved.get_by_text("Quelle est la surface").click()  # the past conversation, with sources
+    message = page.locator("#chatbot [data-testid='bot']").first
+    expect(message.locator(".answer")).to_contain_text(SURFACE_ANSWER)
+    message.locator("details.sources summary").click()
+    expect(message.locator(".source").first).to_contain_text("serre-numerique-valenciennes.txt")
+    follow_up = ask_and_save(page, "Et quand a-t-elle été inaugurée ?")  # it goes on
+    expect(follow_up.locator(".answer")).to_contain_text("2015")
+
+    page.locator("#new-conversation").click()
+    expect(page.locator("#chatbot [data-testid='bot']")).to_have_count(0)
+    ask_and_save(page, '<img src=x onerror="window.__xss=3">Qui dirige la Louvre Lens Vallée ?')
+    expect(saved.locator("tr")).to_have_count(2)
+    expect(saved).to_contain_text('<img src=x onerror="window.__xss=3">')  # shown as text
+    shot(page, "conversations")
+    page.reload()
+    expect(saved.locator("tr")).to_have_count(2)
+    assert page.evaluate("typeof window.__xss") == "undefined"
+
+    saved.get_by_text("Quelle est la surface").click()  # the follow-up was kept; delete it
+    expect(page.locator("#chatbot [data-testid='bot']")).to_have_count(2)
+    page.locator("#chatbot").get_by_role("button", name="Effacer la conversation").click()
+    expect(saved.locator("tr")).to_have_count(1)
+    expect(page.locator("#chatbot [data-testid='bot']")).to_have_count(0)
+    page.reload()
+    expect(saved.locator("tr")).to_have_count(1)
+    expect(saved).not_to_contain_text("Quelle est la surface")

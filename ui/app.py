@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from assistant import __version__
 from assistant.config import Settings
 from assistant.core import Assistant
+from assistant.index.watch import CorpusWatcher
 
 from .api import install_api
 from .assets import CSS
@@ -38,9 +39,11 @@ Le chat web est servi à la racine `/`.
 """
 
 
-def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
+def create_app(settings: Settings, assistant: Assistant | None = None,
+               watcher: CorpusWatcher | None = None) -> FastAPI:
     """The FastAPI app: `/api/*` routes, the OpenAI-compatible `/v1/*`, MCP at `/mcp`, OpenAPI at
-    `/openapi.json`, Gradio mounted at `/`."""
+    `/openapi.json`, Gradio mounted at `/`. `watcher`: the corpus watcher of `assistant`, whose
+    updates the Corpus tab reports (started and stopped by the caller)."""
     assistant = assistant or Assistant.load(settings)
     app = FastAPI(title=TITLE, version=__version__, description=API_DESCRIPTION,
                   docs_url="/api/docs", redoc_url=None)
@@ -51,7 +54,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     keys = install_security(app, settings)  # API keys and rate limit on /api, /v1, /mcp
     app.state.metrics = install_metrics(app, assistant)  # /metrics; counts refusals above too
 
-    blocks = build_blocks(assistant, settings)
+    blocks = build_blocks(assistant, settings, watcher)
     blocks.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     app.state.blocks = blocks
     hard_cap = max(2 * settings.max_upload_bytes, 1) if settings.upload_enabled else 1
@@ -97,13 +100,21 @@ def server_config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Config
     return uvicorn.Config(app, host=settings.host, port=settings.port, **options)
 
 
-def serve(settings: Settings) -> None:
-    """Load the assistant, then serve the chat and the API until interrupted."""
+def serve(settings: Settings, *, watch: bool = False) -> None:
+    """Load the assistant, then serve the chat and the API until interrupted; with `watch`,
+    index the corpus directory's changes as they happen (`CorpusWatcher`)."""
     log.info("Chargement de l'index %s et du modèle %s…", settings.index_dir,
              settings.embedding_model)
     assistant = Assistant.load(settings)
-    app = create_app(settings, assistant=assistant)
+    watcher = CorpusWatcher(assistant) if watch else None
+    app = create_app(settings, assistant=assistant, watcher=watcher)
     json_logs = settings.log_format == "json"  # uvicorn's own records go to the root handler
     server = Server(server_config(app, settings, **({"log_config": None} if json_logs else {})))
     server.json_logs = json_logs
-    server.run()
+    if watcher is not None:
+        watcher.start()
+    try:
+        server.run()
+    finally:
+        if watcher is not None:
+            watcher.stop()

@@ -48,13 +48,40 @@ button.read-article:hover { text-decoration: underline; }
 #feedback { border: 1px solid var(--color-accent, #6366f1); border-radius: var(--radius-lg, 8px);
   padding: .6em .8em; background: var(--background-fill-secondary, #f9fafb); }
 #feedback-note p { margin: 0; font-weight: 600; }
+/* The Corpus tab's timeline: a bar per month or year, undated articles apart. */
+.timeline-bars { display: flex; align-items: flex-end; gap: 4px; overflow-x: auto;
+  padding: .4em 0 .2em; min-height: 150px; }
+button.timeline-bar { flex: 0 0 auto; min-width: 44px; height: 140px; display: flex;
+  flex-direction: column; justify-content: flex-end; align-items: stretch; padding: 0 2px;
+  border: 1px solid transparent; border-radius: 6px; background: none; cursor: pointer;
+  color: inherit; font: inherit; }
+button.timeline-bar:disabled { cursor: default; opacity: .6; }
+button.timeline-bar:not(:disabled):hover, button.timeline-bar:focus-visible {
+  border-color: var(--color-accent, #6366f1); }
+button.timeline-bar[aria-pressed="true"] { border-color: var(--color-accent, #6366f1);
+  background: var(--color-accent-soft, #eef2ff); }
+.timeline-fill { display: block; min-height: 2px; border-radius: 3px 3px 0 0;
+  background: var(--color-accent, #6366f1); }
+button.timeline-bar.undated { margin-left: 12px; }
+button.timeline-bar.undated .timeline-fill { background: var(--neutral-400, #9ca3af); }
+.timeline-count { font-size: .8em; text-align: center; }
+.timeline-label { font-size: .75em; text-align: center; white-space: nowrap; margin-top: 2px; }
+.timeline-summary { margin: .3em 0 0; font-size: .9em; opacity: .8; }
 """
 #: Runs once when the page loads: a click on a "Lire dans l'article" button (inside a chat
 #: message, where no event handler survives sanitising) asks the hidden `#reader-open` button to
-#: open the reader; Escape closes it.
+#: open the reader; a click on a bar of the timeline asks the hidden `#timeline-open` button to
+#: list that period's articles; Escape closes the reader.
 JS = """
 () => {
   document.addEventListener("click", (event) => {
+    const bar = event.target.closest("button.timeline-bar");
+    if (bar && !bar.disabled) {
+      window.assistantTimelineRequest = bar.getAttribute("aria-pressed") === "true" ? ""
+        : bar.value;  // a second click on the same bar lists every article again
+      document.getElementById("timeline-open")?.click();
+      return;
+    }
     const button = event.target.closest("button.read-article");
     if (!button) return;
     event.preventDefault();
@@ -68,6 +95,8 @@ JS = """
   });
 }
 """
+#: The (scale, period) of the last click on a timeline bar, given to the `corpus_view` handler.
+TIMELINE_REQUEST_JS = "(scale, period) => [scale, window.assistantTimelineRequest ?? '']"
 #: The JSON request of the last "Lire dans l'article" click, given to the `read` handler.
 READ_REQUEST_JS = "() => window.assistantReaderRequest || ''"
 #: After the reader is filled: bring the highlighted passage into view (else the top).

@@ -29,11 +29,12 @@ from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError, QuestionError
 from assistant.feedback import MAX_COMMENT_CHARS, Citation, Feedback, FeedbackStore
-from assistant.ingest.corpus import SUFFIXES
+from assistant.index.watch import CorpusWatcher
 from assistant.records import Answer
 
 from . import render
 from .assets import JS, READ_REQUEST_JS, SCROLL_JS
+from .corpus import article_choices, corpus_handlers, corpus_tab
 from .uploads import add_uploads
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ FEEDBACK_UP = "Merci ! Un commentaire (facultatif) ?"
 FEEDBACK_DOWN = "Merci de le signaler. Qu'est-ce qui est faux ou manque ? (facultatif)"
 FEEDBACK_FIRST = "Votez d'abord 👍 ou 👎 sous une réponse, puis écrivez un commentaire."
 FEEDBACK_FAILED = "Votre avis n'a pas pu être enregistré ; réessayez plus tard."
+CONVERSATIONS_KEY = "assistant-conversations"  # where the browser keeps past conversations
 def mode_choices(settings: Settings) -> list[tuple[str, str]]:
     """The answer modes offered: LLM only when an endpoint is configured."""
     modes = ["extractive", "llm"] if settings.llm_configured else ["extractive"]
@@ -125,18 +127,11 @@ def _user_error(exc: Exception) -> gr.Error:
     return gr.Error(_user_message(exc), title="Impossible de répondre", print_exception=False)
 
 
-def article_choices(assistant: Assistant) -> list[tuple[str, str]]:
-    """(label, source) of every indexed article, for the article filter; [] without an index."""
-    try:
-        articles = assistant.articles()
-    except AssistantError:
-        return []
-    return [(f"{a['source']} ({a['date']})" if a.get("date") else str(a["source"]),
-             str(a["source"])) for a in articles]
-
-
-def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
-    """The functions behind the page's events, bound to one assistant."""
+def make_handlers(assistant: Assistant, settings: Settings,
+                  watcher: CorpusWatcher | None = None) -> dict[str, Any]:
+    """The functions behind the page's events, bound to one assistant (the Corpus tab's from
+    `corpus.corpus_handlers`)."""
+    corpus = corpus_handlers(assistant, settings, watcher)
 
     def chat(message: str, history: list[dict[str, Any]], k: float | None,
              mode: str | None, sources: list[str] | None = None, since: str | None = None,
@@ -186,14 +181,6 @@ def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
         except Exception as exc:
             raise _user_error(exc) from None
 
-    def corpus_view() -> tuple[str, list[list[Any]]]:
-        """Index status (Markdown) and the table of indexed articles."""
-        try:
-            return (render.status_markdown(assistant.status()),
-                    render.article_rows(assistant.articles()))
-        except AssistantError as exc:
-            return f"**Index indisponible :** {exc}", []
-
     def upload(files: list[Any] | None, progress: gr.Progress = gr.Progress()  # noqa: B008
                ) -> tuple[str, str, list[list[Any]], None]:
         """Check the uploaded files, add the good ones to the corpus, update the index."""
@@ -203,7 +190,7 @@ def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
                                   progress=lambda f, text: progress(f, desc=text)).summary()
         except Exception as exc:  # e.g. a full disk: say so, keep the page usable
             summary = f"**Ajout impossible :** {_user_message(exc)}"
-        status, rows = corpus_view()
+        status, _, rows, *_ = corpus["corpus_view"]()
         return summary, status, rows, None
 
     def reader(source: str, start: int | None = None, end: int | None = None) -> str:
@@ -286,22 +273,23 @@ def make_handlers(assistant: Assistant, settings: Settings) -> dict[str, Any]:
         return gr.Dropdown(choices=article_choices(assistant))
 
     store = FeedbackStore(settings.feedback_path)
-    return {"chat": chat, "ask": ask, "search": search, "corpus_view": corpus_view,
-            "source_choices": source_choices,
+    return {"chat": chat, "ask": ask, "search": search, "source_choices": source_choices,
             "upload": upload, "read": read, "read_row": read_row, "vote": vote,
-            "comment": comment}
+            "comment": comment, **corpus}
 
 
-def build_blocks(assistant: Assistant, settings: Settings) -> gr.Blocks:
-    """The whole page, bound to `assistant` (loaded once by the caller)."""
-    handlers = make_handlers(assistant, settings)
+def build_blocks(assistant: Assistant, settings: Settings,
+                 watcher: CorpusWatcher | None = None) -> gr.Blocks:
+    """The whole page, bound to `assistant` (loaded once by the caller) and, when the corpus is
+    watched, to `watcher` (the Corpus tab then says what it indexed)."""
+    handlers = make_handlers(assistant, settings, watcher)
     with gr.Blocks(title=TITLE, analytics_enabled=False, fill_height=True) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}", elem_id="intro")
         with gr.Tabs():
             with gr.Tab("Discussion", id="chat", elem_id="tab-chat"):
                 sources = _chat_tab(handlers, settings, assistant)
             with gr.Tab("Corpus", id="corpus", elem_id="tab-corpus"):
-                table = _corpus_tab(handlers, settings, demo)
+                table = corpus_tab(handlers, settings, demo, watcher is not None, sources)
         _reader_panel(handlers, table)
         demo.load(None, js=JS)
         demo.load(handlers["source_choices"], None, sources, api_visibility="undocumented",
@@ -346,8 +334,8 @@ def _chat_tab(handlers: dict[str, Any], settings: Settings,
         submit_btn="Envoyer", stop_btn="Arrêter", autofocus=True,
         max_length=settings.max_question_chars,
     )
-    gr.ChatInterface(
-        handlers["chat"], chatbot=chatbot, textbox=textbox,
+    chat = gr.ChatInterface(
+        handlers["chat"], chatbot=chatbot, textbox=textbox, save_history=True,
         additional_inputs=[k, mode, sources, since, until],
         additional_inputs_accordion=gr.Accordion("Réglages", open=False, render=False),
         examples=[[q] for q in EXAMPLES], examples_label="Exemples de questions",
@@ -360,11 +348,26 @@ def _chat_tab(handlers: dict[str, Any], settings: Settings,
     # The hint is put back each time the conversation changes (the last change wins).
     gr.on([chatbot.change, textbox.stop], lambda: gr.Textbox(placeholder=PLACEHOLDER), None,
           textbox, api_visibility="undocumented", queue=False, trigger_mode="always_last")
-    _feedback_box(handlers, chatbot, mode)
+    _keep_conversations(chat)
+    _feedback_box(handlers, chat, mode)
     return sources
 
 
-def _feedback_box(handlers: dict[str, Any], chatbot: gr.Chatbot, mode: gr.Radio) -> None:
+def _keep_conversations(chat: gr.ChatInterface) -> None:
+    """Past conversations stay in the browser (Gradio's saved history, in localStorage), listed
+    beside the chat: "Nouvelle conversation" starts one, a click on one shows it again, the
+    chat's bin (Effacer) deletes the one shown. Gradio names the stored value after the
+    component's number and encrypts it with a key drawn at each start (conversations were lost
+    at each restart of the server): both are fixed here. The key is no secret (the page gets
+    it); the server keeps no conversation, it only sees them pass as the chat's own events."""
+    saved = chat.saved_conversations
+    saved.storage_key = saved.secret = CONVERSATIONS_KEY
+    chat.new_chat_button.value = "Nouvelle conversation"
+    chat.new_chat_button.elem_id = "new-conversation"
+    chat.chat_history_dataset.elem_id = "conversations"
+
+
+def _feedback_box(handlers: dict[str, Any], chat: gr.ChatInterface, mode: gr.Radio) -> None:
     """Shown after a thumbs up/down: an optional comment on the answer voted on."""
     votes = gr.State({})  # chat message index -> vote id, for this page
     last = gr.State(None)  # the vote a comment goes to
@@ -376,13 +379,16 @@ def _feedback_box(handlers: dict[str, Any], chatbot: gr.Chatbot, mode: gr.Radio)
                                  max_length=MAX_COMMENT_CHARS, lines=1)
             send = gr.Button("Envoyer le commentaire", size="sm", elem_id="feedback-send",
                              scale=1)
+    chatbot = chat.chatbot
     chatbot.like(handlers["vote"], [chatbot, mode, votes], [votes, last, box, note, comment],
                  api_visibility="undocumented", queue=False)
     for event in (send.click, comment.submit):
         event(handlers["comment"], [last, comment], [note, comment],
               api_visibility="undocumented", queue=False)
-    chatbot.clear(lambda: ({}, None, gr.Column(visible=False)), None, [votes, last, box],
-                  api_visibility="undocumented", queue=False)
+    # Votes are kept by message number: another conversation starts them afresh.
+    for event in (chatbot.clear, chat.new_chat_button.click, chat.chat_history_dataset.click):
+        event(lambda: ({}, None, gr.Column(visible=False)), None, [votes, last, box],
+              api_visibility="undocumented", queue=False)
 
 
 def _reader_panel(handlers: dict[str, Any], table: gr.Dataframe) -> None:
@@ -401,29 +407,3 @@ def _reader_panel(handlers: dict[str, Any], table: gr.Dataframe) -> None:
                  queue=False, show_progress="hidden").then(None, js=SCROLL_JS)
     close.click(lambda: gr.Column(visible=False), None, panel, api_visibility="undocumented",
                 queue=False)
-
-
-def _corpus_tab(handlers: dict[str, Any], settings: Settings, demo: gr.Blocks) -> gr.Dataframe:
-    gr.Markdown("## Index")
-    status = gr.Markdown(elem_id="index-status")
-    gr.Markdown("## Articles indexés\nCliquez sur un article pour le lire.")
-    table = gr.Dataframe(headers=render.ARTICLE_HEADERS, datatype=["str", "str", "number", "str"],
-                         interactive=False, elem_id="articles", wrap=True)
-    refresh = gr.Button("Actualiser", size="sm")
-    refresh.click(handlers["corpus_view"], None, [status, table], api_visibility="undocumented",
-                  queue=False)
-    demo.load(handlers["corpus_view"], None, [status, table], api_visibility="undocumented",
-              queue=False)
-    if not settings.upload_enabled:
-        return table
-    gr.Markdown("## Ajouter des articles")
-    kinds = ", ".join(sorted(set(SUFFIXES)))
-    files = gr.File(label=f"Fichiers ({kinds} ; {render.human_size(settings.max_upload_bytes)} "
-                          "maximum chacun)", file_count="multiple",
-                    elem_id="upload")
-    add = gr.Button("Ajouter au corpus et mettre à jour l'index", variant="primary",
-                    elem_id="upload-button")
-    result = gr.Markdown(elem_id="upload-result")
-    add.click(handlers["upload"], [files], [result, status, table, files], api_name="upload",
-              concurrency_limit=1, concurrency_id="upload")
-    return table

@@ -3,8 +3,8 @@
 Each file is refused with a French reason when its type is not an article type, its name is
 unusable or already taken, it is larger than `settings.max_upload_bytes`, or the corpus loader
 cannot parse it. Accepted files are written atomically (hidden temporary name, then `os.replace`)
-into `settings.corpus_dir`, then `assistant.index.builder.update` publishes a new generation
-that the next request picks up. The checks themselves live in `assistant.ingest.add`, shared with
+into `settings.corpus_dir`, then `Assistant.update_index` publishes a new generation and serves
+it. The checks themselves live in `assistant.ingest.add`, shared with
 `assistant add`.
 """
 
@@ -17,7 +17,6 @@ from pathlib import Path
 from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError
-from assistant.index import builder as indexer
 from assistant.index.builder import UpdateReport
 from assistant.ingest.add import ItemRefused as UploadRefused
 from assistant.ingest.add import check_article, read_checked, safe_name, target_path, write_atomic
@@ -81,13 +80,11 @@ def add_uploads(
     if not result.accepted:
         return result
     step(0.5, "Mise à jour de l'index…")
-    embedder = assistant.retriever.embedder
     try:
-        result.report = indexer.update(settings, embedder=lambda: embedder, wait=30)
+        result.report = assistant.update_index(wait=30)
     except AssistantError as exc:
         result.error = str(exc)
         return result
-    assistant.refresh()
     step(1.0, "Index à jour")
     return result
 

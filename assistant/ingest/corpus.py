@@ -83,17 +83,32 @@ class Skipped:
     reason: str
 
 
-def scan_corpus(corpus_dir: Path) -> list[CorpusFile]:
-    """Every candidate article file under `corpus_dir`, sorted; hidden files are ignored."""
+def is_hidden(name: str) -> bool:
+    """A file or folder the corpus ignores (`.name`: also the partial files being written)."""
+    return name.startswith(".")
+
+
+def is_candidate(name: str) -> bool:
+    """Whether a file named `name` (not hidden, an article suffix) is read as an article."""
+    return not is_hidden(name) and name.lower().endswith(SUFFIXES)
+
+
+def check_corpus_dir(corpus_dir: Path) -> None:
+    """CorpusError with the fix unless `corpus_dir` is a directory."""
     if not corpus_dir.is_dir():
         raise CorpusError(
             f"Le dossier du corpus {corpus_dir} n'existe pas : créez-le ou passez --corpus DIR."
         )
+
+
+def scan_corpus(corpus_dir: Path) -> list[CorpusFile]:
+    """Every candidate article file under `corpus_dir`, sorted; hidden files are ignored."""
+    check_corpus_dir(corpus_dir)
     files = []
     for root, dirs, names in os.walk(corpus_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not is_hidden(d))
         for name in sorted(names):
-            if name.startswith(".") or not name.lower().endswith(SUFFIXES):
+            if not is_candidate(name):
                 continue
             path = Path(root) / name
             try:
