@@ -50,7 +50,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[str,
 def test_retrieval_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
     assert t["answerable"] == 136 and t["out_of_scope"] == 29
-    # measured when the scorer landed: hit@1 0.757, hit@5 0.926
+    # measured when the scorer landed: hit@1 0.757, hit@5 0.926 (retrieval did not change)
     assert t["hit@1"] >= 0.74, t
     assert t["hit@5"] >= 0.91, t
 
@@ -58,19 +58,22 @@ def test_retrieval_levels(report: dict[str, Any]) -> None:
 def test_answer_levels(report: dict[str, Any]) -> None:
     t, kinds = report["totals"], report["by_kind"]
     # measured when the scorer landed (see docs/benchmarks.md)
-    assert t["first_sentence_match"] >= 0.70, t
-    assert t["answer_match"] >= 0.72, t
-    assert t["short_match"] >= 0.55, t
+    # measured 0.750, 0.787, 0.633, 1.22; fact 0.889; list answers 4/9
+    assert t["first_sentence_match"] >= 0.73, t
+    assert t["answer_match"] >= 0.76, t
+    assert t["short_match"] >= 0.60, t
     assert t["sentences_per_answer"] <= 1.3, t
-    assert kinds["fact"]["first_sentence_match"] >= 0.82, kinds["fact"]
+    assert kinds["fact"]["first_sentence_match"] >= 0.86, kinds["fact"]
     assert kinds["date"]["short_match"] >= 0.85, kinds["date"]
+    assert kinds["list"]["answer_match"] >= 0.40, kinds["list"]
 
 
 def test_refusal_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
-    assert t["refused_answerable"] <= 6, t
-    assert t["refused_out_of_scope"] >= 14, t  # of 29
-    assert t["refused_far"] >= 7 and t["refused_near"] >= 6, t
+    # measured: 16 of 29 refused (near 7/19, far 9/10), 4 of 136 answerable refused
+    assert t["refused_answerable"] <= 5, t
+    assert t["refused_out_of_scope"] >= 15, t
+    assert t["refused_far"] >= 8 and t["refused_near"] >= 6, t
 
 
 def test_english_questions_are_answered_in_french_with_citations(

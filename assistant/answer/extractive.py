@@ -56,6 +56,7 @@ from .pairs import (
     answer_features,
     default_scorer,
     pair_features,
+    picked,
 )
 
 if TYPE_CHECKING:
@@ -286,9 +287,8 @@ class ExtractiveAnswerer:
         """Every candidate sentence, best first (by the pick head of `pairs.Scorer`), with
         its `features`."""
         candidates = self.described(question, query, passages, retriever, terms)
-        pick = self.scorer().pick
-        for c in candidates:
-            c.score = pick.probability(c.features)
+        for c, p in zip(candidates, picked(self.scorer().pick, [c.features for c in candidates])):
+            c.score = p
         candidates.sort(key=lambda c: (-c.score, c.rank, c.start))
         return candidates
 
@@ -336,7 +336,8 @@ class ExtractiveAnswerer:
             c.features = pair_features(view, base=b, sentence=c.text, context=c.context,
                                        title=c.passage.title, ordinal=c.ordinal, rank=c.rank,
                                        best_dense=best_dense,
-                                       article_terms=words[c.passage.source])
+                                       article_terms=words[c.passage.source],
+                                       bullet=c.intro is not None)
         return candidates
 
 

@@ -3,13 +3,14 @@
 Every candidate sentence of an answer (see `extractive.sentence_candidates`) is described by the
 `PAIR_FEATURES` below, read from the question's analysed terms, its kind and attribute
 (`text/kinds.py`), the sentence, its context and its article, and the cosine of the sentence's
-vector (stored at index time) with the question's (nothing is embedded here). Two logistic
-models read them, both fitted by `bench/fit_scorer.py` on questions we wrote ourselves
+vector (stored at index time) with the question's (nothing is embedded here). Two models read
+them, both fitted by `bench/fit_scorer.py` on questions we wrote ourselves
 (`bench/data/`), never on the evaluation files, and shipped in `assistant/data/scorer.json`:
 
-    pick     which candidate states the fact: the first sentence of the answer
-    answers  the probability that the best candidate answers the question at all; below the
-             fitted threshold the answer is "not in the corpus"
+    pick     which candidate states the fact: the first sentence of the answer (a conditional
+             logit: linear scores, a softmax over the question's candidates)
+    answers  the probability that the best candidate answers the question at all (gradient-
+             boosted trees); below the fitted threshold the answer is "not in the corpus"
 
 The pick head learns from answerable questions only (their answer sentence against the other
 candidates of the same question); the answers head learns from every question, the best pick of
@@ -41,6 +42,10 @@ an unanswerable one ("Quel âge a X ?" finds X's sentence, never an age) being i
               0.5 when the question implies none)
     focus_article share of the focus words found anywhere in the sentence's article: an
               attribute the article never names ("la cotisation", "le loyer") is not answered
+    list_items for a list question ("Citez...", "Quels sont les..."), how many names the
+              sentence enumerates (a third each, at most 1); 0 for other questions
+    list_shape for a list question, the sentence introduces a bulleted list (ends with ":") or
+              is one of its items
 """
 
 from __future__ import annotations
@@ -57,15 +62,15 @@ from typing import Any
 import numpy as np
 
 from ..text.analysis import analyzed
-from ..text.facts import implied_unit, slot
-from ..text.kinds import attribute_term, question_kind
+from ..text.facts import fact_spans, implied_unit, slot
+from ..text.kinds import attribute_term, is_list_question, question_kind
 from ..text.question import content_terms, english_share, entity_terms, matches, name_terms
 from ..text.sentences import near_figures
 
 PAIR_FEATURES = ("own", "local", "article", "prior", "fact", "shape", "dense", "dense_gap",
                  "focus", "names", "attribute", "lead", "quote", "length", "rank", "english",
                  "fact_person", "fact_figure", "fact_date", "fact_named", "kind_none",
-                 "slot", "unit", "focus_article")
+                 "slot", "unit", "focus_article", "list_items", "list_shape")
 FIGURE_KINDS = frozenset({"number", "money", "area"})  # kinds answered by a figure
 LEAD_CHARS = 2  # sentences of an article that count as its lead
 ANY_MODEL = "*"  # the fit for an embedding model without its own (no cosine features)
@@ -83,6 +88,7 @@ class QuestionView:
     names: tuple[str, ...]
     english: float
     unit: re.Pattern[str] | None = None  # the unit a kind-only attribute implies
+    is_list: bool = False  # asks for several items
 
     @classmethod
     def of(cls, question: str, *, kind: str | None = None) -> QuestionView:
@@ -94,12 +100,13 @@ class QuestionView:
         entities = entity_terms(question)
         focus = tuple(t for t in content_terms(question) if t not in entities and not t.isdigit())
         attribute = attribute_term(question) if english < 0.2 else None
-        return cls(question, kind, attribute, focus, names, english, implied_unit(question))
+        return cls(question, kind, attribute, focus, names, english, implied_unit(question),
+                   is_list_question(question))
 
 
 def pair_features(q: QuestionView, *, base: dict[str, float], sentence: str, context: str,
                   title: str, ordinal: int, rank: int, best_dense: float,
-                  article_terms: frozenset[str]) -> dict[str, float]:
+                  article_terms: frozenset[str], bullet: bool = False) -> dict[str, float]:
     """The `PAIR_FEATURES` of one candidate: `base` holds own, local, article, prior, fact,
     shape and (when sentence vectors are used) dense; `ordinal` is the sentence's position in
     its article (0 for the first); `article_terms` the analysed terms of its article."""
@@ -133,6 +140,10 @@ def pair_features(q: QuestionView, *, base: dict[str, float], sentence: str, con
     f["unit"] = 0.5 if q.unit is None else 1.0 if q.unit.search(sentence) else 0.0
     f["focus_article"] = (sum(1 for t in q.focus if matches(t, article_terms)) / len(q.focus)
                           if q.focus else 1.0)
+    f["list_items"] = (min(1.0, len(fact_spans("name", sentence, q.text)) / 3) if q.is_list
+                       else 0.0)
+    f["list_shape"] = (1.0 if q.is_list and (bullet or sentence.rstrip().endswith(":"))
+                       else 0.0)
     return f
 
 
@@ -159,13 +170,15 @@ class Logistic:
     weights: tuple[float, ...]
     bias: float
 
+    def linear(self, features: dict[str, float]) -> float:
+        return self.bias + sum(w * (features.get(name, 0.0) - m) / s for name, m, s, w in
+                               zip(self.features, self.mean, self.scale, self.weights))
+
     def probability(self, features: dict[str, float]) -> float:
-        z = self.bias + sum(w * (features.get(name, 0.0) - m) / s for name, m, s, w in
-                            zip(self.features, self.mean, self.scale, self.weights))
-        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+        return _sigmoid(self.linear(features))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": list(self.features), "mean": list(self.mean),
+        return {"kind": "logistic", "features": list(self.features), "mean": list(self.mean),
                 "scale": list(self.scale), "weights": list(self.weights), "bias": self.bias}
 
     @classmethod
@@ -195,13 +208,87 @@ class Logistic:
         return cls(tuple(features), tuple(mean.round(6)), tuple(scale.round(6)),
                    tuple(w.round(6)), round(b, 6))
 
+    @classmethod
+    def fit_conditional(cls, questions: Sequence[tuple[Sequence[dict[str, float]],
+                                                       Sequence[bool]]],
+                        features: Sequence[str], *, l2: float = 1.0,
+                        steps: int = 300) -> Logistic:
+        """A conditional logit: per question, the softmax of the linear scores of its candidates
+        should put its weight on the right ones (each question given with its candidates' rows
+        and which of them are right). Only differences within a question count."""
+        data = [(np.array([[r.get(f, 0.0) for f in features] for r in rows], dtype=np.float64),
+                 np.asarray(right, dtype=np.float64)) for rows, right in questions if any(right)]
+        stacked = np.vstack([x for x, _ in data])
+        mean, scale = stacked.mean(0), stacked.std(0) + 1e-9
+        data = [((x - mean) / scale, y / y.sum()) for x, y in data]
+        w = np.zeros(len(features))
+        for _ in range(steps):
+            g = np.zeros_like(w)
+            for x, y in data:
+                s = x @ w
+                p = np.exp(s - s.max())
+                g += x.T @ (p / p.sum() - y)
+            w -= 0.5 * (g / len(data) + l2 * w / len(data))
+        return cls(tuple(features), tuple(mean.round(6)), tuple(scale.round(6)),
+                   tuple(w.round(6)), 0.0)
+
+
+def picked(pick: Logistic, rows: Sequence[dict[str, float]]) -> list[float]:
+    """The pick head's probability that each candidate of one question is its answer (softmax
+    of the conditional logit's scores over the candidates)."""
+    if not rows:
+        return []
+    z = np.array([pick.linear(r) for r in rows])
+    p = np.exp(z - z.max())
+    return [float(v) for v in p / p.sum()]
+
+
+@dataclass(frozen=True)
+class Trees:
+    """Gradient-boosted decision trees over raw features (fitted by scikit-learn in
+    `bench/fit_scorer.py`, evaluated here in plain Python: a few hundred comparisons). Each
+    node is (feature index, threshold, left, right, value); a leaf has feature -1; a row goes
+    left when its value is <= the threshold."""
+
+    features: tuple[str, ...]
+    baseline: float
+    trees: tuple[tuple[tuple[int, float, int, int, float], ...], ...]
+
+    def probability(self, features: dict[str, float]) -> float:
+        x = [features.get(f, 0.0) for f in self.features]
+        z = self.baseline
+        for nodes in self.trees:
+            i = 0
+            while nodes[i][0] >= 0:
+                i = nodes[i][2] if x[nodes[i][0]] <= nodes[i][1] else nodes[i][3]
+            z += nodes[i][4]
+        return _sigmoid(z)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "trees", "features": list(self.features), "baseline": self.baseline,
+                "trees": [[list(n) for n in nodes] for nodes in self.trees]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trees:
+        return cls(tuple(data["features"]), float(data["baseline"]),
+                   tuple(tuple((int(f), float(t), int(left), int(right), float(v))
+                               for f, t, left, right, v in nodes) for nodes in data["trees"]))
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+def head_from_dict(data: dict[str, Any]) -> Logistic | Trees:
+    return Trees.from_dict(data) if data.get("kind") == "trees" else Logistic.from_dict(data)
+
 
 @dataclass(frozen=True)
 class Scorer:
     """The two heads and the refusal threshold, for one embedding model."""
 
-    pick: Logistic
-    answers: Logistic
+    pick: Logistic  # a conditional logit: see `picked`
+    answers: Logistic | Trees
     threshold: float
     about: dict[str, Any]
 
@@ -211,7 +298,7 @@ class Scorer:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scorer:
-        return cls(Logistic.from_dict(data["pick"]), Logistic.from_dict(data["answers"]),
+        return cls(Logistic.from_dict(data["pick"]), head_from_dict(data["answers"]),
                    float(data["threshold"]), dict(data.get("about", {})))
 
 
