@@ -1,8 +1,8 @@
 """Run every benchmark and rewrite the Benchmarks page, docs/benchmarks.md (`make bench`).
 
 Runs bench/quality.py, speed.py, embed_speed.py, vocabulary.py, scale.py, update_cost.py,
-stores.py and load.py, each in its own process (its log in bench/out/<name>.log), draws the charts of
-bench/charts.py from their JSON into docs/charts/*.svg, then replaces the text between
+stores.py and load.py, each in its own process (its log in bench/out/<name>.log), draws the
+charts of bench/charts.py from their JSON into docs/charts/*.svg, then replaces the text between
 `<!-- bench:start -->` and `<!-- bench:end -->` in docs/benchmarks.md with their tables, each
 chart under its table, the machine and the commands to reproduce. Without the markers the page
 is left alone and the section is printed (and saved as bench/out/benchmarks.md).
