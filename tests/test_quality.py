@@ -58,10 +58,10 @@ def test_retrieval_levels(report: dict[str, Any]) -> None:
 def test_answer_levels(report: dict[str, Any]) -> None:
     t, kinds = report["totals"], report["by_kind"]
     # measured when the scorer landed (see docs/benchmarks.md)
-    # measured 0.750, 0.787, 0.633, 1.22; fact 0.889; list answers 4/9
-    assert t["first_sentence_match"] >= 0.73, t
-    assert t["answer_match"] >= 0.76, t
-    assert t["short_match"] >= 0.60, t
+    # measured 0.765, 0.794, 0.688, 1.22; fact 0.889; list answers 4/9
+    assert t["first_sentence_match"] >= 0.75, t
+    assert t["answer_match"] >= 0.78, t
+    assert t["short_match"] >= 0.66, t
     assert t["sentences_per_answer"] <= 1.3, t
     assert kinds["fact"]["first_sentence_match"] >= 0.86, kinds["fact"]
     assert kinds["date"]["short_match"] >= 0.85, kinds["date"]
@@ -70,10 +70,10 @@ def test_answer_levels(report: dict[str, Any]) -> None:
 
 def test_refusal_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
-    # measured: 16 of 29 refused (near 7/19, far 9/10), 4 of 136 answerable refused
+    # measured: 18 of 29 refused (near 9/19, far 9/10), 4 of 136 answerable refused
     assert t["refused_answerable"] <= 5, t
-    assert t["refused_out_of_scope"] >= 15, t
-    assert t["refused_far"] >= 8 and t["refused_near"] >= 6, t
+    assert t["refused_out_of_scope"] >= 17, t
+    assert t["refused_far"] >= 8 and t["refused_near"] >= 8, t
 
 
 def test_english_questions_are_answered_in_french_with_citations(

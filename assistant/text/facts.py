@@ -17,6 +17,7 @@ a near-domain question finds its topic's sentence, rarely a fact of its kind bes
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,7 +35,8 @@ _DIGITS = r"\d{1,3}(?:[ \u00a0\u202f.]\d{3})+(?:,\d+)?|\d+(?:[.,]\d+)?"
 _FIGURE = re.compile(
     rf"(?<![\w.,])(?:(?:plus|moins) de{_S}+|près de{_S}+|environ{_S}+)?"
     rf"(?:{_DIGITS}|(?i:{_SPELLED_NUMBER}))(?![\w,])"
-    rf"(?:{_S}*(?:%|€|k€|M€|m²|m2|km²|ha\b|(?i:millions?|milliards?)(?:{_S}+d['’]euros)?))?"
+    rf"(?:{_S}*(?:%|€|k€|M€|m²|m2|km²|ha\b|(?i:mètres{_S}+carrés|hectares?)"
+    rf"|(?i:millions?|milliards?)(?:{_S}+d['’]euros)?))?"
 )
 _UNIT_WORDS = re.compile(rf"(?:{_S}*(?:d['’]|de{_S}+|des{_S}+)?(?:[\w’'-]+))")
 _STOP_AFTER = frozenset("""et ou à a au aux en dans pour par sur avec qui que dont ont est sont
@@ -42,7 +44,8 @@ ce cette ces il elle ils elles le la les l un une se sa son ses leur leurs du de
 _MONTH = (r"janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre"
           r"|novembre|décembre|decembre")
 _DATE_SPAN = re.compile(
-    rf"(?i:(?:le{_S}+)?\d{{1,2}}(?:er)?{_S}+(?:{_MONTH})(?:{_S}+\d{{4}})?"
+    rf"(?i:(?:(?:le|du){_S}+)?\d{{1,2}}(?:er)?(?:{_S}*(?:-|–|au|et){_S}*\d{{1,2}}(?:er)?)?"
+    rf"{_S}+(?:{_MONTH})(?:{_S}+\d{{4}})?"
     rf"|(?:en{_S}+|depuis{_S}+|dès{_S}+|fin{_S}+|début{_S}+)?(?:{_MONTH}){_S}+\d{{4}}"
     rf"|\d{{1,2}}/\d{{1,2}}/\d{{2,4}}"
     rf"|(?:en|depuis|dès|fin|début|d['’]ici){_S}+(?:1[89]|20)\d\d)\b"
@@ -50,14 +53,17 @@ _DATE_SPAN = re.compile(
 )
 _NAME_WORD = r"[A-ZÀ-ÖØ-Þ][\w’'-]*(?:[ \u00a0]\d+\b)?"
 _LINK = rf"(?:{_S}+(?:de|du|des|d['’]|la|le|l['’]|et|-|sur|en|&)?{_S}*)"
-_NAME_RUN = re.compile(rf"(?<![\w’'-]){_NAME_WORD}(?:{_LINK}{_NAME_WORD})*")
+_NAME_RUN = re.compile(rf"(?<![\w-]){_NAME_WORD}(?:{_LINK}{_NAME_WORD})*")
 _PERSON = re.compile(
     rf"(?<![\w’'-])[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+(?:-[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+)?"
     rf"(?:{_S}+(?:de{_S}+|d['’]|Le{_S}+|La{_S}+)?[A-ZÀ-ÖØ-Þ][\w’'-]+)+"
 )
-_PLACE = re.compile(rf"(?<![\w])(?:à|au|aux|en|dans|près de|sur|rue|quai|place|avenue|boulevard"
-                    rf"|quartier)(?:{_S}+(?:l['’]|la|le|les|du|de la|des))?{_S}*{_NAME_WORD}"
-                    rf"(?:{_LINK}{_NAME_WORD})*")
+_GEO = (r"rue|quai|place|avenue|boulevard|allée|cours|chemin|route|quartier|col|mont|lac|port"
+        r"|parc|zone|site|campus|technopôle|technopole|île|plateau|vallée|faubourg")
+_PLACE = re.compile(rf"(?<![\w])(?:(?:à|au|aux|en|dans|près de|sur)(?={_S})|(?:{_GEO})(?={_S}))"
+                    rf"(?:{_S}+(?:{_GEO}))?"
+                    rf"(?:{_S}+(?:de{_S}+)?(?:l['’]|la|le|les|du|de la|des|de))?"
+                    rf"{_S}*{_NAME_WORD}(?:{_LINK}{_NAME_WORD})*")
 _FREQUENCY = re.compile(
     r"\btous les (?:\w+\s+)?(?:ans|mois|jours|semaines|trimestres|semestres|années)\b"
     r"|\bchaque (?:année|an|mois|semaine|jour|trimestre|semestre)\b|\b\w+ fois par \w+\b"
@@ -153,7 +159,8 @@ def _names(pattern: re.Pattern[str], sentence: str) -> list[FactSpan]:
                 continue
             start, text = start + rest.end(), text[rest.end():]
         words = [strip_elision(w).lower() for w in re.findall(r"[\w’'-]+", text)]
-        if text[:1].isupper() and len(text) > 1 and not all(w in STOPWORDS for w in words):
+        named = text[:1].isupper() if pattern is _NAME_RUN else bool(re.search(_NAME_WORD, text))
+        if named and len(text) > 1 and not all(w in STOPWORDS for w in words):
             out.append(FactSpan(start, start + len(text), text))
     return out
 
@@ -179,10 +186,20 @@ def _extend_unit(sentence: str, end: int, kind: str) -> int:
 
 
 def _asked(span: str, asked: str) -> bool:
-    """Whether every capitalised word of `span` is already in the (folded) question."""
-    words = [fold_accents(w.lower()) for w in re.findall(_NAME_WORD, span)]
-    words = [w for w in words if w not in STOPWORDS]
-    return bool(words) and all(re.search(rf"\b{re.escape(w)}\b", asked) for w in words)
+    """Whether every capitalised word of `span` is already in the (folded) question, itself or
+    as the stem of a word there ("Marseille" in "marseillaise", "Caen" in "caennais")."""
+    words = [fold_accents(w.lower()) for part in re.findall(_NAME_WORD, span)
+             for w in re.split(r"[-’' ]+", part) if w]
+    words = [w for w in words if w not in STOPWORDS and not w.isdigit()]
+    question = re.findall(r"\w+", asked)
+    return bool(words) and all(any(_same_stem(w, q) for q in question) for w in words)
+
+
+def _same_stem(word: str, other: str) -> bool:
+    if word == other:
+        return True
+    common = len(os.path.commonprefix([word, other]))
+    return common >= max(4, len(word) - 3) and len(other) >= 4
 
 
 def _outermost(spans: list[FactSpan]) -> list[FactSpan]:
