@@ -444,14 +444,25 @@ def test_cli_ask_json_shape(seed_settings: Settings, capsys: pytest.CaptureFixtu
     data = json.loads(capsys.readouterr().out)
     assert {"answer", "in_corpus", "citations", "notice", "leads"} <= set(data)
     assert data["in_corpus"] is True and "Molini" in data["answer"]
+    assert "Molini" in data["short_answer"]  # the person asked, leading the answer
     assert data["citations"]
     for p in data["citations"]:
         assert set(p) == {"chunk_id", "score", "text", "source", "title", "start", "end"}
 
     code = main(["ask", "Quelle est la capitale de l'Australie ?", "--json", *args])
     refused = json.loads(capsys.readouterr().out)
-    assert code == 0
+    assert code == 0 and refused["short_answer"] is None
     assert (refused["answer"], refused["in_corpus"], refused["citations"]) == (NOT_FOUND, False, [])
+
+
+def test_cli_ask_prints_the_short_answer_first(seed_settings: Settings,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--index", str(seed_settings.index_dir), "--corpus", str(seed_settings.corpus_dir)]
+    assert main(["ask", "Quelle est la surface de la Serre numérique de Valenciennes ?",
+                 *args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"\*\*17[\s\u00a0\u202f.]?000 m²\*\* \[1\]", lines[0]), lines
+    assert "17" in lines[1] and lines[1].endswith("[1]")
 
 
 def _naive_matches(term: str, found: frozenset[str]) -> bool:

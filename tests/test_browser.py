@@ -163,6 +163,8 @@ def test_chat_streams_answer_and_shows_sources(page: Any, seed_url: str) -> None
     expect(message.locator(".answer")).to_contain_text(SURFACE_ANSWER, timeout=ANSWER_TIMEOUT)
     wait_final(message)
     expect(message.locator(".answer")).to_contain_text("[1]")
+    # the short answer stands out, in bold, before the sentence that states it
+    expect(message.locator(".answer .short-answer")).to_have_text(SURFACE_ANSWER)
     check_message_box(page)  # the hint is back after the answer (it used to stay blank)
     label = page.locator("#chatbot label[data-testid='block-label']")
     expect(label).to_have_text(re.compile("Discussion"))

@@ -69,6 +69,9 @@ def test_ask_returns_cited_answer(api: httpx.Client) -> None:
     assert set(data) == {"answer", "short_answer", "in_corpus", "citations", "notice", "leads"}
     assert data["in_corpus"] is True
     assert SURFACE_ANSWER.search(data["answer"]), data["answer"]
+    # the short answer leads: the fact asked, verbatim, in bold on the first line
+    assert SURFACE_ANSWER.search(data["short_answer"]), data
+    assert data["answer"].startswith(f"**{data['short_answer']}** [1]\n")
     assert "[1]" in data["answer"]
     numbers = {int(n) for n in re.findall(r"\[(\d+)\]", data["answer"])}
     assert numbers == set(range(1, len(data["citations"]) + 1))

@@ -64,6 +64,7 @@ async def _exercise(client: Client) -> None:
     assert not answered.is_error, answered.content
     answer = answered.structured_content or {}
     assert answer["in_corpus"] is True and SURFACE_ANSWER.search(answer["answer"])
+    assert SURFACE_ANSWER.search(answer["short_answer"]), answer
     assert "[1]" in answer["answer"]
     assert any(p["source"] == SERRE for p in answer["citations"])
     assert all(set(p) == PASSAGE_KEYS for p in answer["citations"])

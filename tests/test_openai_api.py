@@ -78,6 +78,9 @@ def test_completion_cites_a_seed_article(client: openai.OpenAI) -> None:
     extra = completion.model_extra or {}
     assert extra["in_corpus"] is True
     _check_content(choice.message.content or "", extra["citations"])
+    # the content's first line is the short answer, in bold, cited
+    first_line = (choice.message.content or "").splitlines()[0]
+    assert first_line == f"**{extra['short_answer']}** [1]" and SURFACE_ANSWER.search(first_line)
     usage = completion.usage
     assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
