@@ -93,8 +93,9 @@ def _bars(ax: Any, labels: list[str], series: dict[str, list[float | None]],
 
 
 def draw_quality(plt: Any, data: dict[str, Any]) -> bool:
-    """Quality by kind of question, the dev questions (in-sample: the fusion weights and the
-    refusal decision were fitted on them) beside our held-out ones, for the default pipeline."""
+    """Quality by kind of question, the dev questions (held out: the answer scorer is fitted on
+    our own questions only) beside our own file tests/data/heldout_questions.jsonl (part of
+    the scorer's training data: in sample), for the default pipeline."""
     dev = (data.get("project") or {}).get("by_kind")
     held = (data.get("project_heldout") or {}).get("by_kind")
     if not dev or not held:
@@ -103,7 +104,7 @@ def draw_quality(plt: Any, data: dict[str, Any]) -> bool:
     kinds += sorted(k for k in {*dev, *held} if k not in kinds and k != "out_of_scope")
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), sharey=True,
                              gridspec_kw={"width_ratios": [4, 4, 5]})
-    sides = {"dev (in-sample)": dev, "held-out": held}
+    sides = {"dev files (held out)": dev, "our questions (in the scorer's training)": held}
 
     def label(kind: str) -> str:
         counts = "/".join(str((side.get(kind) or {}).get("questions", 0))

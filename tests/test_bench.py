@@ -36,6 +36,7 @@ def test_quality(tmp_path: Path) -> None:
     data = run_script("quality", tmp_path, "--quick", "--limit", "4", timeout=600)
     md = (tmp_path / "quality.md").read_text(encoding="utf-8")
     assert "(e) LangChain tutorial" in md and "all-MiniLM-L6-v2" in md and "By kind" in md
+    assert "cross-validated by article" in md and "short" in md
     assert data["tutorial"]["chunk_size"] == 4000  # the splitter's class defaults, untouched
     assert data["tutorial"]["chunks"] < data["index"]["default"]["chunks"]
     assert data["index"]["default"]["articles"] > 5  # the neighbouring articles are in

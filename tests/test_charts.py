@@ -19,7 +19,7 @@ import charts  # noqa: E402  (bench/ is not a package)
 
 FIXTURES = ROOT / "tests" / "data" / "bench"
 SVG = "{http://www.w3.org/2000/svg}svg"
-EXPECTED = {"quality-by-kind": ("Quality by kind of question", "held-out", "paraphrase"),
+EXPECTED = {"quality-by-kind": ("Quality by kind of question", "held out", "paraphrase"),
             "query-latency": ("Query latency", "search, cold", "ask, repeated"),
             "update-cost": ("Update cost", "Index size", "add 1 article"),
             "memory": ("Peak memory", "serving target", "import assistant")}
