@@ -91,7 +91,9 @@ class Settings:
     # Probability below which an answer is "not in the corpus" (see `decision.py`); None: the
     # threshold fitted with the scorer in assistant/data/scorer.json (`answer/pairs.py`).
     refusal_threshold: float | None = None
-    answer_dense_weight: float = 0.4  # sentence/question cosine (min-max scaled) in answers
+    # > 0: answers read the sentence/question cosines (stored sentence vectors); 0: the scorer
+    # fitted without them (`answer/pairs.py`)
+    answer_dense_weight: float = 0.4
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = field(default=None, repr=False)  # never shown (repr, logs)

@@ -1,26 +1,27 @@
-"""Answers with numbered citations, and an honest "not in the corpus".
+"""Answers with numbered citations, led by the fact asked, and an honest "not in the corpus".
 
     question ──contextualize(history)──> query ──search──> passages ──> candidate sentences
+                                                                          │  pairs.py: features
+           pick head (softmax over the candidates) ──> best first        │
+           rules + answers head (decision.py evidence) ──> NOT_FOUND (+ leads)
                                                                           │
-         decision.py: coverage + semantic + focus + english evidence ──> NOT_FOUND (+ leads)
-                                                                          │
-           ExtractiveAnswerer: best sentences, each cited [n]   |   LLMAnswerer (llm.py)
+      ExtractiveAnswerer: **short fact** [1], then its sentence [1]  |  LLMAnswerer (llm.py)
 
-**Coverage** is the IDF-weighted share of the query's content words present in the best single
-passage, title included (see `question.Terms`: entities weigh more, lower-case words unknown to
-the corpus less); it is one of the four kinds of evidence of the in/out-of-corpus decision
-(`decision.py`), none of which decides alone.
+**Candidates** are the sentences of the articles around the passages (split on the whole
+article, so a chunk cut never truncates one; overlapping chunks give each sentence once), each
+described by `pairs.PAIR_FEATURES` (overlap with the query, the kind of fact asked and where it
+stands in the sentence, the stored sentence vector's cosine with the question: nothing is
+embedded at question time) and ranked by the fitted pick head. **Coverage** (the IDF-weighted
+share of the query's content words in the best passage, see `question.Terms`) is one piece of
+the question-level evidence the answers head reads.
 
-**Sentences** of the articles around the passages (split on the whole article, so a chunk cut never
-truncates one; overlapping chunks give each sentence once) are scored on: IDF-weighted overlap with
-the query, the same with the previous sentence and the title as context, the kind of fact asked
-(a new name for "Qui ?", a figure with a unit for "Combien ?", a date for "Quand ?"), the passage's
-search score, and the cosine of the sentence's stored vector with the question (min-max scaled
-over the candidates: nothing is embedded at question time). At most
-`max_answer_sentences` close to the best are kept, in reading order, each cited [n]; a further one
-must hold a query term itself or in the sentence it follows. A sentence that opens on an anaphor
-("Son porte-manteaux...", "Elle...") is shown after the sentence it refers back to when that one
-names something.
+**The answer** is the best sentence, opened by the short fact it holds (`text/facts.py`: the span
+of the asked kind closest to the words of what is asked) when the question asks a name, a
+person, a figure, an amount, an area, a date or a place. A second sentence only when the pick is
+unsure or the question asks no kind of fact; a list question gets the items of its list. A
+further sentence must hold a query term itself or in the sentence it follows; a sentence that
+opens on an anaphor ("Son porte-manteaux...", "Elle...") is shown after the sentence it refers
+back to when that one names something.
 """
 
 from __future__ import annotations
