@@ -162,7 +162,7 @@ def answer_features(best: dict[str, float], pick: float, *, coverage: float, foc
 
 @dataclass(frozen=True)
 class Logistic:
-    """A logistic model over standardised features."""
+    """A linear model over standardised features: the pick head's conditional logit."""
 
     features: tuple[str, ...]
     mean: tuple[float, ...]
@@ -174,11 +174,8 @@ class Logistic:
         return self.bias + sum(w * (features.get(name, 0.0) - m) / s for name, m, s, w in
                                zip(self.features, self.mean, self.scale, self.weights))
 
-    def probability(self, features: dict[str, float]) -> float:
-        return _sigmoid(self.linear(features))
-
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "logistic", "features": list(self.features), "mean": list(self.mean),
+        return {"kind": "linear", "features": list(self.features), "mean": list(self.mean),
                 "scale": list(self.scale), "weights": list(self.weights), "bias": self.bias}
 
     @classmethod
@@ -186,27 +183,6 @@ class Logistic:
         return cls(tuple(data["features"]), tuple(map(float, data["mean"])),
                    tuple(map(float, data["scale"])), tuple(map(float, data["weights"])),
                    float(data["bias"]))
-
-    @classmethod
-    def fit(cls, rows: Sequence[dict[str, float]], labels: Sequence[float],
-            features: Sequence[str], *, l2: float = 1.0, steps: int = 3000,
-            sample_weight: Sequence[float] | None = None) -> Logistic:
-        """L2-regularised logistic regression by gradient descent (numpy; a few thousand
-        rows)."""
-        x = np.array([[r.get(f, 0.0) for f in features] for r in rows], dtype=np.float64)
-        y = np.asarray(labels, dtype=np.float64)
-        sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
-        sw = sw / sw.mean()
-        mean, scale = x.mean(0), x.std(0) + 1e-9
-        z = (x - mean) / scale
-        w, b = np.zeros(z.shape[1]), 0.0
-        for _ in range(steps):
-            p = 1 / (1 + np.exp(-(z @ w + b)))
-            g = (p - y) * sw
-            w -= 0.5 * (z.T @ g / len(y) + l2 * w / len(y))
-            b -= 0.5 * float(g.mean())
-        return cls(tuple(features), tuple(mean.round(6)), tuple(scale.round(6)),
-                   tuple(w.round(6)), round(b, 6))
 
     @classmethod
     def fit_conditional(cls, questions: Sequence[tuple[Sequence[dict[str, float]],
@@ -279,16 +255,13 @@ def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
-def head_from_dict(data: dict[str, Any]) -> Logistic | Trees:
-    return Trees.from_dict(data) if data.get("kind") == "trees" else Logistic.from_dict(data)
-
 
 @dataclass(frozen=True)
 class Scorer:
     """The two heads and the refusal threshold, for one embedding model."""
 
     pick: Logistic  # a conditional logit: see `picked`
-    answers: Logistic | Trees
+    answers: Trees
     threshold: float
     about: dict[str, Any]
 
@@ -298,7 +271,7 @@ class Scorer:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scorer:
-        return cls(Logistic.from_dict(data["pick"]), head_from_dict(data["answers"]),
+        return cls(Logistic.from_dict(data["pick"]), Trees.from_dict(data["answers"]),
                    float(data["threshold"]), dict(data.get("about", {})))
 
 
