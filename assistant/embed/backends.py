@@ -271,10 +271,16 @@ class OpenVinoEmbedder(ExportedEmbedder):
         if self.serving:
             os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_PRIMITIVES)
         try:
-            import openvino as ov
+            ov = import_openvino()
         except ImportError as exc:
             raise missing_package(self.backend, exc) from None
         self._version = ov.get_version()
+        self._words: tuple[np.ndarray, np.ndarray] | None = None
+        words = self.meta.get("word_embeddings")
+        if words:  # int8 rows and their scales, memory-mapped: a question reads its rows only
+            self._words = (np.load(self.directory / words["table"], mmap_mode="r"),
+                           np.load(self.directory / words["scales"], mmap_mode="r"))
+            self._words_input = str(words["input"])
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": self.threads,
                                   "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if self.serving:
@@ -315,12 +321,37 @@ class OpenVinoEmbedder(ExportedEmbedder):
         return compiled, None
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        if self._words is not None:  # what the graph's lookup did: int8 row x its scale, in f32
+            table, scales = self._words
+            ids = feed["input_ids"]
+            feed = {**feed, self._words_input: np.multiply(table[ids], scales[ids],
+                                                           dtype=np.float32)}
         with self._infer_lock:
             result = self._request.infer(feed)
             return np.array(result[self._compiled.output(0)], dtype=np.float32)
 
     def runtime(self) -> dict[str, Any]:
         return {"runtime": f"openvino {self._version}", "compiled": self._compiled_from}
+
+
+def import_openvino() -> Any:
+    """`import openvino` without its model converter: `openvino/__init__.py` imports
+    `openvino.tools.ovc` (~0.1 s, and a telemetry call) when it can, and goes on without it when
+    that import fails. Running a model never needs the converter; an export imports it itself
+    (`from openvino.tools.ovc import convert_model`), which works afterwards."""
+    import sys
+
+    if "openvino" in sys.modules or "openvino.tools.ovc" in sys.modules:
+        import openvino as ov
+
+        return ov
+    sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]  # import -> ImportError
+    try:
+        import openvino as ov
+    finally:
+        if sys.modules.get("openvino.tools.ovc", 0) is None:
+            del sys.modules["openvino.tools.ovc"]
+    return ov
 
 
 def compiled_name(core: Any, config: dict[str, Any]) -> str:
