@@ -62,12 +62,12 @@ def free_port() -> int:
 
 
 def start_server(
-    index: Path, corpus: Path, port: int, env: dict[str, str]
+    index: Path, corpus: Path, port: int, env: dict[str, str], extra: list[str] | None = None,
 ) -> subprocess.Popen[Any]:
-    """`assistant serve` in a child process; returns once /api/health answers 200."""
+    """`assistant serve [extra]` in a child process; returns once /api/health answers 200."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "assistant.cli", "serve", "--index", str(index), "--corpus",
-         str(corpus), "--port", str(port)],
+         str(corpus), "--port", str(port), *(extra or [])],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 180

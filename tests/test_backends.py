@@ -214,6 +214,39 @@ def test_compiled_model_is_saved_once_then_imported(default_embedder: ExportedEm
     assert np.sum(reference * again.embed_passages(texts), axis=1).min() > 0.99999
 
 
+def test_word_embeddings_live_outside_the_int8_graph(default_embedder: ExportedEmbedder,
+                                                     seed_chunks: list[str]) -> None:
+    """openvino-int8: the word-embedding table is an int8 file with a scale per row, memory-mapped
+    (not unpacked to float32 in the compiled model); the graph takes the looked-up rows, and
+    gives the vectors the whole graph gives (its lookup put back: `Gather` of the same table)."""
+    if DEFAULT != "openvino-int8":
+        pytest.skip("the split table is the openvino-int8 export's")
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    words = default_embedder.meta["word_embeddings"]
+    table = np.load(default_embedder.directory / words["table"], mmap_mode="r")
+    scales = np.load(default_embedder.directory / words["scales"], mmap_mode="r")
+    assert table.dtype == np.int8 and table.shape == (len(scales), default_embedder.dimension)
+    assert isinstance(default_embedder._words[0], np.memmap)  # type: ignore[attr-defined]
+    model = ov.Core().read_model(default_embedder.directory / default_embedder.meta["file"])
+    assert words["input"] in {i.get_any_name() for i in model.inputs}
+    assert not [op for op in model.get_ordered_ops()  # no table left in the graph
+                if op.get_type_name() == "Constant" and op.get_output_shape(0) == table.shape]
+
+    embeds = next(p for p in model.get_parameters() if words["input"] in p.output(0).get_names())
+    ids = next(p for p in model.get_parameters() if "input_ids" in p.output(0).get_names())
+    looked_up = ops.gather(ops.multiply(ops.convert(ops.constant(np.array(table)), "f32"),
+                                        ops.constant(np.array(scales))), ids, 0)
+    for target in list(embeds.output(0).get_target_inputs()):
+        target.replace_source_output(looked_up.output(0))
+    whole = ov.Model(model.get_results(), [p for p in model.get_parameters() if p is not embeds])
+    compiled = ov.Core().compile_model(whole, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    feed = default_embedder._tokenize(seed_chunks[:4])
+    expected = compiled(feed)[compiled.output(0)]
+    assert np.abs(default_embedder._run(feed) - expected).max() < 1e-6
+
+
 def test_missing_package_names_the_install_line(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)

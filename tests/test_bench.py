@@ -214,3 +214,30 @@ def test_synthetic_articles_are_reproducible_and_distinct(tmp_path: Path) -> Non
     paths = write_corpus(tmp_path, 50)
     texts = {p.read_text(encoding="utf-8") for p in paths}
     assert len(texts) == 50 and all("n°" in t for t in texts)
+
+
+def test_soak_helpers(tmp_path: Path) -> None:
+    """The soak's corpus changes (added, then rewritten, never half-written), its per-minute row,
+    its memory reading and its table; the soak itself runs for minutes (`bench/soak.py`)."""
+    import os
+
+    from common import machine
+    from soak import change_corpus, markdown, minute_row, rss_mb
+
+    assert change_corpus(tmp_path, 0) == "added soak-000.txt"
+    first = (tmp_path / "soak-000.txt").read_text(encoding="utf-8")
+    assert change_corpus(tmp_path, 1) == "changed soak-000.txt"
+    assert (tmp_path / "soak-000.txt").read_text(encoding="utf-8") != first
+    assert change_corpus(tmp_path, 2) == "added soak-001.txt"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["soak-000.txt", "soak-001.txt"]
+    rss = rss_mb(os.getpid())
+    assert rss is not None and rss > 10
+    row = minute_row(0, [(0, "ask", 200, 0.01), (0, "search", 200, 0.03), (0, "openai", 0, 1.0)],
+                     rss, "added soak-000.txt")
+    assert (row["minute"], row["requests"], row["ok"], row["errors"]) == (1, 3, 2, 1)
+    assert row["p50_ms"] == 20.0 and row["statuses"] == [0, 200]
+    data = {"minutes": 2, "clients": 1, "rate_per_s": 1.0, "per_minute": [row, row],
+            "requests": 6, "errors": 2, "rss_growth": 0.0, "articles_at_end": 6,
+            "machine": machine()}
+    md = markdown(data)
+    assert "| minute | requests | errors |" in md and "MISSED" in md  # errors: target missed

@@ -42,6 +42,13 @@ WARM_TOKENS = 64  # a serving embedder compiles the shapes of questions up to th
 #: prompt and <s> </s> included: 17-32 tokens for multilingual-e5-small, 27 on average).
 FIRST_WARM = 2 * PAD_MULTIPLE
 COMPILED_CACHE = "compiled"  # compiled OpenVINO models, inside the export (`_compile`)
+#: A serving OpenVINO model keeps the kernels of this many input shapes (OpenVINO's default,
+#: 5,000, let a server grow by 3-8 MB at each new batch shape of an update: `bench/soak.py`)...
+SERVING_SHAPES = 16
+#: ...and oneDNN, process-wide, this many primitives (default 1,024), unless the environment
+#: says otherwise. Both are least-recently-used caches: a question length met again after a
+#: burst of other shapes pays its kernels again once (~30 ms), memory stays flat.
+ONEDNN_PRIMITIVES = "256"
 
 
 def make_embedder(settings: Settings, *, batch: bool = False) -> Embedder:
@@ -104,6 +111,7 @@ class ExportedEmbedder:
         self.model_id = settings.embedding_model
         self.batch_size = max(1, settings.embedding_batch_size)
         self.threads = resolve_threads(settings, batch=batch)
+        self.serving = not batch  # a long-lived process: bounded caches (`SERVING_SHAPES`)
         self.directory, self.meta = ensure_export(settings)
         self.dimension = int(self.meta["dimension"])
         self.max_length = int(self.meta["max_length"])
@@ -260,13 +268,23 @@ class OpenVinoEmbedder(ExportedEmbedder):
     family = "openvino"
 
     def _load(self, path: Path) -> None:
+        if self.serving:
+            os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_PRIMITIVES)
         try:
-            import openvino as ov
+            ov = import_openvino()
         except ImportError as exc:
             raise missing_package(self.backend, exc) from None
         self._version = ov.get_version()
+        self._words: tuple[np.ndarray, np.ndarray] | None = None
+        words = self.meta.get("word_embeddings")
+        if words:  # int8 rows and their scales, memory-mapped: a question reads its rows only
+            self._words = (np.load(self.directory / words["table"], mmap_mode="r"),
+                           np.load(self.directory / words["scales"], mmap_mode="r"))
+            self._words_input = str(words["input"])
         config: dict[str, Any] = {"INFERENCE_NUM_THREADS": self.threads,
                                   "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if self.serving:
+            config["CPU_RUNTIME_CACHE_CAPACITY"] = SERVING_SHAPES
         self._compiled, mapped = self._compile(ov.Core(), path, config)
         self._request = self._compiled.create_infer_request()
         self._mapped = mapped  # the imported model's weights: set last, so released last
@@ -303,6 +321,11 @@ class OpenVinoEmbedder(ExportedEmbedder):
         return compiled, None
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        if self._words is not None:  # what the graph's lookup did: int8 row x its scale, in f32
+            table, scales = self._words
+            ids = feed["input_ids"]
+            feed = {**feed, self._words_input: np.multiply(table[ids], scales[ids],
+                                                           dtype=np.float32)}
         with self._infer_lock:
             result = self._request.infer(feed)
             return np.array(result[self._compiled.output(0)], dtype=np.float32)
@@ -311,16 +334,38 @@ class OpenVinoEmbedder(ExportedEmbedder):
         return {"runtime": f"openvino {self._version}", "compiled": self._compiled_from}
 
 
+def import_openvino() -> Any:
+    """`import openvino` without its model converter: `openvino/__init__.py` imports
+    `openvino.tools.ovc` (~0.1 s, and a telemetry call) when it can, and goes on without it when
+    that import fails. Running a model never needs the converter; an export imports it itself
+    (`from openvino.tools.ovc import convert_model`), which works afterwards."""
+    import sys
+
+    if "openvino" in sys.modules or "openvino.tools.ovc" in sys.modules:
+        import openvino as ov
+
+        return ov
+    sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]  # import -> ImportError
+    try:
+        import openvino as ov
+    finally:
+        if sys.modules.get("openvino.tools.ovc", 0) is None:
+            del sys.modules["openvino.tools.ovc"]
+    return ov
+
+
 def compiled_name(core: Any, config: dict[str, Any]) -> str:
     """File name of a compiled model: a digest of the OpenVINO build, the CPU and the compile
-    options (the thread count is applied at import, so builds and servers share one file)."""
+    options (the thread count and the shape cache are applied at import, so builds and servers
+    share one file)."""
     import openvino as ov
 
     facts = {
         "openvino": ov.get_version(),
         "cpu": [str(core.get_property("CPU", key)) for key in
                 ("FULL_DEVICE_NAME", "DEVICE_ARCHITECTURE", "OPTIMIZATION_CAPABILITIES")],
-        "options": {k: str(v) for k, v in sorted(config.items()) if k != "INFERENCE_NUM_THREADS"},
+        "options": {k: str(v) for k, v in sorted(config.items())
+                    if k not in ("INFERENCE_NUM_THREADS", "CPU_RUNTIME_CACHE_CAPACITY")},
     }
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     return f"{digest}.blob"
