@@ -11,7 +11,12 @@ every question), so that a busy machine slows every candidate alike:
 
 - batch throughput (texts/s, and CPU ms per text) with 1 and 2 intra-op threads: bare fp32
   PyTorch `SentenceTransformer.encode` and every exported backend (`embed_passages`);
-- warm single-question latency (p50/p95 ms of `embed_query`) with 1 and 2 threads;
+- warm single-question latency (p50/p95 ms of `embed_query`) with 1 and 2 threads, and for the
+  configured backend where a question's time goes (`anatomy`: tokenization, the runtime alone on
+  the same input, the rest of the call; the runtime alone at 16, 32 and 64 tokens);
+- build throughput: chunks only (the seed corpus's, the longest texts an index embeds), batches
+  of the build's size (`embedding_batch_size`) with 2 threads, chunks/s and the ratio to bare
+  torch in the same run;
 - mean / min cosine of each backend's vectors to the PyTorch ones;
 - dev-question quality per backend: hit@1, hit@5, MRR of `answer_pattern` in `Assistant.search`
   (hybrid, default weights) and with the vector legs alone (no BM25), which shows any vector
@@ -61,6 +66,14 @@ QUESTIONS = (
     "Quelle est la surface de la Serre numérique de Valenciennes ?",
     "Combien d'entreprises le cluster accompagne-t-il ?",
 )
+
+
+def seed_chunks(n: int) -> list[str]:
+    """The seed corpus's chunks only, as the indexer embeds them, mixed (seeded), repeated to
+    `n`."""
+    chunks = list(dict.fromkeys(corpus_indexed_texts(SEED_CORPUS, Settings())))
+    random.Random(1).shuffle(chunks)
+    return (chunks * (n // len(chunks) + 1))[:n]
 
 
 def seed_texts(n: int) -> list[str]:
@@ -146,6 +159,56 @@ def speed(candidates: dict[tuple[str, int], Any], texts: list[str], rounds: int,
     } for key in candidates}
 
 
+def build_throughput(candidates: dict[tuple[str, int], Any], chunks: list[str],
+                     batch: int) -> dict[str, dict[str, float]]:
+    """chunks/s of every 2-thread candidate on `chunks`, `batch` at a time as a build embeds
+    them (`embed_passages` sorts a call's texts by length), candidates alternating every batch;
+    with the ratio to bare torch measured in the same loop."""
+    two = {name: e for (name, threads), e in candidates.items() if threads == 2}
+    wall = dict.fromkeys(two, 0.0)
+    for start in range(0, len(chunks), batch):
+        part = chunks[start:start + batch]
+        for name, embedder in two.items():
+            t0 = time.perf_counter()
+            embedder.embed_passages(part)
+            wall[name] += time.perf_counter() - t0
+    rates = {name: len(chunks) / seconds for name, seconds in wall.items()}
+    return {name: {"chunks_per_s": round(rate, 1), "x_torch": round(rate / rates["torch"], 2)}
+            for name, rate in rates.items()}
+
+
+def anatomy(embedder: Any, queries: int) -> dict[str, Any]:
+    """Where a warm `embed_query` spends its time (an exported backend, as configured): the whole
+    call, its tokenization (`_tokenize`), the runtime alone on the same input (`_run`), and the
+    runtime alone on inputs of 16, 32 and 64 tokens (what a longer question costs). Interleaved
+    question by question; the call's own overhead is the whole minus tokenization and runtime."""
+    feeds = {q: embedder._tokenize([embedder.query_prompt + q]) for q in QUESTIONS}
+    sized = {n: embedder._tokenize([" ".join(["mot"] * (n - 4))]) for n in (16, 32, 64)}
+    steps: dict[str, Any] = {
+        "embed_query": embedder.embed_query,
+        "tokenize": lambda q: embedder._tokenize([embedder.query_prompt + q]),
+        "runtime": lambda q: embedder._run(feeds[q]),
+    }
+    times: dict[str, list[float]] = {name: [] for name in [*steps, *map("runtime_{}".format,
+                                                                         sized)]}
+    for i in range(max(queries, 30) * 2):
+        question = QUESTIONS[i % len(QUESTIONS)]
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step(question)
+            times[name].append(time.perf_counter() - t0)
+    for n, feed in sized.items():  # apart: a change of input shape costs ~2 ms by itself
+        for _ in range(max(queries, 30)):
+            t0 = time.perf_counter()
+            embedder._run(feed)
+            times[f"runtime_{n}"].append(time.perf_counter() - t0)
+    out: dict[str, Any] = {name: ms_stats(values) for name, values in times.items()}
+    out["tokens"] = sorted({int(f["input_ids"].shape[1]) for f in feeds.values()})
+    out["overhead_p50_ms"] = round(out["embed_query"]["p50"] - out["tokenize"]["p50"]
+                                   - out["runtime"]["p50"], 3)
+    return out
+
+
 def quality(settings: Settings, root: Path) -> dict[str, Any]:
     """hit@1, hit@5, MRR on the dev questions: hybrid (default weights), and vectors only (chunk
     and sentence legs with their default ratio, no BM25)."""
@@ -187,10 +250,15 @@ def measure_model(model: str, backends: list[str], texts: list[str], rounds: int
     print(f"{model}: {len(texts)} textes, {rounds} tour(s), backends : torch, "
           f"{', '.join(backends)}", file=sys.stderr)
     measured = speed(candidates, texts, rounds, queries)
-    del candidates
+    batch = Settings().embedding_batch_size
+    chunks = build_throughput(candidates, seed_chunks(len(texts)), batch)
+    configured = candidates.get((Settings().embedding_backend, 1))
+    parts = anatomy(configured, queries) if hasattr(configured, "_run") else None
+    del candidates, configured
     gc.collect()
     reference = measured[("torch", 2)]["vectors"]
-    result: dict[str, Any] = {"speed": {}}
+    result: dict[str, Any] = {"speed": {}, "anatomy": parts, "build_batch": batch,
+                              "chunks": chunks}
     for (name, threads), values in measured.items():
         cos = np.sum(values.pop("vectors") * reference, axis=1)
         entry = result["speed"].setdefault(name, {"cosine_mean": round(float(cos.mean()), 5),
@@ -211,8 +279,10 @@ def model_table(model: str, data: dict[str, Any]) -> str:
     for name, per in per_model["speed"].items():
         one, two = per["1"], per["2"]
         q = per_model["quality"].get(name, {})
+        build = per_model.get("chunks", {}).get(name, {})
         rows.append([
-            name, two["texts_per_s"], round(two["texts_per_s"] / base, 2), one["texts_per_s"],
+            name, two["texts_per_s"], round(two["texts_per_s"] / base, 2),
+            build.get("chunks_per_s", "–"), build.get("x_torch", "–"), one["texts_per_s"],
             one["cpu_ms_per_text"], one["query_ms"]["p50"], one["query_ms"]["p95"],
             one["query_cpu_ms"]["p50"], two["query_ms"]["p50"], per["cosine_mean"],
             per["cosine_min"],
@@ -222,10 +292,35 @@ def model_table(model: str, data: dict[str, Any]) -> str:
     n = per_model["quality"].get("torch", {}).get("questions", "?")
     return "\n\n".join([
         f"### Embedding backends ({model_label(model)}, same texts, one run)",
-        md_table(["backend", "texts/s 2 thr", "x torch", "texts/s 1 thr", "CPU ms/text 1 thr",
+        md_table(["backend", "texts/s 2 thr", "x torch",
+                  f"chunks/s 2 thr, batch {per_model.get('build_batch', 32)}", "x torch",
+                  "texts/s 1 thr", "CPU ms/text 1 thr",
                   "question p50 ms 1 thr", "p95", "CPU ms p50", "p50 2 thr", "cosine mean",
                   "cosine min", f"hybrid hit@1/hit@5/MRR ({n} q.)", "vectors only"], rows,
                  digits=3),
+    ])
+
+
+def anatomy_table(data: dict[str, Any]) -> str:
+    rows = []
+    for model, per_model in data["models"].items():
+        a = per_model.get("anatomy")
+        if a:
+            rows.append([model_label(model), "/".join(map(str, a["tokens"])),
+                         a["embed_query"]["p50"], a["tokenize"]["p50"], a["runtime"]["p50"],
+                         a["overhead_p50_ms"], a["runtime_16"]["p50"], a["runtime_32"]["p50"],
+                         a["runtime_64"]["p50"]])
+    if not rows:
+        return ""
+    return "\n\n".join([
+        f"### Anatomy of a warm question ({data['default_backend']}, 1 thread, p50 ms)",
+        md_table(["model", "tokens (padded)", "`embed_query`", "tokenization", "runtime alone",
+                  "rest of the call", "runtime 16 tokens", "32 tokens", "64 tokens"], rows,
+                 digits=3),
+        "The same three questions, each step in turn; then each size alone (switching input "
+        "shape costs ~2 ms by itself). The call's own work around the runtime (prompt, arrays, "
+        "lock, copy of the vector) is the rest; the runtime reads every weight once per call, "
+        "so 16 tokens cost most of what 32 do.",
     ])
 
 
@@ -236,8 +331,11 @@ def markdown(data: dict[str, Any]) -> str:
         f"{data['texts']} texts (the seed corpus's chunks and sentence rows, as indexed) x "
         f"{data['rounds']} round(s), candidates of a model alternating every 32 texts; torch = "
         "bare fp32 `SentenceTransformer.encode` with the model's prompts; cosines against torch "
-        f"with 2 threads; hit counts out of {n} questions. Models are measured one after the "
+        f"with 2 threads; chunks/s: the seed corpus's chunks alone (the longest texts a build "
+        "embeds), in batches of the build's size, 2 threads, candidates alternating every batch; "
+        f"hit counts out of {n} questions. Models are measured one after the "
         "other: compare backends within a table (`bench/speed.py` alternates the models).",
+        *[t for t in [anatomy_table(data)] if t],
         f"Machine: {describe_machine(data['machine'])}",
     ])
 

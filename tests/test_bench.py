@@ -95,10 +95,17 @@ def test_embed_speed(tmp_path: Path) -> None:
         exported = per_model["speed"][backend]
         assert exported["1"]["texts_per_s"] > 0 and exported["2"]["query_ms"]["p50"] > 0
         assert exported["cosine_mean"] > 0.98  # same prompts and pooling as bare torch
+        assert per_model["chunks"]["torch"]["x_torch"] == 1.0
+        assert per_model["chunks"][backend]["chunks_per_s"] > 0
+        if backend.startswith(("onnx", "openvino")):
+            anatomy = per_model["anatomy"]
+            assert anatomy["tokens"] and anatomy["runtime"]["p50"] > 0
+            assert anatomy["tokenize"]["p50"] < anatomy["embed_query"]["p50"]
         for q in per_model["quality"].values():
             assert 0 <= q["hybrid"]["hit@1"] <= q["hybrid"]["hit@5"] <= q["questions"]
     md = (tmp_path / "embed_speed.md").read_text(encoding="utf-8")
     assert "multilingual-e5-small (default)" in md and "all-MiniLM-L6-v2" in md
+    assert "chunks/s 2 thr, batch" in md and "Anatomy of a warm question" in md
 
 
 def test_scale(tmp_path: Path) -> None:

@@ -164,7 +164,8 @@ class ExportedEmbedder:
         return self._encode([self.passage_prompt + t for t in texts], progress=progress)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([self.query_prompt + text])[0]
+        self._in_use.set()
+        return self._run(self._tokenize([self.query_prompt + text]))[0]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -263,6 +264,10 @@ class OpenVinoEmbedder(ExportedEmbedder):
 
     Runs with `INFERENCE_PRECISION_HINT=f32`: on CPUs with AMX/AVX512-BF16 OpenVINO would
     otherwise compute in bf16, and the vectors of one backend name would depend on the CPU.
+
+    A build embedder (`batch=True`) with several threads runs one stream per thread: one batch
+    per core at a time (`_encode`), instead of every core on one batch, which waits at every
+    layer for the slowest core (seed chunks, batches of 32, 2 shared cores: ~1.5x the chunks/s).
     """
 
     family = "openvino"
@@ -285,6 +290,9 @@ class OpenVinoEmbedder(ExportedEmbedder):
                                   "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if self.serving:
             config["CPU_RUNTIME_CACHE_CAPACITY"] = SERVING_SHAPES
+        self._streams = 1 if self.serving else self.threads
+        if self._streams > 1:
+            config["NUM_STREAMS"] = self._streams  # applied at import, like the threads
         self._compiled, mapped = self._compile(ov.Core(), path, config)
         self._request = self._compiled.create_infer_request()
         self._mapped = mapped  # the imported model's weights: set last, so released last
@@ -320,15 +328,53 @@ class OpenVinoEmbedder(ExportedEmbedder):
         _save_compiled(compiled, blob)
         return compiled, None
 
+    def _feed(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._words is None:
+            return feed
+        table, scales = self._words  # what the graph's lookup did: int8 row x its scale, in f32
+        ids = feed["input_ids"]
+        return {**feed, self._words_input: np.multiply(table[ids], scales[ids], dtype=np.float32)}
+
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        if self._words is not None:  # what the graph's lookup did: int8 row x its scale, in f32
-            table, scales = self._words
-            ids = feed["input_ids"]
-            feed = {**feed, self._words_input: np.multiply(table[ids], scales[ids],
-                                                           dtype=np.float32)}
+        feed = self._feed(feed)
         with self._infer_lock:
             result = self._request.infer(feed)
             return np.array(result[self._compiled.output(0)], dtype=np.float32)
+
+    def _encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        """With several streams: the batches in flight on every stream at once, the next one
+        tokenized meanwhile; vectors identical to one batch after the other."""
+        if self._streams == 1 or len(texts) <= self.batch_size:
+            return super()._encode(texts, progress=progress)
+        import openvino as ov
+
+        self._in_use.set()
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        starts = range(0, len(texts), self.batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="Vectorisation", unit="lot")
+
+        failed: list[BaseException] = []
+
+        def done(request: Any, rows: np.ndarray) -> None:  # in OpenVINO's thread
+            try:
+                out[rows] = request.get_output_tensor(0).data
+            except BaseException as exc:  # raised below, not lost in that thread
+                failed.append(exc)
+
+        with self._infer_lock:
+            queue = ov.AsyncInferQueue(self._compiled, self._streams)
+            queue.set_callback(done)
+            for start in starts:
+                rows = order[start:start + self.batch_size]
+                queue.start_async(self._feed(self._tokenize([texts[i] for i in rows])), rows)
+            queue.wait_all()
+        if failed:
+            raise failed[0]
+        return out
 
     def runtime(self) -> dict[str, Any]:
         return {"runtime": f"openvino {self._version}", "compiled": self._compiled_from}
@@ -356,7 +402,7 @@ def import_openvino() -> Any:
 
 def compiled_name(core: Any, config: dict[str, Any]) -> str:
     """File name of a compiled model: a digest of the OpenVINO build, the CPU and the compile
-    options (the thread count and the shape cache are applied at import, so builds and servers
+    options (threads, streams and the shape cache are applied at import, so builds and servers
     share one file)."""
     import openvino as ov
 
@@ -364,8 +410,8 @@ def compiled_name(core: Any, config: dict[str, Any]) -> str:
         "openvino": ov.get_version(),
         "cpu": [str(core.get_property("CPU", key)) for key in
                 ("FULL_DEVICE_NAME", "DEVICE_ARCHITECTURE", "OPTIMIZATION_CAPABILITIES")],
-        "options": {k: str(v) for k, v in sorted(config.items())
-                    if k not in ("INFERENCE_NUM_THREADS", "CPU_RUNTIME_CACHE_CAPACITY")},
+        "options": {k: str(v) for k, v in sorted(config.items()) if k not in
+                    ("INFERENCE_NUM_THREADS", "CPU_RUNTIME_CACHE_CAPACITY", "NUM_STREAMS")},
     }
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     return f"{digest}.blob"
