@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..records import Passage
 from ..text.analysis import analyzed
+from ..text.facts import FIGURE_KINDS
 from ..text.kinds import ATTRIBUTE_KINDS, attribute_term, kind_terms, question_kind
 from ..text.question import content_terms, english_share, entity_terms, matches, name_terms
 from ..text.sentences import near_figures
@@ -42,7 +43,6 @@ FEATURES = ("coverage", "semantic", "focus", "english", "attribute", "paraphrase
 MONOTONE = ("coverage", "semantic", "focus", "attribute", "paraphrase")  # weights kept >= 0
 TOP_SENTENCES = 3  # candidate sentences read for the focus words (their articles: the names)
 ENGLISH = 0.2  # a question with this share of English function words is read as English
-FIGURE_KINDS = frozenset({"number", "money", "area"})  # kinds answered by a figure
 
 
 class SentenceView(Protocol):

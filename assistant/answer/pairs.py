@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from ..text.analysis import analyzed
-from ..text.facts import fact_spans, implied_unit, slot
+from ..text.facts import FIGURE_KINDS, fact_spans, implied_unit, slot
 from ..text.kinds import attribute_term, is_list_question, question_kind
 from ..text.question import content_terms, english_share, entity_terms, matches, name_terms
 from ..text.sentences import near_figures
@@ -71,7 +71,6 @@ PAIR_FEATURES = ("own", "local", "article", "prior", "fact", "shape", "dense", "
                  "focus", "names", "attribute", "lead", "quote", "length", "rank", "english",
                  "fact_person", "fact_figure", "fact_date", "fact_named", "kind_none",
                  "slot", "unit", "focus_article", "list_items", "list_shape")
-FIGURE_KINDS = frozenset({"number", "money", "area"})  # kinds answered by a figure
 LEAD_CHARS = 2  # sentences of an article that count as its lead
 ANY_MODEL = "*"  # the fit for an embedding model without its own (no cosine features)
 _QUOTE = re.compile(r"[«“\"]")

@@ -88,7 +88,7 @@ _IMPLIED_WORD = re.compile(r"\b(?:quel(?:le)?s?\s+(?:est\s+|etait\s+)?(?:l'|la\s
                            r"|how\s+)(age|surface|superficie|altitude|hauteur|duree|pourcentage"
                            r"|taux|part|old|big|large|long)\b")
 _IMPLIED_EN = {"old": "age", "big": "surface", "large": "surface", "long": "duree"}
-FIGURE_KINDS = frozenset({"number", "money", "area"})
+FIGURE_KINDS = frozenset({"number", "money", "area"})  # kinds answered by a figure
 
 
 @dataclass(frozen=True)
