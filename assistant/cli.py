@@ -6,7 +6,7 @@
     assistant search QUESTION [-k N] [--source NAME]... [--since D] [--until D] [--json]
     assistant ask QUESTION [--source NAME]... [--since D] [--until D] [--json]
     assistant chat
-    assistant eval FILE... [--articles DIR] [--k N] [--json]
+    assistant eval FILE... [--articles DIR] [--k N] [--typed] [--json]
     assistant serve [--host H] [--port P] [--watch]     assistant mcp (MCP server on stdio)
     assistant keys create NAME|list|revoke NAME [--file F]
     assistant feedback export [--out FILE] [--only all|up|down] [--db FILE]
@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "index is kept in the user cache and updated incrementally")
     ev.add_argument("--k", type=int, default=5, help="cut-off for hit@k (default 5)")
     ev.add_argument("--mode", choices=("extractive", "llm"))
+    ev.add_argument("--typed", action="store_true",
+                    help="ask each question as people type it (lower case, no accents, no "
+                         "question mark)")
     _common(ev)
 
     serve = sub.add_parser("serve", help="web chat and HTTP API")
@@ -338,7 +341,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from .evaluation import format_report, run_eval
 
-    report = run_eval(settings, args.file, k=args.k, mode=args.mode, articles=args.articles)
+    report = run_eval(settings, args.file, k=args.k, mode=args.mode, articles=args.articles,
+                      as_typed=args.typed)
     if args.json:
         _print_json(report)
     else:

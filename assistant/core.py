@@ -22,6 +22,7 @@ from .index.served import Served, open_catalog, served, served_marker
 from .records import Answer, Passage
 from .search.filters import Filters, Selection
 from .search.retriever import HybridRetriever, LoadedIndex
+from .text.reading import Question
 from .timeline import Timeline
 
 if TYPE_CHECKING:
@@ -71,11 +72,11 @@ class Assistant:
                since: str | None = None, until: str | None = None) -> list[Passage]:
         """The k best passages. `sources` (article file names, with or without extension),
         `since` and `until` (YYYY-MM-DD, inclusive) restrict them: see `selection`."""
-        question = self.check_question(question)
+        asked = Question.read(self.check_question(question))
         filters = Filters.parse(sources, since, until)
         retriever = self.retriever
         with self._stage("search"):
-            return retriever.search(question, k or self.settings.k, filters)
+            return retriever.search(asked, k or self.settings.k, filters)
 
     def selection(self, *, sources: Sequence[str] | None = None, since: str | None = None,
                   until: str | None = None) -> Selection | None:
@@ -145,11 +146,12 @@ class Assistant:
         question = self.check_question(question)
         filters = Filters.parse(sources, since, until)
         retriever = self.retriever
-        query = contextualize(question, history)
+        # read once, here: search and answer take this record (`text/reading.py`)
+        asked = Question.read(question, contextualize(question, history))
         with self._stage("search"):
-            passages = retriever.search(query, k or self.settings.k, filters)
+            passages = retriever.search(asked, k or self.settings.k, filters)
         answerer = make_answerer(self.settings, mode)
-        pieces = answerer.stream(question, query, passages, retriever)
+        pieces = answerer.stream(asked, passages, retriever)
         notice = retriever.restrict(filters).selection.notice if filters else None
         yield from self._observed(_noticed(pieces, notice) if notice else pieces)
 

@@ -27,8 +27,9 @@ import json
 import re
 import shutil
 import time
+import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -192,17 +193,33 @@ def eval_settings(settings: Settings, articles: Sequence[str | Path]) -> Setting
     return eval_settings
 
 
+def typed(question: str) -> str:
+    """The question as people often type it in a chat: lower case, no accents, no question
+    mark, straight apostrophes (what ../shared/eval/typed.py writes)."""
+    s = unicodedata.normalize("NFD", question.lower())
+    s = "".join(c for c in s if unicodedata.category(c) != "Mn")
+    return " ".join(s.replace("?", " ").replace("\u2019", "'").split())
+
+
+def typed_twins(questions: Sequence[EvalQuestion]) -> list[EvalQuestion]:
+    """Each question as typed (`typed`), its id ending with "-typed"."""
+    return [replace(q, id=f"{q.id}-typed", question=typed(q.question)) for q in questions]
+
+
 def run_eval(
     settings: Settings, files: str | Path | Sequence[str | Path], *, k: int = 5,
     mode: str | None = None, assistant: Assistant | None = None, answers: bool = True,
-    articles: Sequence[str | Path] = (),
+    articles: Sequence[str | Path] = (), as_typed: bool = False,
 ) -> dict[str, Any]:
     """Evaluate the index of `settings` (or an already loaded `assistant`) on question files;
-    with `articles`, over an index of the corpus plus those directories (see `eval_settings`)."""
+    with `articles`, over an index of the corpus plus those directories (see `eval_settings`);
+    with `as_typed`, on the questions as people type them (`typed`)."""
     if k < 1:
         raise ConfigError(f"k={k} : choisissez au moins 1.")
     paths = [files] if isinstance(files, str | Path) else list(files)
     questions = load_question_files(paths)
+    if as_typed:
+        questions = typed_twins(questions)
     if articles:
         if assistant is not None:
             raise ConfigError("run_eval: give `articles` or an `assistant`, not both")

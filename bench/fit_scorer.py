@@ -33,7 +33,6 @@ import argparse
 import json
 import sys
 import time
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +55,13 @@ from assistant.answer.pairs import (  # noqa: E402
     picked,
 )
 from assistant.config import E5_MODEL_NAME  # noqa: E402
-from assistant.evaluation import EvalQuestion, eval_settings, load_question_files  # noqa: E402
-from assistant.text.question import Terms  # noqa: E402
+from assistant.evaluation import (  # noqa: E402
+    EvalQuestion,
+    eval_settings,
+    load_question_files,
+    typed,
+)
+from assistant.text.reading import Question  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 NEIGHBOURS = ROOT.parent / "shared" / "eval" / "articles"
@@ -67,7 +71,7 @@ NEIGHBOURS = ROOT.parent / "shared" / "eval" / "articles"
 SETS = [
     ([NEIGHBOURS], ["train_a.jsonl", "train_b.jsonl", "../../tests/data/heldout_questions.jsonl",
                     "../../tests/data/near_domain_seed.jsonl"]),
-    ([NEIGHBOURS, DATA / "articles"], ["train_own.jsonl"]),
+    ([NEIGHBOURS, DATA / "articles"], ["train_own.jsonl", "train_c.jsonl"]),
 ]
 OUT = ROOT / "assistant" / "data" / "scorer.json"
 COSINE = ("dense", "dense_gap", "semantic")  # left out of the fit for any other model
@@ -76,13 +80,6 @@ FOLDS = 5
 
 def training_files() -> list[Path]:
     return [(DATA / name).resolve() for _, names in SETS for name in names]
-
-
-def typed(question: str) -> str:
-    """The question as people often type it (lower case, no accents, no question mark)."""
-    s = unicodedata.normalize("NFD", question.lower())
-    s = "".join(c for c in s if unicodedata.category(c) != "Mn")
-    return " ".join(s.replace("?", " ").replace("\u2019", "'").split())
 
 
 @dataclass
@@ -96,6 +93,7 @@ class Example:
     passages: list[Any] = field(default_factory=list)
     positive: list[bool] = field(default_factory=list)
     describer: Any = None  # the Describer (index, retriever) it was described with
+    question: Any = None  # the question as the answer read it (`text/reading.Question`)
 
     @property
     def rows(self) -> list[dict[str, float]]:
@@ -127,12 +125,12 @@ class Describer:
 
     def example(self, q: EvalQuestion, near: bool | None) -> Example:
         ex = Example(q, near, describer=self)
-        ex.passages = self.retriever.search(q.question, self.bot.settings.k)
+        asked = Question.read(q.question)
+        ex.passages = self.retriever.search(asked, self.bot.settings.k)
         if not ex.passages:
             return ex
-        terms = Terms.of(q.question, self.retriever, entity_boost=0.5, absent_discount=1.0)
-        ex.cands = self.answerer.described(q.question, q.question, ex.passages, self.retriever,
-                                           terms)
+        ex.question, terms = self.answerer.prepared(asked, ex.passages, self.retriever)
+        ex.cands = self.answerer.described(ex.question, ex.passages, self.retriever, terms)
         ex.positive = [q.answerable and q.matches(c.text) and q.from_source(c.passage.source)
                        for c in ex.cands]
         ex.group = q.sources[0] if q.sources else Path(ex.passages[0].source).stem
@@ -144,7 +142,7 @@ class Describer:
         for c, p in zip(ex.cands, picked(pick, ex.rows)):
             c.score = p
         ranked = sorted(ex.cands, key=lambda c: (-c.score, c.rank, c.start))
-        return self.answerer.answer_evidence(ex.q.question, ex.passages, self.retriever, ranked)
+        return self.answerer.answer_evidence(ex.question, ex.passages, self.retriever, ranked)
 
 
 def fit_pick(examples: list[Example], features: tuple[str, ...]) -> Logistic:

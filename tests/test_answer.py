@@ -29,6 +29,7 @@ from assistant.evaluation import answer_sentences
 from assistant.text.analysis import analyze, analyzed
 from assistant.text.kinds import attribute_term, question_kind
 from assistant.text.question import Terms, _derivations, matches
+from assistant.text.reading import Question
 from assistant.text.sentences import fact_score, near_figures, split_sentences
 
 NEAR_DOMAIN = [
@@ -115,10 +116,10 @@ def test_scorer_separates_dev_from_near_domain(
     answerer = ExtractiveAnswerer(seed_assistant.settings)
     scorer = answerer.scorer()
 
-    def probability(q: str) -> float:
+    def probability(text: str) -> float:
+        q = Question.read(text)
         passages = retriever.search(q, k)
-        terms = Terms.of(q, retriever, entity_boost=0.5, absent_discount=1.0)
-        ranked = answerer.ranked(q, q, passages, retriever, terms)
+        q, _, ranked = answerer.candidates(q, passages, retriever)
         row = answerer.answer_evidence(q, passages, retriever, ranked)
         return 0.0 if row is None else scorer.answers.probability(row)
 
@@ -168,8 +169,7 @@ def test_answer_pieces_join_to_the_text() -> None:
 # -- the answerer on unusual input -------------------------------------------------------------
 def test_no_passages_means_not_found(seed_assistant: Assistant) -> None:
     answer = ExtractiveAnswerer(seed_assistant.settings).answer(
-        "Qui dirige la Louvre Lens Vallée ?", "Qui dirige la Louvre Lens Vallée ?", [],
-        seed_assistant.retriever)
+        Question.read("Qui dirige la Louvre Lens Vallée ?"), [], seed_assistant.retriever)
     assert (answer.text, answer.in_corpus, answer.leads) == (NOT_FOUND, False, [])
 
 
@@ -177,9 +177,9 @@ def test_passage_of_an_unknown_article_is_split_on_its_own(seed_assistant: Assis
     """A passage whose article is gone (index swapped mid-request) still answers, exactly."""
     text = "Préambule. M. Jean Testeur dirige la Ruche de Zorglub depuis 2019. Fin."
     p = Passage(999_999, 1.0, text, "absent.txt", "La Ruche de Zorglub", 100, 100 + len(text))
-    q = "Qui dirige la Ruche de Zorglub ?"
+    q = Question.read("Qui dirige la Ruche de Zorglub ?")
     answer = ExtractiveAnswerer(seed_assistant.settings).answer(
-        q, q, [p], seed_assistant.retriever, check_scope=False)  # the splitting, not the decision
+        q, [p], seed_assistant.retriever, check_scope=False)  # the splitting, not the decision
     assert answer.in_corpus and "Jean Testeur" in answer.text
     assert answer.citations == [p]
 
@@ -365,10 +365,10 @@ def test_an_attribute_absent_from_the_sentences_counts_against_the_answer(
     retriever, k = seed_assistant.retriever, seed_assistant.settings.k
     answerer = ExtractiveAnswerer(seed_assistant.settings)
 
-    def attribute(q: str) -> float:
+    def attribute(text: str) -> float:
+        q = Question.read(text)
         passages = retriever.search(q, k)
-        terms = Terms.of(q, retriever, entity_boost=0.5, absent_discount=1.0)
-        pool = answerer.ranked(q, q, passages, retriever, terms)
+        q, _, pool = answerer.candidates(q, passages, retriever)
         return answerer.evidence(q, passages, retriever, pool).attribute
 
     absent = "Combien d'habitants compte la ville de Valenciennes ?"
@@ -530,7 +530,7 @@ def test_further_sentence_may_take_its_topic_from_the_one_before(
     # an unsure pick (probability under UNSURE): a second sentence may follow
     for c, score in ((first, 0.4), (follows, 0.35), (unrelated, 0.35)):
         c.terms, c.score = set(analyzed(c.text)), score
-    q = "Quelle surface aura le bâtiment totem ?"
+    q = Question.read("Quelle surface aura le bâtiment totem ?")
     terms = Terms.of(q, seed_assistant.retriever, entity_boost=0.5, absent_discount=1.0)
     assert terms.covered(follows.terms) == 0 < terms.covered(first.terms)
     chosen = ExtractiveAnswerer(seed_assistant.settings).choose(

@@ -19,6 +19,7 @@ from assistant.evaluation import (
     load_questions,
     run_eval,
     score_passages,
+    typed,
 )
 from assistant.records import Passage
 from tests.conftest import DEV_QUESTIONS, SEED_CORPUS
@@ -76,6 +77,20 @@ def test_cli_json(seed_settings: Settings, capsys: pytest.CaptureFixture[str]) -
     data = json.loads(out)
     assert data["k"] == 3 and TOTAL_KEYS <= set(data["totals"])
     assert data["totals"]["hit@k"] == data["totals"]["hit@3"]
+
+
+def test_cli_typed_twins(seed_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--typed` asks each question as people type it, and the seed corpus still answers."""
+    code = main(["eval", str(DEV_QUESTIONS), "--json", "--typed", "--index",
+                 str(seed_settings.index_dir), "--corpus", str(seed_settings.corpus_dir)])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["questions"]
+    for row in data["questions"]:
+        assert row["id"].endswith("-typed")
+        assert row["question"] == typed(row["question"])  # lower case, no accents, no "?"
+        assert "?" not in row["question"] and row["question"] == row["question"].lower()
+    assert data["totals"]["hit@5"] >= 0.9 and data["totals"]["errors"] == 0
+    assert typed("Où se trouve l’Hôtel de Région ?") == "ou se trouve l'hotel de region"
 
 
 def test_ranks_follow_patterns_and_sources(tmp_path: Path) -> None:

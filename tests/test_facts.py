@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from assistant.answer.extractive import short_answer
-from assistant.answer.pairs import ANY_MODEL, QuestionView, Trees, default_scorer, picked
+from assistant.answer.pairs import ANY_MODEL, Trees, default_scorer, picked
 from assistant.config import E5_MODEL_NAME
 from assistant.text.facts import fact_spans, implied_unit
 from assistant.text.kinds import is_list_question
+from assistant.text.reading import Question
 
 
 @pytest.mark.parametrize(("question", "sentence", "short"), [
@@ -33,18 +34,40 @@ from assistant.text.kinds import is_list_question
      "La Savonnerie de Marseille abrite un fab lab, l'Atelier 72.", "Atelier 72"),
     ("Où les produits sont-ils testés ?",
      "Les produits sont testés au col de la Forclaz, à 1 150 mètres.", "au col de la Forclaz"),
+    # a figure across a comma counts another noun
+    ("Combien de places compte l'auditorium ?",
+     "Le bâtiment offre un amphithéâtre de 320 places, un auditorium de 90 places et un bar.",
+     "90 places"),
+    # spelled figures, compound, with an adjective before what they count
+    ("Combien de jeunes entreprises la pépinière héberge-t-elle ?",
+     "La pépinière héberge aujourd'hui vingt-trois jeunes entreprises.",
+     "vingt-trois jeunes entreprises"),
+    # the unit a question implies: a length of time, not a count
+    ("Combien de temps dure le programme ?",
+     "Les six startups retenues suivent un programme qui dure neuf mois.", "neuf mois"),
+    ("Quelle part du capital prend le fonds ?",
+     "En échange de 40 000 euros, le fonds prend 6 % du capital.", "6 %"),
+    # a name of two words opening the sentence, and one in capitals
+    ("Quelle jeune pousse fabrique des nichoirs connectés ?",
+     "Merle Moqueur fabrique des nichoirs connectés pour les écoles.", "Merle Moqueur"),
+    ("Qui préside le pôle ?", "JEANNE DUVAL-ROCHE présidente du pôle / maire de Lunel",
+     "JEANNE DUVAL-ROCHE"),
+    # a name right after a role is a person's, not the body asked
+    ("Quel organisme la directrice est-elle partie diriger ?",
+     "Sa directrice Odile Brasquet a été nommée à la tête de Cinémaxe, l'agence régionale "
+     "du film.", "Cinémaxe"),
 ])
 def test_short_answer_is_the_fact_beside_what_is_asked(question: str, sentence: str,
                                                        short: str) -> None:
-    view = QuestionView.of(question)
+    view = Question.read(question)
     assert short_answer(view, sentence) == short
     assert short in sentence  # verbatim
 
 
 def test_no_short_answer_without_a_fact_of_the_kind() -> None:
-    view = QuestionView.of("Qui dirige la Serre numérique ?")
+    view = Question.read("Qui dirige la Serre numérique ?")
     assert short_answer(view, "La Serre numérique fédère les experts du numérique.") is None
-    assert short_answer(QuestionView.of("Pourquoi ce nom ?"), "Un hommage au textile.") is None
+    assert short_answer(Question.read("Pourquoi ce nom ?"), "Un hommage au textile.") is None
 
 
 def test_facts_the_question_already_states_are_not_answers() -> None:
@@ -80,3 +103,30 @@ def test_shipped_scorer_loads_for_each_model_and_its_trees_round_trip() -> None:
     rows = [{"own": 1.0, "slot": 1.0}, {"own": 0.0, "slot": 0.0}]
     p = picked(default_scorer(E5_MODEL_NAME).pick, rows)
     assert abs(sum(p) - 1.0) < 1e-9 and p[0] > p[1]
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("Quel élu préside le syndicat mixte ?", "person"),
+    ("Quelle ancienne directrice artistique pilote le laboratoire ?", "person"),
+    ("Which former director runs the lab?", "person"),
+    ("Quelle subvention la métropole a-t-elle accordée ?", "money"),
+    ("Quel loyer paient les startups ?", "money"),
+    ("Quelle jeune pousse conçoit des capteurs ?", "name"),
+])
+def test_the_kind_asked_by_the_noun_of_the_question(question: str, kind: str) -> None:
+    assert Question.read(question).kind == kind
+
+
+def test_a_typed_question_finds_its_names_in_the_articles() -> None:
+    """Typed without capitals, a question shows no names; its words that the retrieved articles
+    write with a capital inside a sentence become its names (what the answer checks)."""
+    q = Question.read("qui dirige le composteur a caen")
+    assert q.typed and q.names == ()
+    articles = ["Le Composteur, laboratoire du musée de Caen, accueille des startups. À Caen, "
+                "le Composteur est dirigé par Maëlys Hatt. Elle dirige aussi un atelier."]
+    named = q.with_names_from(articles)
+    assert named.names == ("caen", "composteur") and "dirig" in named.focus
+    assert "composteur" not in named.focus
+    careful = Question.read("Qui dirige le Composteur à Caen ?")
+    assert careful.with_names_from(articles) is careful  # a careful question is unchanged
+    assert set(careful.names) == set(named.names)

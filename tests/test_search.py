@@ -13,7 +13,7 @@ import pytest
 
 import assistant
 from assistant import Assistant, ConfigError, Passage, QuestionError, Settings
-from assistant.text.analysis import analyze
+from assistant.text.reading import Question
 
 
 def test_public_names() -> None:
@@ -96,7 +96,7 @@ def test_lexical_weight_follows_what_bm25_can_match(seed_settings: Settings,
     settings_weights = (1.0 - w_dense - w_sentence, w_dense, w_sentence)
 
     def weights(retriever: Any, question: str) -> tuple[float, float, float]:
-        return retriever._weights(analyze(question), question)  # type: ignore[no-any-return]
+        return retriever._weights(Question.read(question))  # type: ignore[no-any-return]
 
     # Every word in the corpus, or names only: the settings' weights.
     for question in ("incubateur et hôtel d'entreprises à Lens", "Bertelsmann"):
@@ -211,7 +211,8 @@ def test_within_article_signals(seed_assistant: Assistant) -> None:
     rare = next(t for _, a, b in chunks for t in sorted(analyzed(text[a:b]))
                 if counts[t] == 1 and t not in analyzed(title) and len(t) > 4)
     holder = next(cid for cid, a, b in chunks if rare in analyzed(text[a:b]))
-    passage, unnamed = retriever._within_articles(ids, [rare, *analyze(title)], "Et alors ?")
+    asked = dataclasses.replace(Question.read("Et alors ?"), terms=(rare, *analyze(title)))
+    passage, unnamed = retriever._within_articles(ids, asked)
     assert passage[list(ids).index(holder)] > 0
     assert all(p == 0 for cid, p in zip(ids, passage) if cid != holder)
     assert not unnamed.any()  # the question names nothing
@@ -221,5 +222,5 @@ def test_within_article_signals(seed_assistant: Assistant) -> None:
                .lower())
     mixed = np.array([ids[0], retriever.index.db.chunk_spans([far])[far][0][0]], dtype=np.int64)
     question = "Quelle est la surface du bâtiment de Valenciennes ?"
-    _, unnamed = retriever._within_articles(mixed, analyze(question), question)
+    _, unnamed = retriever._within_articles(mixed, Question.read(question))
     assert unnamed.tolist() == [0.0, 1.0]

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..records import Passage
 from ..text.analysis import analyzed
 from ..text.facts import FIGURE_KINDS
-from ..text.kinds import ATTRIBUTE_KINDS, attribute_term, kind_terms, question_kind
-from ..text.question import content_terms, english_share, entity_terms, matches, name_terms
+from ..text.kinds import ATTRIBUTE_KINDS, kind_terms
+from ..text.question import matches
+from ..text.reading import ENGLISH, Question
 from ..text.sentences import near_figures
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 FEATURES = ("coverage", "semantic", "focus", "english", "attribute", "paraphrase")
 MONOTONE = ("coverage", "semantic", "focus", "attribute", "paraphrase")  # weights kept >= 0
 TOP_SENTENCES = 3  # candidate sentences read for the focus words (their articles: the names)
-ENGLISH = 0.2  # a question with this share of English function words is read as English
 
 
 class SentenceView(Protocol):
@@ -73,16 +73,15 @@ class Evidence:
         return [float(getattr(self, f)) for f in FEATURES]
 
 
-def focus_terms(question: str, topic: str) -> list[str]:
+def focus_terms(question: Question, topic: str) -> list[str]:
     """The question's content terms that are neither in `topic` (the best article's title) nor
     names: what is asked *about* the topic."""
-    names = entity_terms(question)
     topical = analyzed(topic)
-    return [t for t in content_terms(question) if t not in topical and t not in names
+    return [t for t in question.content if t not in topical and t not in question.entities
             and t not in kind_terms() and not t.isdigit()]
 
 
-def gather(question: str, coverage: float, topic: str, pool: Sequence[SentenceView],
+def gather(question: Question, coverage: float, topic: str, pool: Sequence[SentenceView],
            articles: Sequence[str], retriever: HybridRetriever) -> Evidence:
     """The evidence for `question`, given the best passage's `coverage`, the best article's
     title (`topic`), the candidate answer sentences (best first) and the texts of the articles
@@ -97,9 +96,9 @@ def gather(question: str, coverage: float, topic: str, pool: Sequence[SentenceVi
             near |= analyzed(f"{c.text}\n{c.context}")
         found = sum(w for t, w in weights.items() if matches(t, near))
         focus = found / (sum(weights.values()) or 1.0)
-    english = english_share(question)
+    english = question.english
     absent: tuple[str, ...] = ()
-    names = name_terms(question)
+    names = question.names
     if names and english < ENGLISH:
         mentioned: set[str] = set()
         for text in articles:
@@ -107,27 +106,27 @@ def gather(question: str, coverage: float, topic: str, pool: Sequence[SentenceVi
         absent = tuple(sorted(t for t in names if not matches(t, mentioned)))
     # Figures and one- or two-letter tokens ("1", "or") name no topic: a question needs a word
     # the corpus knows ("<script>alert(1)</script>", "' OR 1=1 --" have none)
-    words = [t for t in content_terms(question) if len(t) > 2 and not t.isdigit()]
+    words = [t for t in question.content if len(t) > 2 and not t.isdigit()]
     unseen = retriever.idf("\x00")  # the IDF of a term absent from the corpus
     if all(retriever.idf(t) >= unseen - 1e-9 for t in words):
-        absent = tuple(content_terms(question)) or (question,)  # no word known to the corpus
+        absent = question.content or (question.text,)  # no word known to the corpus
     attribute = attribute_found(question, pool, retriever) if english < ENGLISH else 1.0
     return Evidence(coverage, semantic, focus, english, attribute,
                     1.0 if attribute else 1.0 - coverage, absent)
 
 
-def attribute_found(question: str, pool: Sequence[SentenceView],
+def attribute_found(question: Question, pool: Sequence[SentenceView],
                     retriever: HybridRetriever) -> float:
     """1.0 when the attribute the question asks about its topic is in one of the candidate
     sentences (with the sentence before it), beside a figure when a figure is asked, in an
     article that mentions every name of the question (the inhabitants of another town answer
     nothing); 1.0 too when the question names no attribute (see
     `question.attribute_term`); else 0.0."""
-    kind = question_kind(question)
-    term = attribute_term(question) if kind in ATTRIBUTE_KINDS else None
+    kind = question.kind
+    term = question.attribute if kind in ATTRIBUTE_KINDS else None
     if term is None:
         return 1.0
-    names = name_terms(question)
+    names = question.names
     for c in pool:  # every candidate: the answer may lie in the third or the sixth
         found = (near_figures(c.text) if kind in FIGURE_KINDS
                  else analyzed(f"{c.text}\n{c.context}"))

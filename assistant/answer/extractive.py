@@ -38,8 +38,8 @@ from ..records import Answer, Passage
 from ..records import cite as marker
 from ..text.analysis import analyzed
 from ..text.facts import slot
-from ..text.kinds import is_list_question, question_kind
 from ..text.question import Terms, contextualize
+from ..text.reading import Question
 from ..text.sentences import (
     display,
     fact_score,
@@ -52,7 +52,6 @@ from ..text.sentences import (
 from .decision import TOP_SENTENCES, Evidence, gather
 from .pairs import (
     ANY_MODEL,
-    QuestionView,
     Scorer,
     answer_features,
     default_scorer,
@@ -72,11 +71,11 @@ MAX_LEADS = 3
 POOL = 6  # best candidate sentences considered for an answer
 NEAR_CHARS = 400  # sentences of one article this close are read in their order
 LEAD = 20_000  # characters of an article read to judge what it is about
-KEEP_RATIO = 0.75  # further sentences must score at least this share of the best one
-UNSURE = 0.5  # below this pick probability, the next best sentence is shown too
+KEEP_RATIO = 0.5  # further sentences must score at least this share of the best one
+UNSURE = 0.7  # below this pick probability, the next best sentence is shown too
 
 class Answerer(Protocol):
-    def stream(self, question: str, query: str, passages: list[Passage],
+    def stream(self, question: Question, passages: list[Passage],
                retriever: HybridRetriever) -> Iterator[str | Answer]:
         """Text pieces, then exactly one final `Answer` (whose text is authoritative)."""
         ...
@@ -100,11 +99,12 @@ def make_answerer(settings: Settings, mode: str | None = None) -> Answerer:
     raise ConfigError(f"Mode de réponse inconnu : {mode!r}. Choisissez extractive ou llm.")
 
 
-def coverage(query: str, passages: Sequence[Passage], retriever: HybridRetriever) -> float:
+def coverage(question: Question, passages: Sequence[Passage],
+             retriever: HybridRetriever) -> float:
     """How much of the query's weighted content the best single passage holds, read with its
     title and the sentences just before and after it (a chunk cut can separate a name from
     its fact)."""
-    terms = Terms.of(query, retriever)
+    terms = Terms.of(question, retriever)
     articles = {p.source: retriever.article_text(p.source) for p in passages}
     return max((terms.covered(analyzed(f"{p.title}\n{_window(p, articles.get(p.source))}"))
                 for p in passages), default=0.0)
@@ -179,43 +179,51 @@ class ExtractiveAnswerer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def stream(self, question: str, query: str, passages: list[Passage],
+    def stream(self, question: Question, passages: list[Passage],
                retriever: HybridRetriever) -> Iterator[str | Answer]:
-        answer = self.answer(question, query, passages, retriever)
+        answer = self.answer(question, passages, retriever)
         yield from answer_pieces(answer)
         yield answer
 
-    def answer(self, question: str, query: str, passages: list[Passage],
-               retriever: HybridRetriever, *, notice: str | None = None,
-               check_scope: bool = True) -> Answer:
+    def answer(self, question: Question, passages: list[Passage], retriever: HybridRetriever,
+               *, notice: str | None = None, check_scope: bool = True) -> Answer:
         if not passages:
             return not_found(passages, notice)
-        terms, ranked = self._candidates(question, query, passages, retriever)
-        if check_scope and not self.answers(query, passages, retriever, ranked):
+        question, terms, ranked = self.candidates(question, passages, retriever)
+        if check_scope and not self.answers(question, passages, retriever, ranked):
             return not_found(passages, notice)
         chosen = self.choose(question, ranked, terms)
         if not chosen:
             return not_found(passages, notice)
-        view = QuestionView.of(query, kind=question_kind(question))
-        return cite(chosen, notice, short=short_answer(view, chosen[0].text))
+        return cite(chosen, notice, short=short_answer(question, chosen[0].text))
 
-    def in_corpus(self, question: str, query: str, passages: list[Passage],
+    def in_corpus(self, question: Question, passages: list[Passage],
                   retriever: HybridRetriever) -> bool:
         """The in/out-of-corpus decision alone (what the LLM answerer asks before answering)."""
         if not passages:
             return False
-        _, ranked = self._candidates(question, query, passages, retriever)
-        return self.answers(query, passages, retriever, ranked)
+        question, _, ranked = self.candidates(question, passages, retriever)
+        return self.answers(question, passages, retriever, ranked)
 
-    def _candidates(self, question: str, query: str, passages: list[Passage],
-                    retriever: HybridRetriever) -> tuple[Terms, list[Candidate]]:
-        """The query's terms and every candidate sentence, best first, as `answer` reads them."""
+    def candidates(self, question: Question, passages: list[Passage],
+                   retriever: HybridRetriever) -> tuple[Question, Terms, list[Candidate]]:
+        """The question and its terms (`prepared`) and every candidate sentence, best first,
+        as `answer` reads them."""
+        question, terms = self.prepared(question, passages, retriever)
+        return question, terms, self.ranked(question, passages, retriever, terms)
+
+    @staticmethod
+    def prepared(question: Question, passages: list[Passage],
+                 retriever: HybridRetriever) -> tuple[Question, Terms]:
+        """The question as the answer reads it (a typed one with the names its articles write,
+        see `Question.with_names_from`) and its weighted terms."""
+        question = question.with_names_from(
+            f"{p.title}\n{retriever.article_text(p.source) or p.text}" for p in passages)
         # The article gives the topic (names); the sentence must hold what is asked about it.
-        terms = Terms.of(query, retriever, entity_boost=0.5, absent_discount=1.0)
-        return terms, self.ranked(question, query, passages, retriever, terms)
+        return question, Terms.of(question, retriever, entity_boost=0.5, absent_discount=1.0)
 
-    def evidence(self, query: str, passages: list[Passage], retriever: HybridRetriever,
-                 pool: Sequence[Candidate]) -> Evidence:
+    def evidence(self, question: Question, passages: list[Passage],
+                 retriever: HybridRetriever, pool: Sequence[Candidate]) -> Evidence:
         """The question-level evidence (see `decision.py`). The names of the question are looked
         for in the articles the answer would be drawn from (those of the best candidate
         sentences), not in every retrieved one: a neighbouring article that names the place
@@ -223,10 +231,11 @@ class ExtractiveAnswerer:
         texts: dict[str, str] = {}  # source -> title and text (a passage's if none is stored)
         for p in [c.passage for c in pool[:TOP_SENTENCES]] or passages:
             texts.setdefault(p.source, f"{p.title}\n{retriever.article_text(p.source) or p.text}")
-        return gather(query, coverage(query, passages, retriever), passages[0].title, pool,
-                      list(texts.values()), retriever)
+        return gather(question, coverage(question, passages, retriever), passages[0].title,
+                      pool, list(texts.values()), retriever)
 
-    def answer_evidence(self, query: str, passages: list[Passage], retriever: HybridRetriever,
+    def answer_evidence(self, question: Question, passages: list[Passage],
+                        retriever: HybridRetriever,
                         ranked: Sequence[Candidate]) -> dict[str, float] | None:
         """What the answers head reads (`pairs.ANSWER_FEATURES`), or None when a rule refuses
         the question (a name that no article of the answer mentions, no word the corpus
@@ -234,17 +243,17 @@ class ExtractiveAnswerer:
         if not ranked:
             return None
         pool = ranked[:POOL]
-        ev = self.evidence(query, passages, retriever, pool)
+        ev = self.evidence(question, passages, retriever, pool)
         if ev.absent_names:
             return None
         return answer_features(pool[0].features, pool[0].score, coverage=ev.coverage,
                                focus=ev.focus, attribute=ev.attribute, semantic=ev.semantic)
 
-    def answers(self, query: str, passages: list[Passage], retriever: HybridRetriever,
+    def answers(self, question: Question, passages: list[Passage], retriever: HybridRetriever,
                 ranked: Sequence[Candidate]) -> bool:
         """Whether the corpus answers: the answers head of the scorer over its threshold
         (`settings.refusal_threshold` overrides the fitted one)."""
-        row = self.answer_evidence(query, passages, retriever, ranked)
+        row = self.answer_evidence(question, passages, retriever, ranked)
         if row is None:
             return False
         scorer = self.scorer()
@@ -252,21 +261,22 @@ class ExtractiveAnswerer:
         return scorer.answers.probability(row) >= (
             scorer.threshold if threshold is None else threshold)
 
-    def choose(self, question: str, ranked: Sequence[Candidate],
+    def choose(self, question: Question, ranked: Sequence[Candidate],
                terms: Terms) -> list[Candidate]:
-        """The answer's sentences: the best one; for a list question, the items of its list
-        (or the next best sentences on the topic); for a question asking no kind of fact
-        ("Pourquoi ... ?"), a second sentence close in score. In reading order."""
+        """The answer's sentences: the best one first; for a list question, the items of its
+        list in reading order (or the next best sentences on the topic); for a question asking
+        no kind of fact ("Pourquoi ... ?") or an unsure pick, a second sentence close in score,
+        after it."""
         if not ranked:
             return []
         best = ranked[0]
         ratio = KEEP_RATIO
-        if is_list_question(question):
+        if question.is_list:
             items = list_items(best, ranked)
             if items:
                 return with_leads([best, *items] if not best.intro else items)
             more, ratio = self.settings.max_answer_sentences, 0.0  # every item on the topic
-        elif question_kind(question) is None or best.score < UNSURE:
+        elif question.kind is None or best.score < UNSURE:
             more = min(2, self.settings.max_answer_sentences)
         else:
             more = 1
@@ -281,13 +291,14 @@ class ExtractiveAnswerer:
                 continue
             if not any(_redundant(c, other) for other in chosen):
                 chosen.append(c)
-        return with_leads(natural_order(chosen))
+        # the sentence that states the fact leads (the short answer is taken from it)
+        return with_leads([best, *natural_order(chosen[1:])])
 
-    def ranked(self, question: str, query: str, passages: list[Passage],
-               retriever: HybridRetriever, terms: Terms) -> list[Candidate]:
+    def ranked(self, question: Question, passages: list[Passage], retriever: HybridRetriever,
+               terms: Terms) -> list[Candidate]:
         """Every candidate sentence, best first (by the pick head of `pairs.Scorer`), with
         its `features`."""
-        candidates = self.described(question, query, passages, retriever, terms)
+        candidates = self.described(question, passages, retriever, terms)
         for c, p in zip(candidates, picked(self.scorer().pick, [c.features for c in candidates])):
             c.score = p
         candidates.sort(key=lambda c: (-c.score, c.rank, c.start))
@@ -299,14 +310,14 @@ class ExtractiveAnswerer:
         # Without sentence cosines (settings that turn them off), the fit that never used them.
         return default_scorer(s.embedding_model if semantic else ANY_MODEL)
 
-    def described(self, question: str, query: str, passages: list[Passage],
+    def described(self, question: Question, passages: list[Passage],
                   retriever: HybridRetriever, terms: Terms) -> list[Candidate]:
         """Every candidate sentence of the passages with its `pairs.PAIR_FEATURES`."""
         articles = {p.source: retriever.article_text(p.source) for p in passages}
         candidates = sentence_candidates(passages, articles)
         if not candidates or not terms.weights:
             return []
-        kind = question_kind(question)
+        kind = question.kind
         topical = {source: terms.covered(analyzed(f"{title}\n{(articles[source] or '')[:LEAD]}"))
                    for source, title in {p.source: p.title for p in passages}.items()}
         base: list[dict[str, float]] = []
@@ -317,7 +328,7 @@ class ExtractiveAnswerer:
                 "local": terms.covered(c.terms | analyzed(f"{c.passage.title}\n{c.context}")),
                 "article": topical[c.passage.source],
                 "prior": c.prior,
-                "fact": fact_score(kind, c.text, question) if kind else 0.0,
+                "fact": fact_score(kind, c.text, question.asked) if kind else 0.0,
                 "shape": -shape_penalty(c.text, bullet=c.intro is not None),
             })
         if self.settings.answer_dense_weight > 0:  # the sentences' stored vectors
@@ -325,16 +336,15 @@ class ExtractiveAnswerer:
             found = {(r.source, r.start): r for per_source in rows.values() for r in per_source}
             known = [i for i, c in enumerate(candidates) if (c.passage.source, c.start) in found]
             sims = retriever.sentence_similarity(
-                query, [found[(candidates[i].passage.source, candidates[i].start)]
+                question.text, [found[(candidates[i].passage.source, candidates[i].start)]
                         for i in known])
             for i, sim in zip(known, sims):
                 base[i]["dense"] = float(sim)
         best_dense = max((b.get("dense", 0.0) for b in base), default=0.0)
-        view = QuestionView.of(query, kind=kind)
         words = {p.source: analyzed(f"{p.title}\n{articles[p.source] or p.text}")
                  for p in passages}
         for c, b in zip(candidates, base):
-            c.features = pair_features(view, base=b, sentence=c.text, context=c.context,
+            c.features = pair_features(question, base=b, sentence=c.text, context=c.context,
                                        title=c.passage.title, ordinal=c.ordinal, rank=c.rank,
                                        best_dense=best_dense,
                                        article_terms=words[c.passage.source],
@@ -355,13 +365,13 @@ def list_items(best: Candidate, ranked: Sequence[Candidate]) -> list[Candidate]:
     return sorted(items, key=lambda c: c.start)[:MAX_ITEMS]
 
 
-def short_answer(view: QuestionView, sentence: str) -> str | None:
+def short_answer(question: Question, sentence: str) -> str | None:
     """The fact asked, verbatim from `sentence`, when the question asks a name, a person, a
     figure, an amount, an area, a date or a place (`text/facts.slot`): the span of that kind
     closest to the words of what is asked."""
-    if view.kind is None:
+    if question.kind is None:
         return None
-    spans = slot(view.kind, sentence, view.text, view.focus, view.attribute)
+    spans = slot(question.kind, sentence, question.text, question.focus, question.attribute)
     return spans[0].text.strip(" ,;:") if spans else None
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from ..config import Settings
 from ..errors import LLMError
 from ..records import Answer, Passage, cite
+from ..text.reading import Question
 from .extractive import NOT_FOUND, ExtractiveAnswerer, answer_pieces, not_found
 
 if TYPE_CHECKING:
@@ -243,9 +244,9 @@ class LLMAnswerer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def stream(self, question: str, query: str, passages: list[Passage],
+    def stream(self, question: Question, passages: list[Passage],
                retriever: HybridRetriever) -> Iterator[str | Answer]:
-        if not ExtractiveAnswerer(self.settings).in_corpus(question, query, passages, retriever):
+        if not ExtractiveAnswerer(self.settings).in_corpus(question, passages, retriever):
             answer = not_found(passages)
             yield answer.text
             yield answer
@@ -253,7 +254,8 @@ class LLMAnswerer:
         citations = CitationFilter(len(passages))
         emitted = False
         try:
-            for delta in stream_chat(self.settings, build_messages(question, query, passages)):
+            messages = build_messages(question.asked, question.text, passages)
+            for delta in stream_chat(self.settings, messages):
                 piece = citations.feed(delta)
                 if piece:
                     emitted = True
@@ -266,7 +268,7 @@ class LLMAnswerer:
             notice = (f"Le modèle de langage est indisponible ({exc}) : "
                       "réponse extraite des articles.")
             fallback = ExtractiveAnswerer(self.settings).answer(
-                question, query, passages, retriever, notice=notice, check_scope=False)
+                question, passages, retriever, notice=notice, check_scope=False)
             if emitted:
                 yield "\n\n"
             yield from answer_pieces(fallback)

@@ -1,8 +1,8 @@
 """Does this sentence state what the question asks? A fitted scorer of (question, sentence) pairs.
 
 Every candidate sentence of an answer (see `extractive.sentence_candidates`) is described by the
-`PAIR_FEATURES` below, read from the question's analysed terms, its kind and attribute
-(`text/kinds.py`), the sentence, its context and its article, and the cosine of the sentence's
+`PAIR_FEATURES` below, read from the question (`text/reading.Question`: its analysed terms, its
+kind and attribute), the sentence, its context and its article, and the cosine of the sentence's
 vector (stored at index time) with the question's (nothing is embedded here). Two models read
 them, both fitted by `bench/fit_scorer.py` on questions we wrote ourselves
 (`bench/data/`), never on the evaluation files, and shipped in `assistant/data/scorer.json`:
@@ -62,9 +62,9 @@ from typing import Any
 import numpy as np
 
 from ..text.analysis import analyzed
-from ..text.facts import FIGURE_KINDS, fact_spans, implied_unit, slot
-from ..text.kinds import attribute_term, is_list_question, question_kind
-from ..text.question import content_terms, english_share, entity_terms, matches, name_terms
+from ..text.facts import FIGURE_KINDS, fact_spans, slot
+from ..text.question import matches
+from ..text.reading import Question
 from ..text.sentences import near_figures
 
 PAIR_FEATURES = ("own", "local", "article", "prior", "fact", "shape", "dense", "dense_gap",
@@ -76,34 +76,7 @@ ANY_MODEL = "*"  # the fit for an embedding model without its own (no cosine fea
 _QUOTE = re.compile(r"[«“\"]")
 
 
-@dataclass(frozen=True)
-class QuestionView:
-    """What the features read of a question, computed once for all its candidates."""
-
-    text: str
-    kind: str | None
-    attribute: str | None  # analysed term of the attribute asked, see `kinds.attribute_term`
-    focus: tuple[str, ...]  # content terms that are neither names nor the kind's own words
-    names: tuple[str, ...]
-    english: float
-    unit: re.Pattern[str] | None = None  # the unit a kind-only attribute implies
-    is_list: bool = False  # asks for several items
-
-    @classmethod
-    def of(cls, question: str, *, kind: str | None = None) -> QuestionView:
-        """The view of `question`; `kind` when the kind asked was read elsewhere (a follow-up's
-        own words, before the previous question's subject was added)."""
-        kind = kind or question_kind(question)
-        english = english_share(question)
-        names = tuple(name_terms(question))
-        entities = entity_terms(question)
-        focus = tuple(t for t in content_terms(question) if t not in entities and not t.isdigit())
-        attribute = attribute_term(question) if english < 0.2 else None
-        return cls(question, kind, attribute, focus, names, english, implied_unit(question),
-                   is_list_question(question))
-
-
-def pair_features(q: QuestionView, *, base: dict[str, float], sentence: str, context: str,
+def pair_features(q: Question, *, base: dict[str, float], sentence: str, context: str,
                   title: str, ordinal: int, rank: int, best_dense: float,
                   article_terms: frozenset[str], bullet: bool = False) -> dict[str, float]:
     """The `PAIR_FEATURES` of one candidate: `base` holds own, local, article, prior, fact,

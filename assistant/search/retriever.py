@@ -56,9 +56,9 @@ from ..index.lexical.factory import open_lexical
 from ..index.manifest import check_compatible
 from ..index.served import open_catalog, served
 from ..records import Passage
-from ..text.analysis import analyze, analyzed
-from ..text.kinds import question_kind
-from ..text.question import entity_terms, matches, name_terms
+from ..text.analysis import analyzed
+from ..text.question import matches
+from ..text.reading import Question
 from ..text.sentences import fact_score, mostly_inside, sentence_text
 from .filters import Filters, Selection, select
 
@@ -239,7 +239,8 @@ class HybridRetriever:
         return np.asarray(self.index.sentences.vectors(ids) @ self.query_vector(question))
 
     # -- search ------------------------------------------------------------------------------
-    def search(self, question: str, k: int, filters: Filters | None = None) -> list[Passage]:
+    def search(self, question: str | Question, k: int,
+               filters: Filters | None = None) -> list[Passage]:
         """The k best passages; with `filters`, only from the articles they let through."""
         scored = self.score(question, k, filters)
         rows = self.index.db.chunks_by_id(cid for cid, _ in scored)
@@ -247,10 +248,11 @@ class HybridRetriever:
             Passage(cid, round(float(s), 6), *rows[cid]) for cid, s in scored if cid in rows
         ]
 
-    def score(self, question: str, k: int,
+    def score(self, question: str | Question, k: int,
               filters: Filters | None = None) -> list[tuple[int, float]]:
         """The k best (chunk id, fused score), best first; with `filters`, every leg looks at
         the chunks and sentences of the allowed articles only."""
+        q = question if isinstance(question, Question) else Question.read(question)
         lexical = self.index.lexical
         n = len(lexical)
         if n == 0:
@@ -260,12 +262,12 @@ class HybridRetriever:
         if pool == 0:
             return []
         depth = min(pool, max(self.settings.candidates, k))
-        terms = analyze(question)
-        w_lex, w_dense, w_sentence = self._weights(terms, question)
+        terms = list(q.terms)
+        w_lex, w_dense, w_sentence = self._weights(q)
         allowed = None if only is None else only.chunks
         cids = {int(c) for c in lexical.search(terms, depth, allowed)[0]}
         proposed: set[int] = set()
-        query = self.query_vector(question) if w_dense + w_sentence > 0 else None
+        query = self.query_vector(q.text) if w_dense + w_sentence > 0 else None
         if query is not None:
             cids.update(int(c) for c in self.index.dense.search(query, depth, allowed))
             if w_sentence > 0 and len(self.index.sentences):
@@ -289,14 +291,14 @@ class HybridRetriever:
             chunk_ids, lex, dense = chunk_ids[keep], lex[keep], dense[keep]
             spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
             fused = (w_lex * _minmax(lex) + w_dense * _minmax(dense)
-                     + w_sentence * _minmax(self._best_sentence(chunk_ids, question, spans)))
+                     + w_sentence * _minmax(self._best_sentence(chunk_ids, q, spans)))
         if PASSAGE_WEIGHT > 0 or NAME_PENALTY > 0:
-            passage, unnamed = self._within_articles(chunk_ids, terms, question, spans)
+            passage, unnamed = self._within_articles(chunk_ids, q, spans)
             fused = fused + PASSAGE_WEIGHT * _minmax(passage) - NAME_PENALTY * unnamed
         order = np.lexsort((chunk_ids, -fused))[:k]  # ties broken by chunk id: deterministic
         return [(int(chunk_ids[i]), float(fused[i])) for i in order]
 
-    def _weights(self, terms: Sequence[str], question: str) -> tuple[float, float, float]:
+    def _weights(self, q: Question) -> tuple[float, float, float]:
         """(lexical, dense, sentence) weights of the fusion for this question: the settings',
         the lexical one times its `reach` (module docstring), what it loses going to the two
         vector signals in proportion of theirs."""
@@ -304,18 +306,17 @@ class HybridRetriever:
         w_lex = 1.0 - w_dense - w_sentence
         if w_dense + w_sentence <= 0 or w_lex <= 0:
             return w_lex, w_dense, w_sentence
-        reach = self._lexical_reach(terms, question)
+        reach = self._lexical_reach(q)
         lowered = w_lex * reach
         grow = (1.0 - lowered) / (w_dense + w_sentence)
         return lowered, w_dense * grow, w_sentence * grow
 
-    def _lexical_reach(self, terms: Sequence[str], question: str) -> float:
+    def _lexical_reach(self, q: Question) -> float:
         """The share of the question's ordinary words (its names aside) that some chunk holds:
         what BM25 can match of what is asked. Words no article uses are a paraphrase ("surface"
         for "m²") or another language; names only find the article, whose every chunk carries
         its title. 1 for a question made of names only."""
-        names = entity_terms(question)
-        ordinary = [t for t in dict.fromkeys(terms) if t not in names]
+        ordinary = [t for t in dict.fromkeys(q.terms) if t not in q.entities]
         if not ordinary:
             return 1.0
         lexical = self.index.lexical
@@ -334,7 +335,7 @@ class HybridRetriever:
         return found
 
     def _within_articles(
-        self, chunk_ids: np.ndarray, terms: Sequence[str], question: str,
+        self, chunk_ids: np.ndarray, q: Question,
         spans: dict[int, tuple[str, int, int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per chunk, the two signals read on its whole article (module docstring):
@@ -350,9 +351,9 @@ class HybridRetriever:
         if spans is None:
             spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
         articles = self._article_terms({src for src, _, _ in spans.values()})
-        asked = set(terms)
+        asked = set(q.terms)
         weight = {t: self.idf(t) for t in asked}
-        names = name_terms(question)
+        names = q.names
         held: dict[int, frozenset[str]] = {}  # chunk id -> the question's terms it holds
         local_idf: dict[tuple[str, str], float] = {}  # (source, term) -> IDF among its chunks
         missing: dict[str, float] = {}
@@ -398,7 +399,7 @@ class HybridRetriever:
                 self._terms.popitem(last=False)
         return out
 
-    def _best_sentence(self, chunk_ids: np.ndarray, question: str,
+    def _best_sentence(self, chunk_ids: np.ndarray, q: Question,
                        spans: dict[int, tuple[str, int, int]] | None = None) -> np.ndarray:
         """Per chunk, the best score of a sentence mostly inside it (0 when none): its cosine
         with the question, plus `FACT_BONUS` when it holds the kind of fact asked (a figure for
@@ -421,12 +422,12 @@ class HybridRetriever:
         best = np.zeros(len(chunk_ids), dtype=np.float64)
         if not members:
             return best
-        scores = self.sentence_similarity(question, members).astype(np.float64)
-        kind = question_kind(question)
+        scores = self.sentence_similarity(q.text, members).astype(np.float64)
+        kind = q.kind
         texts = {src: self.article_text(src) or "" for src in by_source}
         sentences = [sentence_text(texts[s.source], (s.start, s.end)) for s in members]
         if kind is not None and FACT_BONUS > 0:
-            scores += FACT_BONUS * np.array([fact_score(kind, t, question) for t in sentences])
+            scores += FACT_BONUS * np.array([fact_score(kind, t, q.asked) for t in sentences])
 
         np.maximum.at(best, np.asarray(owners), scores)
         return best

@@ -23,18 +23,23 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .analysis import STOPWORDS, analyze, fold_accents, strip_elision
+from .kinds import BEFORE_NOUN, folded_question
 from .question import matches
 
 _S = "[ \u00a0\u202f]"
 _SPELLED_NUMBER = (r"(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize"
-                   r"|quatorze|quinze|seize|vingt|trente|quarante|cinquante|soixante|cent|mille"
+                   r"|quatorze|quinze|seize|vingt|trente|quarante|cinquante|soixante|vingts|cents?|mille"
                    r"|une dizaine|une vingtaine|une trentaine|une quarantaine|une cinquantaine"
-                   r"|une centaine|un millier|plusieurs centaines|plusieurs milliers)")
+                   r"|une centaine|un millier|plusieurs centaines|plusieurs milliers"
+                   r"|un tiers|deux tiers|un quart|trois quarts|la moitié|un cinquième)")
+# "vingt-deux", "dix-huit", "soixante-et-onze": one figure
+_SPELLED_FIGURE = (rf"{_SPELLED_NUMBER}(?:-(?:et-)?(?:un|une|{_SPELLED_NUMBER}))*"
+                   rf"(?:{_S}(?:cents?|mille))?")
 _DIGITS = r"\d{1,3}(?:[ \u00a0\u202f.]\d{3})+(?:,\d+)?|\d+(?:[.,]\d+)?"
 # a figure, its magnitude ("1,2 million d'euros", "3 M€") and up to three words of what it counts
 _FIGURE = re.compile(
     rf"(?<![\w.,])(?:(?:plus|moins) de{_S}+|près de{_S}+|environ{_S}+)?"
-    rf"(?:{_DIGITS}|(?i:{_SPELLED_NUMBER}))(?![\w,])"
+    rf"(?:{_DIGITS}|(?i:{_SPELLED_FIGURE}))(?![\w,-])"
     rf"(?:{_S}*(?:%|€|k€|M€|m²|m2|km²|ha\b|(?i:mètres{_S}+carrés|hectares?)"
     rf"|(?i:millions?|milliards?)(?:{_S}+d['’]euros)?))?"
 )
@@ -52,11 +57,14 @@ _DATE_SPAN = re.compile(
     r"|\b(?:1[89]|20)\d\d\b"
 )
 _NAME_WORD = r"[A-ZÀ-ÖØ-Þ][\w’'-]*(?:[ \u00a0]\d+\b)?"
-_LINK = rf"(?:{_S}+(?:de|du|des|d['’]|la|le|l['’]|et|-|sur|en|&)?{_S}*)"
+_LINK = rf"(?:{_S}+(?:de{_S}+la|de{_S}+l['’]|de|du|des|d['’]|la|le|l['’]|et|-|sur|en|&)?{_S}*)"
 _NAME_RUN = re.compile(rf"(?<![\w-]){_NAME_WORD}(?:{_LINK}{_NAME_WORD})*")
 _PERSON = re.compile(
     rf"(?<![\w’'-])[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+(?:-[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+)?"
     rf"(?:{_S}+(?:de{_S}+|d['’]|Le{_S}+|La{_S}+)?[A-ZÀ-ÖØ-Þ][\w’'-]+)+"
+    # in capitals, as a caption or an interview's heading writes it: "MICHEL HEINRICH"
+    rf"|(?<![\w’'-])[A-ZÀ-ÖØ-Þ]{{2,}}(?:-[A-ZÀ-ÖØ-Þ]{{2,}})?(?:{_S}+[A-ZÀ-ÖØ-Þ]{{2,}}"
+    rf"(?:-[A-ZÀ-ÖØ-Þ]{{2,}})?)+(?![\w’'-])"
 )
 _GEO = (r"rue|quai|place|avenue|boulevard|allée|cours|chemin|route|quartier|col|mont|lac|port"
         r"|parc|zone|site|campus|technopôle|technopole|île|plateau|vallée|faubourg")
@@ -71,6 +79,14 @@ _FREQUENCY = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[\w’'-]+")
+_TOKEN = re.compile(r"[\w’'-]+|[,;:(]")
+#: A role just before a name: the name is a person's ("sa directrice Malika Aït", "M. Durand").
+_ROLE_BEFORE = re.compile(
+    r"\b(?:directeur|directrice|président|présidente|fondateur|fondatrice|cofondateur"
+    r"|cofondatrice|co-fondateur|co-fondatrice|maire|adjoint|adjointe|responsable|patron"
+    r"|patronne|délégué|déléguée|ministre|député|députée|sénateur|sénatrice|gérant|gérante"
+    r"|chargé|chargée|secrétaire|trésorier|trésorière|M\.|Mme|Mr)[\s\u00a0,]*$",
+    re.IGNORECASE)
 
 #: What a kind-only attribute implies about the answer's unit ("Quel âge ?" -> "48 ans").
 IMPLIED_UNIT = {
@@ -85,9 +101,13 @@ IMPLIED_UNIT = {
     "part": re.compile(r"%|pour ?cent|tiers|quart|moitié"),
 }
 _IMPLIED_WORD = re.compile(r"\b(?:quel(?:le)?s?\s+(?:est\s+|etait\s+)?(?:l'|la\s+|le\s+)?"
-                           r"|how\s+)(age|surface|superficie|altitude|hauteur|duree|pourcentage"
-                           r"|taux|part|old|big|large|long)\b")
-_IMPLIED_EN = {"old": "age", "big": "surface", "large": "surface", "long": "duree"}
+                           r"|how\s+|combien de\s+|what\s+(?:is\s+)?(?:the\s+)?)"
+                           r"(age|surface|superficie|altitude|hauteur|duree"
+                           r"|pourcentage|taux|part|proportion|temps|old|big|large|long|share"
+                           r"|percentage)\b")
+_IMPLIED_EN = {"old": "age", "big": "surface", "large": "surface", "long": "duree",
+               "temps": "duree", "proportion": "part", "share": "part",
+               "percentage": "pourcentage"}
 FIGURE_KINDS = frozenset({"number", "money", "area"})  # kinds answered by a figure
 
 
@@ -101,7 +121,7 @@ class FactSpan:
 
 def implied_unit(question: str) -> re.Pattern[str] | None:
     """The unit a kind-only attribute implies ("Quel âge a ... ?" -> "ans"), if any."""
-    q = fold_accents(question.lower().replace("’", "'"))
+    q = folded_question(question)
     m = _IMPLIED_WORD.search(q)
     if m is None:
         return None
@@ -146,18 +166,16 @@ def _names(pattern: re.Pattern[str], sentence: str) -> list[FactSpan]:
     out = []
     for m in pattern.finditer(sentence):
         start, text = m.start(), m.group(0)
-        lead = re.match(rf"(?:(?:Le|La|Les|L['’]|Un|Une|Des|Du|De|En|Au|Aux|Dans|Pour|Sur|Avec"
+        lead = re.match(rf"(?:(?:Le|La|Les|L['’]|Un|Une|Des|Du|De|En|À|A|Au|Aux|Dans|Pour|Sur|Avec"
                         rf"|Selon|Depuis|Après|Avant|Il|Elle|Ils|Elles|Ce|Cette|Ces|Son|Sa|Ses"
                         rf"|Leur|Leurs|Mais|Et|Ou|Or|Donc|Car|Ainsi)(?:{_S}+|(?<=['’])))+", text)
         before = sentence[:start].rstrip(" \u00a0«\"“(-–—•")
         if lead:
             start, text = start + lead.end(), text[lead.end():]
-        elif not before or before[-1] in ".!?…:»\"”":
-            # a sentence's first word has its capital anyway: a name only with more capitals
-            rest = re.match(rf"[\w’'-]+{_LINK}", text)
-            if rest is None:
-                continue
-            start, text = start + rest.end(), text[rest.end():]
+        elif (not before or before[-1] in ".!?…:»\"”") and not re.search(
+                rf"^{_NAME_WORD}{_S}+(?:&{_S}+)?{_NAME_WORD}", text):
+            # a sentence's first word has its capital anyway: alone, it is no name
+            continue
         words = [strip_elision(w).lower() for w in re.findall(r"[\w’'-]+", text)]
         named = text[:1].isupper() if pattern is _NAME_RUN else bool(re.search(_NAME_WORD, text))
         if named and len(text) > 1 and not all(w in STOPWORDS for w in words):
@@ -167,12 +185,13 @@ def _names(pattern: re.Pattern[str], sentence: str) -> list[FactSpan]:
 
 def _extend_unit(sentence: str, end: int, kind: str) -> int:
     """The end of the figure's unit: up to three words of what it counts ("146 candidatures",
-    "12 startups accompagnées" -> "12 startups"), none after a sign (€, %, m²)."""
+    "12 startups accompagnées" -> "12 startups", "22 jeunes entreprises"), none after a sign
+    (€, %, m²)."""
     if sentence[end - 1:end] in "€%²" or kind != "number":
         tail = re.match(rf"{_S}*(?:d['’]euros|euros?)\b", sentence[end:])
         return end + tail.end() if tail else end
     pos = end
-    for _ in range(2):
+    for _ in range(3):
         m = _UNIT_WORDS.match(sentence, pos)
         if m is None:
             break
@@ -180,7 +199,9 @@ def _extend_unit(sentence: str, end: int, kind: str) -> int:
         if word is None or word.group(0).lower() in _STOP_AFTER or word.group(0)[0].isdigit():
             break
         pos = m.end()
-        if not re.match(rf"{_S}*(?:de|d['’])", sentence[pos:]):
+        # "vingt-deux jeunes entreprises": an adjective before its noun, the noun follows
+        if (fold_accents(word.group(0).lower()) not in BEFORE_NOUN
+                and not re.match(rf"{_S}*(?:de|d['’])", sentence[pos:])):
             break
     return pos
 
@@ -214,10 +235,13 @@ _AREA_SIGN = re.compile(r"m²|\bm2\b|mètres carrés|hectares?|\bha\b|km²", re.
 def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
          attribute: str | None = None) -> tuple[FactSpan, ...]:
     """The fact spans of `sentence`, each scored by closeness to the nearest word of `focus`
-    (analysed terms of what is asked): 1 / (1 + words between them / 3); 0.25 when no focus word
-    is in the sentence; halved for an amount without its currency, an area without its unit, a
-    figure in letters. A figure that counts the `attribute` asked ("146 candidatures" for
-    "combien de candidatures") comes first. Best first."""
+    (analysed terms of what is asked): 1 / (1 + words between them / 3), a comma, semicolon,
+    colon or parenthesis counting as a word; 0.25 when no focus word is in the sentence; halved
+    for an amount without its currency, an area without its unit, a figure without the unit
+    the question implies ("Combien de temps ?": mois, ans...); /5 for a name right after a
+    person's role when a name is asked; x0.8 for a figure in letters. A figure that counts the
+    `attribute` asked ("146 candidatures" for "combien de candidatures"), a place that names
+    it ("rue de Longvic" for "Dans quelle rue ... ?"), comes first. Best first."""
     spans = fact_spans(kind, sentence, question)
     if not spans:
         return ()
@@ -225,11 +249,17 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
     positions = [m.start() for m in _WORD.finditer(sentence)
                  if (terms := _terms(m.group(0))) and any(w[:3] in heads for w in terms)
                  and any(matches(t, terms) for t in focus)]
-    starts = [m.start() for m in _WORD.finditer(sentence)]
+    # words, and the breaks (",", ";", "(", ":") that end a list item or a clause: a figure
+    # across one belongs to another noun ("450 places, un auditorium de 150 places")
+    starts = [m.start() for m in _TOKEN.finditer(sentence)]
+    unit = implied_unit(question) if kind in FIGURE_KINDS else None
     scored = []
     for s in spans:
         if positions:
-            gap = min(_words_between(starts, s, p) for p in positions)
+            # the words of what is asked beside the span, those inside it only when alone
+            # ("places" in "320 places" tells no two figures apart)
+            outside = [p for p in positions if not s.start <= p < s.end] or positions
+            gap = min(_words_between(starts, s, p) for p in outside)
             score = 1.0 / (1.0 + gap / 3)
         else:
             score = 0.25
@@ -237,9 +267,14 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
             score /= 2
         elif kind == "area" and not _AREA_SIGN.search(s.text):
             score /= 2
+        elif unit is not None and not unit.search(sentence[s.start:s.end + 12]):
+            score /= 2  # "Combien de temps ?" wants "neuf mois", not "huit entreprises"
         if kind in FIGURE_KINDS and not re.search(r"\d", s.text):
             score *= 0.8
-        if attribute and kind in FIGURE_KINDS and matches(attribute, _terms_of(s.text)):
+        if kind == "name" and _ROLE_BEFORE.search(sentence[max(0, s.start - 40):s.start]):
+            score /= 5  # "sa directrice Malika ...": a person, not the body asked
+        if (attribute and kind in FIGURE_KINDS | {"place"}
+                and matches(attribute, _terms_of(s.text))):
             score += 1.0
         scored.append(FactSpan(s.start, s.end, s.text, round(score, 4)))
     return tuple(sorted(scored, key=lambda s: (-s.score, s.start)))

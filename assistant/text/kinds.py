@@ -15,9 +15,28 @@ from functools import lru_cache
 
 from .analysis import STOPWORDS, analyze, fold_accents
 
+# "l effectif", "d amorcage": an elision typed without its apostrophe
+_BARE_ELISION = re.compile(r"\b(qu|[ldjmnstc]) (?=[a-z])")
+
+
+def folded_question(question: str) -> str:
+    """The question as the patterns below read it: lower case, no accents, straight
+    apostrophes, elisions typed without theirs restored ("l effectif" -> "l'effectif")."""
+    q = fold_accents(question.lower().replace("’", "'")).strip()
+    return _BARE_ELISION.sub(r"\1'", q)
+
+
 # -- the kind of fact asked --------------------------------------------------------------------
 _PERSON_Q = re.compile(r"^(?:et\s+)?(?:a|par|avec|pour|de|chez)?\s*qui\b|\bc'est qui\b"
                        r"|\bqui (?:dirige|preside|pilote|a fonde|a cree|est|etait)\b")
+# "Quel élu ... ?", "Quelle ancienne directrice artistique ... ?": a person is asked.
+_PERSON_NOUN_Q = re.compile(
+    r"\bquel(?:le)?s?\s+(?:(?:ancien|ancienne|nouveau|nouvelle|jeune|actuel|actuelle|futur"
+    r"|future|premier|premiere)\s+)?(?:elue?|responsable|dirigeante?|directeur|directrice"
+    r"|presidente?|fondat(?:eur|rice)|co-?fondat(?:eur|rice)|maire|ministre|architecte"
+    r"|entrepreneur|entrepreneuse|cheffe?|patronne?|personne|personnalite|ingenieure?"
+    r"|chercheur|chercheuse|designer|marin|adjointe?|deputee?|senat(?:eur|rice)|journaliste"
+    r"|artiste|createur|creatrice|gerante?|homme|femme)\b")
 _DATE_Q = re.compile(r"\b(?:quand|quelle date|quel jour|quel mois|quelle annee)\b"
                      r"|\bquel(?:le)?s?\s+(?:(?:est|etait|sera|sont|etaient)\s+(?:la|le|les|l')\s*)?"
                      r"(?:dates?|jours?|mois|annees?)\b")
@@ -27,10 +46,11 @@ _FREQUENCY_Q = re.compile(r"\bquel(?:le)?s?\s+(?:est\s+|etait\s+|sera\s+)?(?:la\
                           r"(?:frequence|periodicite)\b|\btous les combien\b"
                           r"|\ba quel rythme\b|\bquel est le rythme\b")
 _NUMBER_Q = re.compile(
-    r"\bcombien\b|\bquel(?:le)?s?\s+(?:est\s+|etait\s+|sont\s+|sera\s+)?(?:le\s+|la\s+|l')?"
+    r"\bcombien\b|\bquel(?:le)?s?\s+(?:est\s+|etait\s+|sont\s+|sera\s+|a ete\s+)?"
+    r"(?:le\s+|la\s+|l')?"
     r"(montant|nombre|somme|budget|cout|surface|superficie|taille|pourcentage|part|chiffre"
     r"|effectif|capacite|prix|valeur|investissement|financement|enveloppe|fonds|proportion"
-    r"|taux|duree|age)\b"
+    r"|taux|duree|age|subvention|dotation|levee|loyer|salaire|cotisation|tarif|aide financiere)\b"
 )
 #: Words that name the kind of fact asked ("la surface", "le montant"): the kind check of the
 #: candidate sentences (`sentences.fact_score`) answers them, not their letters.
@@ -44,7 +64,8 @@ def kind_terms() -> frozenset[str]:
 
 
 _MONEY_WORDS = {"montant", "somme", "budget", "cout", "prix", "investissement", "financement",
-                "enveloppe", "fonds"}
+                "enveloppe", "fonds", "subvention", "dotation", "levee", "loyer", "salaire",
+                "cotisation", "tarif", "aide financiere"}
 _AREA_WORDS = {"surface", "superficie", "taille"}
 #: A count, a share or a length of time, whatever it counts ("le nombre de startups financées",
 #: "la part du budget").
@@ -73,13 +94,17 @@ _NAME_Q = re.compile(r"(?<!\btel )(?<!\btelle )(?<!\btels )(?<!\btelles )(?<!\bi
                      r"|\bquel(?:le)?s? (?:est|sont|etait) (?:le|les) noms?\b"
                      r"|\bcomment (?:s'appell|se nomm|s'intitul)")
 _PLACE_Q = re.compile(r"^(?:et\s+)?(?:d')?ou\b|\bou (?:se trouve|est|sont|a lieu|se situe|sera)"
-                      r"|\b(?:dans|en|a) quel(?:le)? (?:ville|region|departement|pays|quartier"
-                      r"|lieu|commune)")
+                      r"|\b(?:dans|en|a|sur) quel(?:le)? (?:ville|region|departement|pays|quartier"
+                      r"|lieu|commune|rue|avenue|boulevard|place|batiment|immeuble|site|campus"
+                      r"|technopole|parc)")
 
 
 # The same kinds asked in English (users of the chat sometimes write in English).
 _PERSON_EN = re.compile(r"^(?:and\s+)?(?:to\s+|by\s+|with\s+)?(?:who|whom)\b|\bwho "
-                        r"(?:runs|leads|heads|directs|manages|chairs|founded|created|is|was)\b")
+                        r"(?:runs|leads|heads|directs|manages|chairs|founded|created|is|was)\b"
+                        r"|\b(?:which|what) (?:former |new |current )?(?:director|president"
+                        r"|founder|co-founder|mayor|entrepreneur|person|manager|head|chair"
+                        r"|architect|engineer|researcher|designer)\b")
 _DATE_EN = re.compile(r"\bwhen\b|\b(?:what|which) (?:year|date|day|month)\b"
                       r"|\b(?:what|which) (?:is|was|were) the (?:year|date|day|month)\b")
 _FREQUENCY_EN = re.compile(r"\bhow (?:often|frequently)\b|\bat what (?:frequency|interval)"
@@ -112,8 +137,8 @@ _NAME_EN = re.compile(r"^(?:and\s+)?(?:(?:in|at|from|by|with|for|of)\s+)?(?:whic
 def question_kind(question: str) -> str | None:
     """The kind of fact the question wants, from its wording, in French or English
     (None: a description, or no clear kind)."""
-    q = fold_accents(question.lower().replace("’", "'")).strip()
-    if _PERSON_Q.search(q) or _PERSON_EN.search(q):
+    q = folded_question(question)
+    if _PERSON_Q.search(q) or _PERSON_NOUN_Q.search(q) or _PERSON_EN.search(q):
         return "person"
     if _DATE_Q.search(q) or _DATE_EN.search(q):
         return "date"
@@ -200,7 +225,7 @@ mois capacite effectif temps fois age""".split())
 _AUXILIARY = frozenset("va vont doit doivent peut peuvent finalement deja aussi alors".split())
 _NOT_ATTRIBUTE = frozenset("est sont a ont etait de la le les".split())
 #: Adjectives written before their noun ("combien de jeunes entreprises"): the noun follows.
-_BEFORE_NOUN = frozenset("""jeune jeunes petit petits petite petites grand grands grande grandes
+BEFORE_NOUN = frozenset("""jeune jeunes petit petits petite petites grand grands grande grandes
 nouveau nouveaux nouvel nouvelle nouvelles gros grosse premier premiers premiere premieres
 ancien anciens ancienne anciennes autre autres seul seuls seule seules vrai vrais vraie vraies
 principal principaux principale principales""".split())
@@ -218,7 +243,7 @@ def attribute_term(question: str) -> str | None:
     ... ?" -> "habit", "Quel est le montant de la subvention ... ?" -> "subvent", "Qui préside
     ... ?" -> "presid"), or None when its wording names none (or it only names the kind of fact:
     "Quelle est la surface ... ?")."""
-    q = fold_accents(question.lower().replace("’", "'"))
+    q = folded_question(question)
     for pattern in _ATTRIBUTE:
         m = pattern.search(q)
         if m is None or m.group(1) in _NOT_ATTRIBUTE:
@@ -231,7 +256,7 @@ def attribute_term(question: str) -> str | None:
             if after is None:
                 return None
             word, end = after.group(1), after.end()
-        while word in _BEFORE_NOUN and (after := _NEXT_WORD.match(q, end)) is not None:
+        while word in BEFORE_NOUN and (after := _NEXT_WORD.match(q, end)) is not None:
             word, end = after.group(1), after.end()
         if word in _MEASURE_WORDS:
             complement = _COMPLEMENT.match(q, end)
@@ -257,4 +282,4 @@ _LIST_Q = re.compile(
 
 def is_list_question(question: str) -> bool:
     """Whether the question asks for several items (a list)."""
-    return _LIST_Q.search(fold_accents(question.lower().replace("’", "'")).strip()) is not None
+    return _LIST_Q.search(folded_question(question)) is not None

@@ -1,11 +1,12 @@
 """What a question asks: its weighted content words, the kind of fact wanted, its follow-ups.
 
-- `Terms.of(query, retriever)`: the query's content terms (French analysis, minus the words that
-  only phrase a question) weighted by BM25 IDF. Words written with a capital inside the question
-  name an entity and weigh `ENTITY_BOOST` times more for the coverage decision; lower-case words
-  absent from the whole corpus are most often paraphrases ("surface" for "m²") and weigh
-  `ABSENT_DISCOUNT` times as much (twice that when the question has no capital at all, since
-  its names cannot be told from other words).
+- `Terms.of(question, retriever)`: the question's content terms (French analysis, minus the
+  words that only phrase a question) weighted by BM25 IDF. Words written with a capital inside
+  the question name an entity and weigh `ENTITY_BOOST` times more for the coverage decision;
+  lower-case words absent from the whole corpus are most often paraphrases ("surface" for "m²")
+  and weigh `ABSENT_DISCOUNT` times as much (twice that when the question has no capital at
+  all, since its names cannot be told from other words).
+- The question read once, as search and answer take it: `reading.Question`.
 - The kind of fact asked and the attribute asked about the topic: `kinds.py`.
 - `contextualize(question, history)`: a short follow-up ("Et combien d'emplois ?", "Qui la
   dirige ?", "Et à Nancy ?") gets the previous question's key words; no LLM involved.
@@ -27,6 +28,7 @@ from .analysis import analyze, strip_elision
 
 if TYPE_CHECKING:
     from ..search.retriever import HybridRetriever
+    from .reading import Question
 
 ENTITY_BOOST = 3.0
 ABSENT_DISCOUNT = 0.35
@@ -98,22 +100,22 @@ class Terms:
     alternates: dict[str, str] = field(default_factory=dict)  # see `compound_forms`
 
     @classmethod
-    def of(cls, query: str, retriever: HybridRetriever, *, entity_boost: float = ENTITY_BOOST,
-           absent_discount: float = ABSENT_DISCOUNT) -> Terms:
+    def of(cls, question: Question, retriever: HybridRetriever, *,
+           entity_boost: float = ENTITY_BOOST, absent_discount: float = ABSENT_DISCOUNT) -> Terms:
         """Weights for the coverage decision; (1.0, 1.0) gives plain IDF weights."""
-        entities = entity_terms(query)
+        entities = question.entities
         # A question written all in lower case names nothing we can see: discount less.
         discount = absent_discount if entities else min(1.0, 2 * absent_discount)
         unseen = retriever.idf("\x00")  # the IDF of a term absent from the corpus
         weights: dict[str, float] = {}
-        for term in content_terms(query):
+        for term in question.content:
             idf = retriever.idf(term)
             if term in entities:
                 idf *= entity_boost
             elif idf >= unseen - 1e-9 and not term.isdigit():
                 idf *= discount
             weights[term] = idf
-        return cls(weights, compound_forms(query))
+        return cls(weights, dict(question.alternates))
 
     def covered(self, found: AbstractSet[str]) -> float:
         """IDF-weighted share of the terms present in `found` (analyzed terms of some text)."""
