@@ -188,6 +188,7 @@ class PgGenerational:
             return self.state()
         table = self._table or self.location.table(generation)
         with self.conn.transaction() as tx:
+            unbounded(tx, self.conn.timeout_s)
             if self._table is None:  # a build: its own tables (a killed one's are replaced)
                 tx.execute(f'DROP TABLE IF EXISTS {_names(self.tables(table))} CASCADE')
                 self.create_tables(tx, table)
@@ -217,6 +218,7 @@ class PgGenerational:
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
         for name in filter(self.location.owns, names):
             with self.conn.transaction() as tx:
+                unbounded(tx, self.conn.timeout_s)
                 if name not in gens:
                     tx.execute(f"DROP TABLE IF EXISTS {_names(self.tables(name))} CASCADE")
                     continue
@@ -226,6 +228,13 @@ class PgGenerational:
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "kind": self.location.kind, "where": self.conn.where,
                 "table": self._table, "generation": self._generation, "count": len(self)}
+
+
+def unbounded(tx: Any, lock_timeout_s: float) -> None:
+    """A writer's transaction: no statement timeout (one COPY of a large build, or its HNSW
+    index, takes minutes), but waiting for a lock stays bounded (`lock_timeout`)."""
+    tx.execute("SET LOCAL statement_timeout = 0")
+    tx.execute(f"SET LOCAL lock_timeout = {int(lock_timeout_s * 1000)}")
 
 
 def _names(tables: list[str]) -> str:
