@@ -1,7 +1,7 @@
 """The `assistant` command: parse arguments, call the package, print the result.
 
     assistant index build|update|status [--corpus DIR] [--index DIR] [--json]
-    assistant index export --to qdrant|local [--json]
+    assistant index export --to qdrant|postgres|local [--json]
     assistant add PATH|URL... [--timeout S] [--json]
     assistant search QUESTION [-k N] [--source NAME]... [--since D] [--until D] [--json]
     assistant ask QUESTION [--source NAME]... [--since D] [--until D] [--json]
@@ -79,11 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                            help="wait this long for another writer to finish (default: 0)")
     to_store = index_sub.add_parser(
-        "export", help="copy the index into the other store (qdrant or local) without "
+        "export", help="copy the index into another store (qdrant, postgres or local) without "
                        "embedding anything again; the copy is then served")
-    to_store.add_argument("--to", required=True, choices=("qdrant", "local"),
+    to_store.add_argument("--to", required=True, choices=("qdrant", "postgres", "local"),
                           help="target store (qdrant: ASSISTANT_QDRANT_URL or "
-                               "ASSISTANT_QDRANT_PATH)")
+                               "ASSISTANT_QDRANT_PATH; postgres: ASSISTANT_POSTGRES_URL)")
     to_store.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                           help="wait this long for another writer to finish (default: 0)")
     _common(to_store)

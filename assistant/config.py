@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -84,6 +85,17 @@ class Settings:
     # defaults); a cluster's layout, ignored by local mode.
     qdrant_shards: int | None = None
     qdrant_replicas: int | None = None
+    # "postgres": PostgreSQL + pgvector (`index/postgres_*.py`), a libpq URL; readers may use a
+    # read replica (`postgres_read_url`). Tables are named `<postgres_prefix><kind>_<n>`.
+    postgres_url: str | None = field(default=None, repr=False)  # may hold a password
+    postgres_read_url: str | None = field(default=None, repr=False)
+    postgres_prefix: str = "assistant_"
+    postgres_timeout: float = 10.0  # seconds to connect, and per statement (statement_timeout)
+    # Dense stores: exact search below this many vectors, HNSW (cosine) from there on
+    postgres_hnsw_min_rows: int = 10_000
+    postgres_hnsw_m: int = 16
+    postgres_hnsw_ef_construction: int = 64
+    postgres_hnsw_ef_search: int = 100
 
     # Answers
     answerer: str = "extractive"  # extractive | llm
@@ -157,11 +169,24 @@ class Settings:
                 self._refuse(name, "choisissez au moins 1")
         if self.faiss_index not in {"auto", "flat", "ivf", "hnsw"}:
             self._refuse("faiss_index", "choisissez auto, flat, ivf ou hnsw")
-        if self.store not in {"local", "qdrant"}:
-            self._refuse("store", "choisissez local ou qdrant")
+        if self.store not in {"local", "qdrant", "postgres"}:
+            self._refuse("store", "choisissez local, qdrant ou postgres")
         if self.store == "qdrant" and not (self.qdrant_url or self.qdrant_path):
             raise ConfigError("store='qdrant' (ASSISTANT_STORE) : indiquez aussi qdrant_url "
                               "(ASSISTANT_QDRANT_URL) ou qdrant_path (ASSISTANT_QDRANT_PATH).")
+        if self.store == "postgres" and not self.postgres_url:
+            raise ConfigError("store='postgres' (ASSISTANT_STORE) : indiquez aussi postgres_url "
+                              "(ASSISTANT_POSTGRES_URL, postgresql://utilisateur:motdepasse@hôte"
+                              ":5432/base).")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,30}", self.postgres_prefix):
+            self._refuse("postgres_prefix", "choisissez des minuscules, chiffres et _ (31 au "
+                                            "plus), sans chiffre en tête")
+        for name in ("postgres_timeout", "postgres_hnsw_m", "postgres_hnsw_ef_construction",
+                     "postgres_hnsw_ef_search"):
+            if getattr(self, name) <= 0:
+                self._refuse(name, "choisissez un nombre positif")
+        if self.postgres_hnsw_min_rows < 0:
+            self._refuse("postgres_hnsw_min_rows", "choisissez 0 ou plus")
         for name in ("qdrant_shards", "qdrant_replicas"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 self._refuse(name, "choisissez au moins 1 (ou ne la définissez pas)")

@@ -210,6 +210,10 @@ class Assistant:
             from .index.qdrant_connection import check_reachable
 
             check_reachable(self.settings)
+        if "postgres" in status["stores"].values():
+            from .index.postgres_connection import check_reachable as reachable
+
+            reachable(self.settings)
         return status
 
     def articles(self) -> list[dict[str, Any]]:

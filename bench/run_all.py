@@ -28,9 +28,10 @@ from common import BENCH, OUT, ROOT, child_env, describe_machine, machine
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 BENCHES = ("quality", "speed", "embed_speed", "vocabulary", "scale", "update_cost", "stores",
-           "load", "soak")
+           "postgres", "load", "soak")
 QUICK_FLAGS = {"quality": ["--quick"], "speed": ["--quick"], "scale": ["--quick"],
                "embed_speed": ["--quick"], "update_cost": ["--quick"], "stores": ["--quick"],
+               "postgres": ["--quick"],
                "load": ["--clients", "4", "--questions", "3", "--burst", "6"],
                "soak": ["--minutes", "2"]}
 COMMANDS = {
@@ -41,6 +42,7 @@ COMMANDS = {
     "vocabulary": "python bench/vocabulary.py",
     "update_cost": "python bench/update_cost.py",
     "stores": "python bench/stores.py",
+    "postgres": "python bench/postgres.py",
     "load": "python bench/load.py",
     "soak": "python bench/soak.py",
 }

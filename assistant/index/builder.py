@@ -46,7 +46,7 @@ from .generations import (
 )
 from .manifest import check_compatible, expected_identity, only_rules_changed
 from .served import announce, catch_up
-from .stores import Stores, prune_unreferenced
+from .stores import Stores, prune_unreferenced, store_lock, writer_settings
 
 if TYPE_CHECKING:
     pass
@@ -99,7 +99,8 @@ def build(
     wait: float = 0.0,
 ) -> UpdateReport:
     """A new index from the whole corpus, swapped in atomically when complete."""
-    with writer_lock(settings.index_dir, wait=wait):
+    settings = writer_settings(settings)
+    with writer_lock(settings.index_dir, wait=wait), store_lock(settings, wait):
         clean_abandoned(settings.index_dir)
         return _write(settings, embedder, progress, incremental=False)
 
@@ -110,7 +111,8 @@ def update(
 ) -> UpdateReport:
     """Apply corpus changes to the index (building it if there is none, or rebuilding it when
     an upgrade of this package changed its text rules: known vectors are reused)."""
-    with writer_lock(settings.index_dir, wait=wait):
+    settings = writer_settings(settings)
+    with writer_lock(settings.index_dir, wait=wait), store_lock(settings, wait):
         clean_abandoned(settings.index_dir)
         try:
             served = current_generation(settings.index_dir)

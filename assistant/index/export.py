@@ -1,6 +1,8 @@
-"""Copy the served index into the other kind of store (`local` <-> `qdrant`), without the model.
+"""Copy the served index into another kind of store (`local`, `qdrant`, `postgres`), without
+the model.
 
     assistant index export --to qdrant     # FAISS + BM25 files -> Qdrant collections
+    assistant index export --to postgres   # ... -> PostgreSQL tables (pgvector)
     assistant index export --to local      # and back
 
 Under the writer lock: the generation being served is opened as it is (catalog, and its three
@@ -41,21 +43,21 @@ from .generations import (
     write_manifest,
     writer_lock,
 )
-from .served import announce, catch_up, withdraw
-from .stores import Stores, prune_unreferenced
+from .served import REMOTE, announce, catch_up, withdraw
+from .stores import Stores, prune_unreferenced, store_lock, writer_settings
 
 log = logging.getLogger(__name__)
 
 #: `Settings.store` values, and the dense backend each writes.
-TARGETS = {"local": "faiss", "qdrant": "qdrant"}
+TARGETS = {"local": "faiss", "qdrant": "qdrant", "postgres": "postgres"}
 ARTICLES_PER_BATCH = 256  # articles whose rows are read and copied at once
 
 
 @dataclass
 class ExportReport:
-    source: str  # "local" or "qdrant": the store the served generation was in
+    source: str  # "local", "qdrant" or "postgres": the store the served generation was in
     target: str  # the store it was copied into
-    where: str  # the target's location (Qdrant URL or local-mode path, or the stores folder)
+    where: str  # the target's location (Qdrant or PostgreSQL, or the stores folder)
     from_generation: str  # generation copied
     generation: str = ""  # generation published
     articles: int = 0
@@ -75,10 +77,13 @@ class ExportReport:
 
 
 def export(settings: Settings, to: str, *, wait: float = 0.0) -> ExportReport:
-    """Copy the served generation into the store `to` ("local" or "qdrant") and publish it."""
+    """Copy the served generation into the store `to` ("local", "qdrant" or "postgres") and
+    publish it."""
     t0 = time.perf_counter()
+    settings = writer_settings(settings)
     target = _target_settings(settings, to)
-    with writer_lock(settings.index_dir, wait=wait):
+    with writer_lock(settings.index_dir, wait=wait), store_lock(target, wait), \
+            store_lock(settings, wait):  # a PostgreSQL lock taken twice is held twice
         clean_abandoned(settings.index_dir)
         path = current_generation(settings.index_dir)
         previous = read_manifest(path)
@@ -103,10 +108,10 @@ def export(settings: Settings, to: str, *, wait: float = 0.0) -> ExportReport:
                         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             write_manifest(workdir, manifest)
             report.generation = publish(settings.index_dir, workdir, number).name
-            if to == "qdrant":
+            if to in REMOTE:
                 announce(target, report.generation, manifest)
-            else:  # replicas reading Qdrant must not follow a generation about to be pruned
-                withdraw(settings)
+            if source in REMOTE:  # its replicas must not follow a generation about to be pruned
+                withdraw(settings, source)
         except BaseException:
             if workdir is not None:
                 discard(workdir)
@@ -121,25 +126,30 @@ def export(settings: Settings, to: str, *, wait: float = 0.0) -> ExportReport:
 
 def _target_settings(settings: Settings, to: str) -> Settings:
     if to not in TARGETS:
-        raise ConfigError(f"Stockage cible inconnu : {to!r} (local ou qdrant).")
+        raise ConfigError(f"Stockage cible inconnu : {to!r} (local, qdrant ou postgres).")
     if to == "qdrant" and not (settings.qdrant_url or settings.qdrant_path):
         raise ConfigError(
             "Pour copier l'index dans Qdrant, donnez l'adresse du serveur "
             "(ASSISTANT_QDRANT_URL, et ASSISTANT_QDRANT_API_KEY s'il en demande une) ou un "
             "dossier pour le mode local (ASSISTANT_QDRANT_PATH).")
+    if to == "postgres" and not settings.postgres_url:
+        raise ConfigError(
+            "Pour copier l'index dans PostgreSQL, donnez l'adresse de la base "
+            "(ASSISTANT_POSTGRES_URL, postgresql://utilisateur:motdepasse@hôte:5432/base).")
     return settings.replace(store=to)
 
 
 def _source_name(manifest: dict[str, Any], to: str) -> str:
-    """The store the generation is in ("local" or "qdrant"); an error if it is already `to`."""
+    """The store the generation is in ("local", "qdrant" or "postgres"); an error if it is
+    already `to`."""
     have = manifest["stores"]["chunks"].get("backend")
     source = {backend: name for name, backend in TARGETS.items()}.get(have)
     if source is None:
         raise IndexMismatchError(
             f"L'index est dans un stockage que l'export ne connaît pas (« {have} ») : "
-            f"seuls local et qdrant sont copiés. {REBUILD_HINT}")
+            f"seuls local, qdrant et postgres sont copiés. {REBUILD_HINT}")
     if source == to:
-        other = "local" if to == "qdrant" else "qdrant"
+        other = "local" if to != "local" else "qdrant` ou `--to postgres"
         raise ConfigError(
             f"L'index servi (génération {manifest['generation']}) est déjà dans le stockage "
             f"« {to} » : rien à copier. Pour l'autre sens : `assistant index export --to "
@@ -148,7 +158,7 @@ def _source_name(manifest: dict[str, Any], to: str) -> str:
 
 
 def _where(settings: Settings, stores: Stores) -> str:
-    if dense_backend(settings) == "qdrant":
+    if dense_backend(settings) in REMOTE:
         return str(stores.chunks.describe().get("where", ""))
     return str(settings.index_dir / "stores")
 

@@ -1,10 +1,11 @@
 """Run `assistant.index.builder.build|update` and SIGKILL this very process at the Nth call of
 a function.
 
-    python tests/helpers/kill_at.py {build|update} CORPUS INDEX TARGET N {before|after} [QDRANT]
+    python tests/helpers/kill_at.py {build|update} CORPUS INDEX TARGET N {before|after} [STORE]
 
-QDRANT, when given, is a directory: the index's stores are Qdrant in local mode there
-(`Settings(store="qdrant", qdrant_path=QDRANT)`), else the local stores.
+STORE, when given, is a directory: the index's stores are Qdrant in local mode there
+(`Settings(store="qdrant", qdrant_path=STORE)`), or a postgresql:// URL: PostgreSQL
+(`Settings(store="postgres", postgres_url=STORE)`); else the local stores.
 
 Test-only fault injection: the functions are monkeypatched here, the package stays untouched.
 `before` kills on entry of the Nth call, `after` once the Nth call has returned (its effect done).
@@ -44,6 +45,9 @@ TARGETS = (
     # sparse vectors, 4 = articles (all written, the generation not yet published)
     "qdrant_save",
     "announce",  # served.announce in the builder: Qdrant's readers told of the new generation
+    # postgres_generations.PgGenerational.save: 1 = chunk vectors, 2 = sentence vectors, 3 = BM25
+    # documents and postings, 4 = articles (each one committed transaction, not yet published)
+    "postgres_save",
 )
 
 
@@ -113,6 +117,10 @@ def install(target: str, nth: int, when: str) -> None:
         import assistant.index.qdrant_generations as qdrant
 
         qdrant.GenerationalStore.save = killing(qdrant.GenerationalStore.save, nth, when)  # type: ignore[method-assign]
+    elif target == "postgres_save":
+        import assistant.index.postgres_generations as postgres
+
+        postgres.PgGenerational.save = killing(postgres.PgGenerational.save, nth, when)  # type: ignore[method-assign]
     elif target == "embed":  # whichever factory the indexer uses to get its model
         if hasattr(indexer, "make_embedder"):
             indexer.make_embedder = lambda settings, **_: _DyingEmbedder(settings)
@@ -123,11 +131,13 @@ def install(target: str, nth: int, when: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    mode, corpus, index, target, nth, when, *qdrant = argv
+    mode, corpus, index, target, nth, when, *store = argv
     install(target, int(nth), when)
     settings = Settings(corpus_dir=Path(corpus), index_dir=Path(index))
-    if qdrant:
-        settings = settings.replace(store="qdrant", qdrant_path=Path(qdrant[0]))
+    if store and store[0].startswith("postgresql://"):
+        settings = settings.replace(store="postgres", postgres_url=store[0])
+    elif store:
+        settings = settings.replace(store="qdrant", qdrant_path=Path(store[0]))
     run = indexer.build if mode == "build" else indexer.update
     report = run(settings, progress=False)
     print("NOT KILLED", report.summary())

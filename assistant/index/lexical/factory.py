@@ -1,5 +1,6 @@
-"""Open a lexical store by name: `bm25` (embedded default) or `qdrant`, or `module:Class` for a
-class of your own with an `open(settings, state)` classmethod (see `dense/factory.py`)."""
+"""Open a lexical store by name: `bm25` (embedded default), `qdrant` or `postgres`, or
+`module:Class` for a class of your own with an `open(settings, state)` classmethod (see
+`dense/factory.py`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .base import LexicalStore
 
 
 def lexical_backend(settings: Settings) -> str:
-    return "bm25" if settings.store == "local" else "qdrant"
+    return {"local": "bm25"}.get(settings.store, settings.store)
 
 
 def open_lexical(settings: Settings, state: dict[str, Any] | None) -> LexicalStore:
@@ -26,7 +27,12 @@ def open_lexical(settings: Settings, state: dict[str, Any] | None) -> LexicalSto
         from .qdrant import QdrantLexicalStore
 
         return QdrantLexicalStore.open_for(settings, state)
+    if name == "postgres":
+        from .postgres import PostgresLexicalStore
+
+        return PostgresLexicalStore.open_for(settings, state)
     if ":" in name:
         module, _, cls = name.partition(":")
         return getattr(importlib.import_module(module), cls).open(settings, state)  # type: ignore[no-any-return]
-    raise ConfigError(f"Stockage lexical inconnu : {name!r} (bm25, qdrant ou module:Classe).")
+    raise ConfigError(
+        f"Stockage lexical inconnu : {name!r} (bm25, qdrant, postgres ou module:Classe).")
