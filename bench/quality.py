@@ -113,9 +113,9 @@ def merged_corpus(work: Path) -> Path:
 
 
 def evaluate(settings: Settings, questions_file: Path, k: int, *, bot: Assistant | None = None,
-             answers: bool = True) -> dict[str, Any]:
+             answers: bool = True, as_typed: bool = False) -> dict[str, Any]:
     return run_eval(settings, questions_file, k=k, assistant=bot or Assistant.load(settings),
-                    answers=answers)
+                    answers=answers, as_typed=as_typed)
 
 
 def run(*, k: int, sweep: tuple[tuple[float, float], ...], limit: int | None,
@@ -143,6 +143,7 @@ def run(*, k: int, sweep: tuple[tuple[float, float], ...], limit: int | None,
     bot = Assistant.load(default)
     embedder = bot.retriever.embedder
     project = evaluate(default, dev_file, k, bot=bot)
+    project_typed = evaluate(default, dev_file, k, bot=bot, as_typed=True)
     project_held = evaluate(default, held_file, k, bot=bot)
     minilm_bot = Assistant.load(minilm)
     other = evaluate(minilm, dev_file, k, bot=minilm_bot)
@@ -157,7 +158,8 @@ def run(*, k: int, sweep: tuple[tuple[float, float], ...], limit: int | None,
         "machine": info, "k": k, "index": reports, "model": default.embedding_model,
         "backend": default.embedding_backend,
         "weights": {"dense": default.dense_weight, "sentence": default.sentence_weight},
-        "project": project, "project_heldout": project_held, "minilm": other,
+        "project": project, "project_typed": project_typed, "project_heldout": project_held,
+        "minilm": other,
         "minilm_heldout": other_held, "tutorial": tutorial, "sweep": swept,
         "scorer": ExtractiveAnswerer(default).scorer().about,
     }
@@ -200,6 +202,8 @@ def markdown(data: dict[str, Any]) -> str:
     rows = [
         row(f"(a) this project: {data['model']}, BM25 + chunk {w['dense']:g} + sentence "
             f"{w['sentence']:g}", idx["default"]["chunks"], p, answers=True),
+        row("(a') the same questions as people type them (lower case, no accents, no \"?\")",
+            idx["default"]["chunks"], data["project_typed"]["totals"], answers=True),
         row("(b) same pipeline, all-MiniLM-L6-v2", idx["minilm"]["chunks"],
             data["minilm"]["totals"], answers=True),
         row("(c) BM25 alone", idx["default"]["chunks"], sweep.get("0/0", {}) or _none()),
