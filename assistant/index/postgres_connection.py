@@ -104,11 +104,13 @@ class PostgresConnection:
         return self._conn
 
     # -- statements ---------------------------------------------------------------------------
-    def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[Any]:
+    def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+             binary: bool = False) -> list[Any]:
         """The rows of one statement (none for a statement without a result), retried once the
-        connection is lost; outside `transaction` it commits at once."""
+        connection is lost; outside `transaction` it commits at once. `binary`: values in
+        PostgreSQL's binary format (`bytea` as is, not as hexadecimal text)."""
         with self._lock:
-            return self._retried(lambda conn: _fetch(conn.execute(sql, params)))
+            return self._retried(lambda conn: _fetch(conn.execute(sql, params, binary=binary)))
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
         self.rows(sql, params)
