@@ -38,7 +38,7 @@ LAYOUT = "arrays"  # the postings' layout, recorded in the state (a change needs
 DF_KEPT = 50_000  # document frequencies a reader keeps (a generation never changes)
 _IDS, _TF = np.dtype("<i8"), np.dtype("<i4")
 
-Postings = tuple[np.ndarray, np.ndarray, np.ndarray]  # ids, tf and dl (float64) of live docs
+Postings = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, tf and dl (float64), live docs
 
 
 @dataclass(frozen=True)
@@ -124,13 +124,19 @@ class PostgresLexicalStore(PgGenerational):
                                              table[:, 2].astype(np.float64))
             return self._documents
 
-    def _postings(self, terms: list[str]) -> dict[str, Postings]:
-        """Each of `terms`' postings among the live documents (saved and pending), ids ascending
-        within a generation's part."""
+    def _universe(self) -> tuple[_Documents, list[int]]:
+        """The rows scores are kept for: the saved documents the opened generation sees, then
+        those added since (a writer's)."""
+        docs = self._visible_documents()
+        return docs, list(self._pending_add)
+
+    def _postings(self, terms: list[str], docs: _Documents,
+                  pending: list[int]) -> dict[str, Postings]:
+        """Each of `terms`' postings among the live documents, as (rows of the universe, tf,
+        dl)."""
         wanted = sorted({t for t in terms if "\x00" not in t})  # no text PostgreSQL holds
         parts: dict[str, list[Postings]] = {t: [] for t in terms}
         if wanted and self._table is not None:
-            docs = self._visible_documents()
             gone = np.fromiter(self._pending_remove, dtype=np.int64) if self._pending_remove \
                 else None
             for term, added, ids_b, tfs_b in self.reader.rows(
@@ -141,15 +147,17 @@ class PostgresLexicalStore(PgGenerational):
                 keep, pos = docs.find(ids, int(added))
                 if gone is not None:
                     keep &= ~np.isin(ids, gone)
-                parts[term].append((ids[keep].astype(np.int64), np.frombuffer(
-                    tfs_b, dtype=_TF)[keep].astype(np.float64), docs.dl[pos[keep]]))
-        if self._pending_add:
+                rows = pos[keep]
+                parts[term].append((rows, np.frombuffer(tfs_b, dtype=_TF)[keep].astype(
+                    np.float64), docs.dl[rows]))
+        if pending:
+            base = len(docs.ids)
             for term in parts:
-                found = [(i, c[term], dl) for i, (c, dl) in self._pending_add.items()
-                         if c.get(term)]
+                found = [(base + j, self._pending_add[i][0][term], self._pending_add[i][1])
+                         for j, i in enumerate(pending) if self._pending_add[i][0].get(term)]
                 if found:
-                    ids_t, tf_t, dl_t = zip(*found)
-                    parts[term].append((np.asarray(ids_t, dtype=np.int64),
+                    rows_t, tf_t, dl_t = zip(*found)
+                    parts[term].append((np.asarray(rows_t, dtype=np.int64),
                                         np.asarray(tf_t, dtype=np.float64),
                                         np.asarray(dl_t, dtype=np.float64)))
         return {t: _joined(p) for t, p in parts.items()}
@@ -158,66 +166,80 @@ class PostgresLexicalStore(PgGenerational):
         with self._lock:
             if term in self._df and not (self._pending_add or self._pending_remove):
                 return self._df[term]
-        return len(self._postings([term])[term][0])
-
-    def _weighted(self, terms: list[str]) -> tuple[dict[str, float], dict[str, Postings]]:
-        """term -> times x idf, for the query terms some live document holds, in the order
-        of their first occurrence (the local store's); and their postings."""
-        n = len(self)
-        postings = self._postings(list(dict.fromkeys(terms)))
-        if not (self._pending_add or self._pending_remove):
-            with self._lock:
-                if len(self._df) > DF_KEPT:
-                    self._df.clear()
-                self._df.update((t, len(p[0])) for t, p in postings.items())
-        weights = {}
-        for term, times in Counter(terms).items():
-            df = len(postings[term][0])
-            if df > 0:
-                weights[term] = times * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-        return weights, postings
+        return len(self._postings([term], *self._universe())[term][0])
 
     def _avgdl(self) -> float:
         total = self._total_now()
         return total / len(self) if total else 1.0
 
-    def _scores(self, terms: list[str], ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """(ids ascending, float64 scores): those of `ids`, or of every document holding a
-        query term; summed term by term in the local store's order of operations."""
-        weights, postings = self._weighted(terms)
-        if ids is None:
-            found = [postings[t][0] for t in weights]
-            ids = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
-        scores = np.zeros(len(ids))
+    def _scores(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(ids, float64 scores) of the universe's rows, summed term by term in the local
+        store's order of operations; None when no live document holds a query term."""
+        docs, pending = self._universe()
+        n = len(self)
+        postings = self._postings(list(dict.fromkeys(terms)), docs, pending)
+        if not (self._pending_add or self._pending_remove):
+            with self._lock:
+                if len(self._df) > DF_KEPT:
+                    self._df.clear()
+                self._df.update((t, len(p[0])) for t, p in postings.items())
+        ids = np.concatenate([docs.ids, np.asarray(pending, dtype=np.int64)])
+        scores = None
         avgdl = self._avgdl()
-        for term, weight in weights.items():
-            at, tf, dl = postings[term]
-            if not len(ids):
-                break
-            rows = np.minimum(np.searchsorted(ids, at), len(ids) - 1)
-            hit = ids[rows] == at
-            if not hit.all():
-                rows, tf, dl = rows[hit], tf[hit], dl[hit]
+        for term, times in Counter(terms).items():
+            rows, tf, dl = postings[term]
+            df = len(rows)
+            if df == 0:
+                continue
+            weight = times * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            if scores is None:
+                scores = np.zeros(len(ids))
             scores[rows] += weight * tf / (tf + K1 * (1 - B + B * dl / avgdl))
-        return ids, scores
+        return None if scores is None else (ids, scores)
+
+    def _locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in `ids`, universe rows) of the live documents among `ids`."""
+        docs, pending = self._universe()
+        rows = np.full(len(ids), -1, dtype=np.int64)
+        if len(docs.ids):
+            pos = np.minimum(np.searchsorted(docs.ids, ids), len(docs.ids) - 1)
+            found = docs.ids[pos] == ids
+            if self._pending_remove or self._pending_add:
+                found &= ~np.isin(ids, np.asarray([*self._pending_remove, *pending],
+                                                  dtype=np.int64))
+            rows[found] = pos[found]
+        if pending:
+            index = {i: len(docs.ids) + j for j, i in enumerate(pending)}
+            for at, i in enumerate(ids.tolist()):
+                if i in index:
+                    rows[at] = index[i]
+        where = np.flatnonzero(rows >= 0)
+        return where, rows[where]
 
     def score(self, terms: list[str], ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        unique = np.unique(ids)
-        _, scores = self._scores(terms, unique)
-        return scores[np.searchsorted(unique, ids)].astype(np.float32) if len(ids) \
-            else np.zeros(0, dtype=np.float32)
+        out = np.zeros(len(ids), dtype=np.float32)
+        found = self._scores(terms)
+        if found is not None and len(ids):
+            where, rows = self._locate(ids)
+            out[where] = found[1][rows]
+        return out
 
     def search(self, terms: list[str], k: int,
                allowed: IdSet | None = None) -> tuple[np.ndarray, np.ndarray]:
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-        if k <= 0 or not terms or (allowed is not None and len(allowed) == 0):
+        if k <= 0 or (allowed is not None and len(allowed) == 0):
             return empty
-        ids, scores64 = self._scores(
-            terms, None if allowed is None else np.unique(np.asarray(allowed.ids, np.int64)))
-        scores = scores64.astype(np.float32)
-        keep = scores > 0
-        ids, scores = ids[keep], scores[keep]
+        found = self._scores(terms)
+        if found is None:
+            return empty
+        all_ids, all_scores = found
+        if allowed is None:
+            rows = np.flatnonzero(all_scores > 0)
+        else:
+            rows = self._locate(allowed.ids)[1]
+            rows = rows[all_scores[rows] > 0]
+        ids, scores = all_ids[rows], all_scores[rows].astype(np.float32)
         if len(ids) > k:  # keep everything tied with the k-th score, then order by (-score, id)
             kth = np.partition(scores, len(ids) - k)[len(ids) - k]
             keep = scores >= kth
