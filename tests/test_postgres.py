@@ -361,6 +361,24 @@ def test_connection_lost_is_opened_again() -> None:
     conn.close()
 
 
+def test_concurrent_statements_run_side_by_side() -> None:
+    """Threads sharing one PostgresConnection run on connections of its pool, at once (each
+    sleeps 0.6 s; four in a row would take 2.4 s), and give them back for the next ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn = PostgresConnection(server_url())
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        pids = list(pool.map(lambda _: conn.rows("SELECT pg_backend_pid(), pg_sleep(0.6)")[0][0],
+                             range(4)))
+    assert time.monotonic() - started < 1.8 and len(set(pids)) == 4
+    assert conn.rows("SELECT pg_backend_pid()")[0][0] in pids  # given back, used again
+    conn.close()
+    with pytest.raises(psycopg.errors.DivisionByZero):  # a bug of ours stays itself
+        conn.rows("SELECT 1 / 0")
+    conn.close()
+
+
 def test_launched_replica_answers_then_503_when_its_database_is_gone(
     written: Settings, tmp_path: Path,
 ) -> None:
