@@ -136,13 +136,28 @@ def test_lexical_scores_equal_the_local_store_document_by_document(
         store.add(ids[250:], docs[250:])
     states = [store.save(2) for store in (local, remote)]
     remote = PostgresLexicalStore.open_for(settings, states[1])  # as a reader opens it
-    for query in (["mot1"], ["mot2", "mot3", "mot2"], ["mot50", "absent"], words[:12], []):
-        assert np.array_equal(local.score(query, ids), remote.score(query, ids)), query
-        for allowed in (None, IdSet(ids[::3])):
-            a, b = local.search(query, 10, allowed), remote.search(query, 10, allowed)
-            assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), query
-    assert [local.document_frequency(w) for w in words] == \
-        [remote.document_frequency(w) for w in words]
+
+    def same(local: Any, remote: Any) -> None:
+        for query in (["mot1"], ["mot2", "mot3", "mot2"], ["mot50", "absent"], words[:12], []):
+            assert np.array_equal(local.score(query, ids), remote.score(query, ids)), query
+            for allowed in (None, IdSet(ids[::3])):
+                a, b = local.search(query, 10, allowed), remote.search(query, 10, allowed)
+                assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), query
+        assert [local.document_frequency(w) for w in words] == \
+            [remote.document_frequency(w) for w in words]
+
+    same(local, remote)
+    # removed documents pruned, then their ids given to new documents: their old postings
+    # (still in generation 1's arrays) must not count; a writer's view before its save too
+    remote.prune([states[1]])
+    again = [docs[-1 - j] for j in range(10)]
+    for store in (local, remote):
+        store.add(ids[:10], again)
+        store.remove(ids[40:45])
+    same(local, remote)
+    remote.save(3)
+    local.save(3)
+    same(local, PostgresLexicalStore.open_for(settings, remote.state()))
 
 
 # -- replicas -----------------------------------------------------------------------------------
@@ -343,6 +358,24 @@ def test_connection_lost_is_opened_again() -> None:
     pid = conn.rows("SELECT pg_backend_pid()")[0][0]
     _admin(server_url(), f"SELECT pg_terminate_backend({pid})")
     assert conn.rows("SELECT pg_backend_pid()")[0][0] != pid
+    conn.close()
+
+
+def test_concurrent_statements_run_side_by_side() -> None:
+    """Threads sharing one PostgresConnection run on connections of its pool, at once (each
+    sleeps 0.6 s; four in a row would take 2.4 s), and give them back for the next ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn = PostgresConnection(server_url())
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        pids = list(pool.map(lambda _: conn.rows("SELECT pg_backend_pid(), pg_sleep(0.6)")[0][0],
+                             range(4)))
+    assert time.monotonic() - started < 1.8 and len(set(pids)) == 4
+    assert conn.rows("SELECT pg_backend_pid()")[0][0] in pids  # given back, used again
+    conn.close()
+    with pytest.raises(psycopg.errors.DivisionByZero):  # a bug of ours stays itself
+        conn.rows("SELECT 1 / 0")
     conn.close()
 
 

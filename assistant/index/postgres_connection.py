@@ -1,13 +1,14 @@
 """The PostgreSQL connection: connecting, retries, errors, and the process's shared connections.
 
-`connect(url)` opens a checked connection (psycopg 3, autocommit) to a libpq URL and makes sure
-the `vector` extension (pgvector) is there. Every statement goes through `PostgresConnection`
-(`rows`, `transaction`): a lost connection is opened again and the statement retried; what still
-fails becomes one StoreUnavailableError, one line in French naming the server without its
-password (`where`): down, bad credentials, too slow (`statement_timeout`), or the extension
-missing (the message gives the SQL to run). `shared_connection(settings)` makes one connection
-per process and URL; `reader_connection` the one readers use (`ASSISTANT_POSTGRES_READ_URL`, a
-read replica, else the same). The stores built on it: `postgres_generations.py`.
+Every statement goes through `PostgresConnection` (`rows`, `transaction`): a small pool of
+psycopg 3 connections (autocommit) to one libpq URL, opened as needed, at most POOL_SIZE at once
+(more threads wait for one), each checked for the `vector` extension (pgvector) when opened. A
+lost connection is opened again and the statement retried; what still fails becomes one
+StoreUnavailableError, one line in French naming the server without its password (`where`):
+down, bad credentials, too slow (`statement_timeout`), or the extension missing (the message
+gives the SQL to run). `shared_connection(settings)` makes one pool per process and URL;
+`reader_connection` the one readers use (`ASSISTANT_POSTGRES_READ_URL`, a read replica, else the
+same). The stores built on it: `postgres_generations.py`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from ..errors import ConfigError, StoreUnavailableError, missing_extra
 
 EXTENSION_SQL = "CREATE EXTENSION vector;"
+POOL_SIZE = 8  # connections a process opens to one server, at most (more threads wait)
 
 
 def public_url(url: str) -> str:
@@ -53,8 +55,10 @@ class PostgresConnection:
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
         self.check_extension = check_extension
-        self._conn: Any = None
-        self._lock = threading.RLock()  # one statement (or transaction) at a time
+        self._idle: list[Any] = []  # open connections no thread is using
+        self._free = threading.BoundedSemaphore(POOL_SIZE)  # connections that may be lent
+        self._lock = threading.Lock()  # guards _idle and _epoch
+        self._epoch = 0  # bumped by close(): connections lent before are closed when returned
 
     # -- opening ------------------------------------------------------------------------------
     def _open(self) -> Any:
@@ -98,34 +102,71 @@ class PostgresConnection:
                 f"L'extension pgvector (« vector ») manque dans la base {self.where} ({reason}) "
                 f": un administrateur doit y lancer `{EXTENSION_SQL}`, puis réessayez.") from None
 
-    def _connection(self) -> Any:
-        if self._conn is None or self._conn.closed:
-            self._conn = self._open()
-        return self._conn
+    @contextlib.contextmanager
+    def _lent(self) -> Iterator[Any]:
+        """A connection of the pool for the block (an idle one, or a new one), given back
+        after it, or closed if it broke."""
+        if not self._free.acquire(timeout=max(self.timeout_s, 1.0)):
+            raise StoreUnavailableError(
+                f"PostgreSQL ne répond pas à temps à {self.where} : les {POOL_SIZE} connexions "
+                "de ce processus sont toutes occupées, réessayez plus tard.")
+        conn = None
+        try:
+            with self._lock:
+                epoch = self._epoch
+                while self._idle and conn is None:
+                    conn = self._idle.pop()
+                    if conn.closed or conn.broken:
+                        conn = None
+            if conn is None:
+                conn = self._open()
+            yield conn
+        finally:
+            if conn is not None:
+                with self._lock:
+                    if epoch == self._epoch and not (conn.closed or conn.broken):
+                        self._idle.append(conn)
+                        conn = None
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+            self._free.release()
 
     # -- statements ---------------------------------------------------------------------------
-    def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[Any]:
+    def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+             binary: bool = False) -> list[Any]:
         """The rows of one statement (none for a statement without a result), retried once the
-        connection is lost; outside `transaction` it commits at once."""
-        with self._lock:
-            return self._retried(lambda conn: _fetch(conn.execute(sql, params)))
+        connection is lost; outside `transaction` it commits at once. `binary`: values in
+        PostgreSQL's binary format (`bytea` as is, not as hexadecimal text)."""
+        return self._retried(lambda conn: _fetch(conn.execute(sql, params, binary=binary)))
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
         self.rows(sql, params)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Any]:
-        """One transaction on this connection (other threads wait): the psycopg connection,
-        whose statements commit together when the block ends, or not at all."""
+        """One transaction on one connection of the pool, the thread's for the block: the
+        psycopg connection, whose statements commit together when the block ends, or not at
+        all."""
         import psycopg
 
-        with self._lock:
-            conn = self._retried(lambda c: c)
+        with self._lent() as conn:
             try:
                 with conn.transaction():
                     yield conn
             except psycopg.Error as exc:
                 raise self.translate(exc) from None
+
+    @contextlib.contextmanager
+    def dedicated(self) -> Iterator[PostgresConnection]:
+        """A connection of its own, outside the pool, for the block (what must stay on one
+        session, as an advisory lock): closed after it, which ends what the session held."""
+        own = PostgresConnection(self.url, timeout_s=self.timeout_s, attempts=1,
+                                 check_extension=False, session=self.session)
+        try:
+            yield own
+        finally:
+            own.close()
 
     def _retried(self, work: Any) -> Any:
         import psycopg
@@ -133,11 +174,12 @@ class PostgresConnection:
         delay = self.backoff_s
         for attempt in range(1, self.attempts + 1):
             try:
-                return work(self._connection())
+                with self._lent() as conn:
+                    return work(conn)
             except psycopg.OperationalError as exc:
                 if _kind(exc) != "down" or attempt == self.attempts:
                     raise self.unavailable(exc) from None
-                self.close()
+                self._drop_idle()  # the server went away: the idle ones are gone too
                 time.sleep(delay)
                 delay *= 2
             except psycopg.Error as exc:
@@ -171,12 +213,18 @@ class PostgresConnection:
             f"PostgreSQL est injoignable à {self.where} ({detail or type(exc).__name__}) : "
             "vérifiez ASSISTANT_POSTGRES_URL et que le serveur tourne, puis réessayez.")
 
-    def close(self) -> None:
+    def _drop_idle(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                with contextlib.suppress(Exception):
-                    self._conn.close()
-            self._conn = None
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def close(self) -> None:
+        """Close every connection: the idle ones now, those in use when given back."""
+        with self._lock:
+            self._epoch += 1
+        self._drop_idle()
 
 
 def _fetch(cur: Any) -> list[Any]:
@@ -249,30 +297,31 @@ def advisory_lock(conn: PostgresConnection, prefix: str, wait: float = 0.0) -> I
     """The writers' lock of the tables under `prefix`: a session advisory lock, freed when this
     process ends however it ends. Held elsewhere past `wait` seconds: IndexLockedError naming
     the holder (its pid, from its application_name)."""
-    from ..errors import IndexLockedError
-
     key = f"assistant:{prefix}"
     deadline = time.monotonic() + wait
-    while not conn.rows("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))[0][0]:
-        if time.monotonic() >= deadline:
-            holder = conn.rows(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
-                "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.objid = hashtext(%s)::oid", (key,))
-            pid = str(holder[0][0]).removeprefix("assistant-") if holder else "?"
-            raise IndexLockedError(
-                f"Une autre construction de l'index est en cours (pid {pid}, sur "
-                f"{conn.where}). Attendez qu'elle se termine, puis relancez la commande.")
-        time.sleep(0.2)
-    try:
+    with conn.dedicated() as own:  # the lock is its session's: held until the block ends
+        while not own.rows("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))[0][0]:
+            if time.monotonic() >= deadline:
+                _refuse(own, key)
+            time.sleep(0.2)
         yield
-    finally:
-        with contextlib.suppress(Exception):
-            conn.rows("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
+def _refuse(conn: PostgresConnection, key: str) -> None:
+    from ..errors import IndexLockedError
+
+    holder = conn.rows(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+        "AND l.objid = hashtext(%s)::oid", (key,))
+    pid = str(holder[0][0]).removeprefix("assistant-") if holder else "?"
+    raise IndexLockedError(
+        f"Une autre construction de l'index est en cours (pid {pid}, sur "
+        f"{conn.where}). Attendez qu'elle se termine, puis relancez la commande.")
 
 
 def release_connections() -> None:
-    """Close the shared connections (they open again at their next statement)."""
+    """Close the shared pools' connections (they open again at their next statement)."""
     with _SHARED_LOCK:
         for conn in _SHARED.values():
             conn.close()

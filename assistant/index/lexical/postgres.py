@@ -1,4 +1,4 @@
-"""The PostgreSQL lexical store: the local store's BM25, over term statistics kept in tables.
+"""The PostgreSQL lexical store: the local store's BM25, over postings kept as arrays.
 
 The terms are the product's own (`assistant.text.analysis.analyze`, given by the writer), and
 the scores those of `bm25.py`, document by document: Lucene idf ln(1 + (N - df + 0.5) /
@@ -8,12 +8,15 @@ used: it is not BM25.
 
 Tables (one pair per build, rows stamped with generations as in `postgres_generations.py`):
     <prefix>lexical_<G0>           id, added, removed, dl (the document's length in terms)
-    <prefix>lexical_<G0>_postings  term, id, tf (deleted with their document)
-N and the total length of the live documents are in the state (avgdl = total / N); df is
-counted in SQL over the visible documents. `search` ranks in SQL (one aggregate over the
-query terms' postings) and `score` computes in numpy from the postings of the ids asked, in
-the local store's order of operations; search's candidates are re-scored that way, so the two
-agree to the last bit.
+    <prefix>lexical_<G0>_postings  term, added, ids, tfs: the postings of the documents that
+                                   generation `added` wrote, ids (int64) ascending and their
+                                   term frequencies (int32), little-endian `bytea` arrays
+N and the total length of the live documents are in the state (avgdl = total / N). A search
+reads the rows of its terms (one statement, one row per term and generation) and scores in
+numpy as the local store does: a posting counts when its document is visible at the opened
+generation and was written by the row's generation (ids, `added` and lengths of the visible
+documents are read once per opened generation and kept). Removing a document only stamps its
+row; its postings stay in their arrays, skipped, until a rebuild.
 """
 
 from __future__ import annotations
@@ -21,16 +24,41 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ...errors import REBUILD_HINT, IndexMismatchError
 from ..dense.base import IdSet
-from ..postgres_generations import PgGenerational, PgLocation, copy_rows, ids_param, visible
+from ..postgres_generations import PgGenerational, PgLocation, copy_rows, visible
 from .bm25 import K1, B
 
+LAYOUT = "arrays"  # the postings' layout, recorded in the state (a change needs a rebuild)
 DF_KEPT = 50_000  # document frequencies a reader keeps (a generation never changes)
+_IDS, _TF = np.dtype("<i8"), np.dtype("<i4")
+
+Postings = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, tf and dl (float64), live docs
+
+
+@dataclass(frozen=True)
+class _Documents:
+    """The documents an opened generation sees: ids ascending, the generation that added
+    each, their lengths."""
+
+    ids: np.ndarray  # int64
+    added: np.ndarray  # int64
+    dl: np.ndarray  # float64
+
+    def find(self, ids: np.ndarray, added: int) -> tuple[np.ndarray, np.ndarray]:
+        """(which of `ids` are visible documents written by generation `added`, where)."""
+        if not len(self.ids):
+            return np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        return (self.ids[pos] == ids) & (self.added[pos] == added), pos
+
+
+_NO_POSTINGS: Postings = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 
 
 class PostgresLexicalStore(PgGenerational):
@@ -44,6 +72,7 @@ class PostgresLexicalStore(PgGenerational):
         self._total = int(self._extra.get("total_length", 0))
         self._removed_length = 0
         self._df: dict[str, int] = {}
+        self._documents: _Documents | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -54,6 +83,10 @@ class PostgresLexicalStore(PgGenerational):
             raise IndexMismatchError(
                 f"Index lexical PostgreSQL écrit avec k1={state.get('k1')}, b={state.get('b')} ; "
                 f"ce code utilise k1={K1}, b={B}. {REBUILD_HINT}")
+        if state is not None and state.get("table") and state.get("postings") != LAYOUT:
+            raise IndexMismatchError(
+                "Index lexical PostgreSQL écrit par une version antérieure (postings ligne à "
+                f"ligne), ce code les lit en tableaux. {REBUILD_HINT}")
         return cls(location, state)
 
     # -- changes ------------------------------------------------------------------------------
@@ -75,118 +108,142 @@ class PostgresLexicalStore(PgGenerational):
                 - self._removed_length)
 
     # -- statistics and scoring ---------------------------------------------------------------
-    def _saved_df(self, terms: list[str]) -> dict[str, int]:
-        """df of `terms` over the saved documents the opened generation sees (less those
-        removed since open)."""
-        with self._lock:  # (a term with NUL is in no text PostgreSQL holds: df 0)
-            missing = sorted({t for t in terms if t not in self._df and "\x00" not in t})
-        found: dict[str, int] = {}
-        if missing and self._table is not None:
-            t = self._table
-            found = dict(self.reader.rows(
-                f'SELECT p.term, count(*) FROM "{t}_postings" p JOIN "{t}" d ON d.id = p.id '
-                f"WHERE p.term = ANY(%(terms)s) AND {visible('d')} GROUP BY p.term",
-                {**self.params, "terms": missing}))
+    def load(self) -> None:
+        super().load()
+        self._visible_documents()
+
+    def _visible_documents(self) -> _Documents:
+        """The saved documents the opened generation sees, read once."""
         with self._lock:
-            if len(self._df) > DF_KEPT:
-                self._df.clear()
-            self._df.update((term, int(found.get(term, 0))) for term in missing)
-            out = {term: self._df.get(term, 0) for term in terms}
-        if self._pending_remove:  # a writer's view: its removals count already
-            gone = self.reader.rows(
-                f'SELECT term, count(*) FROM "{self._table}_postings" WHERE term = ANY(%s) '
-                "AND id = ANY(%s) GROUP BY term", (sorted(t for t in out if out[t]),
-                                                   ids_param(self._pending_remove)))
-            for term, n in gone:
-                out[term] -= int(n)
-        return out
+            if self._documents is None:
+                rows = [] if self._table is None else self.reader.rows(
+                    f'SELECT id, added, dl FROM "{self._table}" WHERE {visible()} ORDER BY id',
+                    self.params, binary=True)
+                table = np.array(rows, dtype=np.int64).reshape(-1, 3)
+                self._documents = _Documents(table[:, 0].copy(), table[:, 1].copy(),
+                                             table[:, 2].astype(np.float64))
+            return self._documents
+
+    def _universe(self) -> tuple[_Documents, list[int]]:
+        """The rows scores are kept for: the saved documents the opened generation sees, then
+        those added since (a writer's)."""
+        docs = self._visible_documents()
+        return docs, list(self._pending_add)
+
+    def _postings(self, terms: list[str], docs: _Documents,
+                  pending: list[int]) -> dict[str, Postings]:
+        """Each of `terms`' postings among the live documents, as (rows of the universe, tf,
+        dl)."""
+        wanted = sorted({t for t in terms if "\x00" not in t})  # no text PostgreSQL holds
+        parts: dict[str, list[Postings]] = {t: [] for t in terms}
+        if wanted and self._table is not None:
+            gone = np.fromiter(self._pending_remove, dtype=np.int64) if self._pending_remove \
+                else None
+            for term, added, ids_b, tfs_b in self.reader.rows(
+                    f'SELECT term, added, ids, tfs FROM "{self._table}_postings" '
+                    "WHERE term = ANY(%(terms)s) AND added <= %(g)s ORDER BY term, added",
+                    {**self.params, "terms": wanted}, binary=True):
+                ids = np.frombuffer(ids_b, dtype=_IDS)
+                keep, pos = docs.find(ids, int(added))
+                if gone is not None:
+                    keep &= ~np.isin(ids, gone)
+                rows = pos[keep]
+                parts[term].append((rows, np.frombuffer(tfs_b, dtype=_TF)[keep].astype(
+                    np.float64), docs.dl[rows]))
+        if pending:
+            base = len(docs.ids)
+            for term in parts:
+                found = [(base + j, self._pending_add[i][0][term], self._pending_add[i][1])
+                         for j, i in enumerate(pending) if self._pending_add[i][0].get(term)]
+                if found:
+                    rows_t, tf_t, dl_t = zip(*found)
+                    parts[term].append((np.asarray(rows_t, dtype=np.int64),
+                                        np.asarray(tf_t, dtype=np.float64),
+                                        np.asarray(dl_t, dtype=np.float64)))
+        return {t: _joined(p) for t, p in parts.items()}
 
     def document_frequency(self, term: str) -> int:
-        return self._saved_df([term])[term] + sum(
-            1 for c, _ in self._pending_add.values() if term in c)
-
-    def _weights(self, terms: list[str]) -> dict[str, float]:
-        """term -> times x idf, for the query terms some live document holds, in the order
-        of their first occurrence (the local store's)."""
-        n = len(self)
-        saved = self._saved_df(terms)
-        weights = {}
-        for term, times in Counter(terms).items():
-            df = saved[term] + sum(1 for c, _ in self._pending_add.values() if term in c)
-            if df > 0:
-                weights[term] = times * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
-        return weights
+        with self._lock:
+            if term in self._df and not (self._pending_add or self._pending_remove):
+                return self._df[term]
+        return len(self._postings([term], *self._universe())[term][0])
 
     def _avgdl(self) -> float:
         total = self._total_now()
         return total / len(self) if total else 1.0
 
+    def _scores(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """(ids, float64 scores) of the universe's rows, summed term by term in the local
+        store's order of operations; None when no live document holds a query term."""
+        docs, pending = self._universe()
+        n = len(self)
+        postings = self._postings(list(dict.fromkeys(terms)), docs, pending)
+        if not (self._pending_add or self._pending_remove):
+            with self._lock:
+                if len(self._df) > DF_KEPT:
+                    self._df.clear()
+                self._df.update((t, len(p[0])) for t, p in postings.items())
+        ids = np.concatenate([docs.ids, np.asarray(pending, dtype=np.int64)])
+        scores = None
+        avgdl = self._avgdl()
+        for term, times in Counter(terms).items():
+            rows, tf, dl = postings[term]
+            df = len(rows)
+            if df == 0:
+                continue
+            weight = times * math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            if scores is None:
+                scores = np.zeros(len(ids))
+            scores[rows] += weight * tf / (tf + K1 * (1 - B + B * dl / avgdl))
+        return None if scores is None else (ids, scores)
+
+    def _locate(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in `ids`, universe rows) of the live documents among `ids`."""
+        docs, pending = self._universe()
+        rows = np.full(len(ids), -1, dtype=np.int64)
+        if len(docs.ids):
+            pos = np.minimum(np.searchsorted(docs.ids, ids), len(docs.ids) - 1)
+            found = docs.ids[pos] == ids
+            if self._pending_remove or self._pending_add:
+                found &= ~np.isin(ids, np.asarray([*self._pending_remove, *pending],
+                                                  dtype=np.int64))
+            rows[found] = pos[found]
+        if pending:
+            index = {i: len(docs.ids) + j for j, i in enumerate(pending)}
+            for at, i in enumerate(ids.tolist()):
+                if i in index:
+                    rows[at] = index[i]
+        where = np.flatnonzero(rows >= 0)
+        return where, rows[where]
+
     def score(self, terms: list[str], ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        weights = self._weights(terms)
-        out = np.zeros(len(ids), dtype=np.float64)
-        if not weights or not len(ids):
-            return out.astype(np.float32)
-        where = {int(i): row for row, i in enumerate(ids.tolist())}
-        postings: dict[str, list[tuple[int, int, int]]] = {t: [] for t in weights}
-        saved = [i for i in where if i not in self._pending_add and i not in self._pending_remove]
-        if saved and self._table is not None:
-            t = self._table
-            for term, i, tf, dl in self.reader.rows(
-                    f'SELECT p.term, p.id, p.tf, d.dl FROM "{t}_postings" p JOIN "{t}" d '
-                    f"ON d.id = p.id WHERE p.term = ANY(%(terms)s) AND p.id = ANY(%(ids)s) "
-                    f"AND {visible('d')}", {**self.params, "terms": list(weights),
-                                            "ids": ids_param(saved)}):
-                postings[term].append((int(i), int(tf), int(dl)))
-        for i in where:
-            if i in self._pending_add:
-                counts, dl = self._pending_add[i]
-                for term in weights:
-                    if counts.get(term):
-                        postings[term].append((i, counts[term], dl))
-        avgdl = self._avgdl()
-        for term, weight in weights.items():  # the local store's order of operations
-            if not postings[term]:
-                continue
-            rows = np.fromiter((where[i] for i, _, _ in postings[term]), dtype=np.int64)
-            tf = np.fromiter((tf for _, tf, _ in postings[term]), dtype=np.float64)
-            dl = np.fromiter((dl for _, _, dl in postings[term]), dtype=np.float64)
-            out[rows] += weight * tf / (tf + K1 * (1 - B + B * dl / avgdl))
-        return out.astype(np.float32)
+        out = np.zeros(len(ids), dtype=np.float32)
+        found = self._scores(terms)
+        if found is not None and len(ids):
+            where, rows = self._locate(ids)
+            out[where] = found[1][rows]
+        return out
 
     def search(self, terms: list[str], k: int,
                allowed: IdSet | None = None) -> tuple[np.ndarray, np.ndarray]:
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-        weights = self._weights(terms)
-        if k <= 0 or not weights or (allowed is not None and len(allowed) == 0):
+        if k <= 0 or (allowed is not None and len(allowed) == 0):
             return empty
-        candidates: list[int] = []
-        if self._table is not None:
-            t = self._table
-            params: dict[str, Any] = {
-                **self.params, "terms": list(weights), "weights": list(weights.values()),
-                "k1": K1, "b": B, "avgdl": self._avgdl(),
-                "n": k + max(k, 16) + len(self._pending_remove)}
-            where = visible("d")
-            if allowed is not None:
-                where += " AND p.id = ANY(%(ids)s)"
-                params["ids"] = ids_param(allowed.ids.tolist())
-            rows = self.reader.rows(
-                "SELECT p.id, sum(w.weight * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * d.dl "
-                f"/ %(avgdl)s))) AS s FROM unnest(%(terms)s::text[], %(weights)s::float8[]) "
-                f'AS w(term, weight) JOIN "{t}_postings" p ON p.term = w.term JOIN "{t}" d '
-                f"ON d.id = p.id WHERE {where} GROUP BY p.id ORDER BY s DESC, p.id "
-                "LIMIT %(n)s", params)
-            candidates = [int(i) for i, _ in rows if int(i) not in self._pending_remove]
-        members = None if allowed is None else set(allowed.ids.tolist())
-        candidates += [i for i, (c, _) in self._pending_add.items()
-                       if (members is None or i in members) and any(t in c for t in weights)]
-        if not candidates:
+        found = self._scores(terms)
+        if found is None:
             return empty
-        ids = np.asarray(candidates, dtype=np.int64)
-        scores = self.score(terms, ids)
-        keep = scores > 0
-        ids, scores = ids[keep], scores[keep]
+        all_ids, all_scores = found
+        if allowed is None:
+            rows = np.flatnonzero(all_scores > 0)
+        else:
+            rows = self._locate(allowed.ids)[1]
+            rows = rows[all_scores[rows] > 0]
+        ids, scores = all_ids[rows], all_scores[rows].astype(np.float32)
+        if len(ids) > k:  # keep everything tied with the k-th score, then order by (-score, id)
+            kth = np.partition(scores, len(ids) - k)[len(ids) - k]
+            keep = scores >= kth
+            ids, scores = ids[keep], scores[keep]
         order = np.lexsort((ids, -scores))[:k]
         return ids[order], scores[order]
 
@@ -194,29 +251,57 @@ class PostgresLexicalStore(PgGenerational):
     def create_tables(self, tx: Any, table: str) -> None:
         tx.execute(f'CREATE TABLE "{table}" (id bigint PRIMARY KEY, added integer NOT NULL, '
                    "removed integer, dl integer NOT NULL)")
-        tx.execute(f'CREATE TABLE "{table}_postings" (term text NOT NULL, id bigint NOT NULL '
-                   f'REFERENCES "{table}" (id) ON DELETE CASCADE, tf integer NOT NULL, '
-                   "PRIMARY KEY (term, id))")
-        tx.execute(f'CREATE INDEX "{table}_postings_id" ON "{table}_postings" (id)')
+        tx.execute(f'CREATE TABLE "{table}_postings" (term text NOT NULL, added integer NOT '
+                   "NULL, ids bytea NOT NULL, tfs bytea NOT NULL, PRIMARY KEY (term, added))")
+        # arrays read whole at each search: stored out of line, not compressed
+        tx.execute(f'ALTER TABLE "{table}_postings" ALTER COLUMN ids SET STORAGE EXTERNAL, '
+                   "ALTER COLUMN tfs SET STORAGE EXTERNAL")
 
     def write_added(self, tx: Any, table: str, generation: int) -> None:
         docs = sorted(self._pending_add.items())
         copy_rows(tx, table, "id, added, dl", ((i, generation, dl) for i, (_, dl) in docs))
-        copy_rows(tx, f"{table}_postings", "term, id, tf",
-                  ((term, i, tf) for i, (counts, _) in docs for term, tf in counts.items()))
+        vocab: dict[str, int] = {}
+        term_of, id_of, tf_of = [], [], []
+        for i, (counts, _) in docs:
+            for term, tf in counts.items():
+                term_of.append(vocab.setdefault(term, len(vocab)))
+                id_of.append(i)
+                tf_of.append(tf)
+        terms = np.asarray(term_of, dtype=np.int64)
+        order = np.argsort(terms, kind="stable")  # by term, then id (docs are in id order)
+        ids = np.asarray(id_of, dtype=_IDS)[order]
+        tfs = np.asarray(tf_of, dtype=_TF)[order]
+        bounds = np.searchsorted(terms[order], np.arange(len(vocab) + 1))
+        copy_rows(tx, f"{table}_postings", "term, added, ids, tfs", (
+            (term, generation, ids[bounds[j]:bounds[j + 1]].tobytes(),
+             tfs[bounds[j]:bounds[j + 1]].tobytes()) for term, j in sorted(vocab.items())))
+
+    def clean_leftovers(self, tx: Any, table: str, above: int) -> None:
+        super().clean_leftovers(tx, table, above)
+        tx.execute(f'DELETE FROM "{table}_postings" WHERE added > %s', (above,))
 
     def save(self, generation: int) -> dict[str, Any]:
         total = self._total_now()
         state = super().save(generation)
         self._total, self._removed_length = total, 0
         with self._lock:
-            self._df = {}
+            self._df, self._documents = {}, None
         return {**state, "total_length": total}
 
     def state(self) -> dict[str, Any]:
-        return {**super().state(), "k1": K1, "b": B, "total_length": self._total}
+        return {**super().state(), "k1": K1, "b": B, "total_length": self._total,
+                "postings": LAYOUT}
 
     def describe(self) -> dict[str, Any]:
         n = len(self)
         return {**super().describe(), "documents": n,
                 "avgdl": self._total_now() / n if n else None}
+
+
+def _joined(parts: list[Postings]) -> Postings:
+    if not parts:
+        return _NO_POSTINGS
+    if len(parts) == 1:
+        return parts[0]
+    ids, tf, dl = zip(*parts)
+    return np.concatenate(ids), np.concatenate(tf), np.concatenate(dl)
