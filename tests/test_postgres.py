@@ -424,4 +424,4 @@ def test_settings_for_postgres() -> None:
         Settings(store="postgres")
     with pytest.raises(ConfigError, match="postgres_prefix"):
         Settings(postgres_prefix="Bad-Prefix")
-    assert PgLocation.of(settings, "chunks").table(3) == "assistant_chunks_3"
+    assert PgLocation.of(settings, "chunks").physical(3) == "assistant_chunks_3"

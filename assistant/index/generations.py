@@ -22,10 +22,11 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,45 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         if not isinstance(data.get(key), dict):
             raise IndexCorruptError(f"{path} : section « {key} » manquante. {REBUILD_HINT}")
     return data
+
+
+class GenerationNames:
+    """How a server backend names what one generation of a store writes (a Qdrant collection,
+    a PostgreSQL table): `{prefix}{kind}_{generation}`, the alias `{prefix}{kind}`."""
+
+    prefix: str
+    kind: str
+
+    @property
+    def alias(self) -> str:
+        return f"{self.prefix}{self.kind}"
+
+    def physical(self, generation: int) -> str:
+        return f"{self.alias}_{generation}"
+
+    def owns(self, name: str) -> bool:
+        return re.fullmatch(re.escape(self.alias) + r"_\d+", name) is not None
+
+
+class PendingRows:
+    """A server store's changes since it was opened, written by its `save`: the rows added
+    (`_pending_add`, id -> row) and the ids removed (`_pending_remove`); `any_saved` says
+    whether an id is already stored at the opened generation."""
+
+    _count: int  # rows stored at the opened generation
+    _pending_add: dict[int, Any]
+    _pending_remove: Collection[int]
+
+    def any_saved(self, ids: list[int]) -> bool:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._count + len(self._pending_add) - len(self._pending_remove)
+
+    def register_add(self, ids: list[int], rows: Sequence[Any]) -> None:
+        """Rows `ids` (new ids only, ValueError otherwise), written by `save`."""
+        if len(set(ids)) != len(ids) or any(i in self._pending_add for i in ids):
+            raise ValueError("an id is given twice or is already stored")
+        if self.any_saved([i for i in ids if i not in self._pending_remove]):
+            raise ValueError("an id is given twice or is already stored")
+        self._pending_add.update(zip(ids, rows))

@@ -51,8 +51,7 @@ class PostgresArticles(PgGenerational):
     def add(self, article_id: int, article: Article, chunks: Sequence[Span],
             sentences: Sequence[Span]) -> None:
         """Article row `article_id` with its chunk and sentence rows, written by `save`."""
-        self.register_add([article_id])
-        self._pending_add[article_id] = (article, list(chunks), list(sentences))
+        self.register_add([article_id], [(article, list(chunks), list(sentences))])
 
     def create_tables(self, tx: Any, table: str) -> None:
         tx.execute(f'CREATE TABLE "{table}" (id bigint PRIMARY KEY, added integer NOT NULL, '

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import REBUILD_HINT, ConfigError, IndexCorruptError, IndexMismatchError
+from .generations import GenerationNames, PendingRows
 from .postgres_connection import PostgresConnection, reader_connection, shared_connection
 
 FORMAT = 1
@@ -39,7 +40,7 @@ def visible(alias: str = "") -> str:
 
 
 @dataclass(frozen=True)
-class PgLocation:
+class PgLocation(GenerationNames):
     """Where a store lives: the primary (writes), the connection reads go through (a read
     replica, or the primary), a table prefix, and the kind of rows."""
 
@@ -52,20 +53,11 @@ class PgLocation:
         if self.kind not in KINDS or not re.fullmatch(r"[a-z_][a-z0-9_]*", self.prefix):
             raise ConfigError(f"Emplacement PostgreSQL invalide : {self.prefix!r}, {self.kind!r}")
 
-    @property
-    def alias(self) -> str:
-        return f"{self.prefix}{self.kind}"
-
     @classmethod
     def of(cls, settings: Any, kind: str) -> PgLocation:
         return cls(shared_connection(settings), reader_connection(settings),
                    settings.postgres_prefix, kind)
 
-    def table(self, generation: int) -> str:
-        return f"{self.alias}_{generation}"
-
-    def owns(self, name: str) -> bool:
-        return re.fullmatch(re.escape(self.alias) + r"_\d+", name) is not None
 
 
 def ids_param(ids: Iterable[int]) -> str:
@@ -73,7 +65,7 @@ def ids_param(ids: Iterable[int]) -> str:
     return "{" + ",".join(str(int(i)) for i in ids) + "}"
 
 
-class PgGenerational:
+class PgGenerational(PendingRows):
     """What the PostgreSQL stores share: state, visibility, pending changes, save and prune
     (see the module docstring). Subclasses create their tables and write their rows."""
 
@@ -137,14 +129,8 @@ class PgGenerational:
                               f"AND {visible()}", {**self.params, "ids": ids_param(wanted)})
 
     # -- changes ------------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return self._count + len(self._pending_add) - len(self._pending_remove)
-
-    def register_add(self, ids: list[int]) -> None:
-        if len(set(ids)) != len(ids) or any(i in self._pending_add for i in ids):
-            raise ValueError("an id is given twice or is already stored")
-        if self.saved_ids(i for i in ids if i not in self._pending_remove):
-            raise ValueError("an id is given twice or is already stored")
+    def any_saved(self, ids: list[int]) -> bool:
+        return bool(self.saved_ids(ids))
 
     def remove(self, ids: Any) -> None:
         rest = []
@@ -186,7 +172,7 @@ class PgGenerational:
             raise ValueError(f"generation {generation} <= {self._generation}, already written")
         if not (self._pending_add or self._pending_remove):
             return self.state()
-        table = self._table or self.location.table(generation)
+        table = self._table or self.location.physical(generation)
         with self.conn.transaction() as tx:
             unbounded(tx, self.conn.timeout_s)
             if self._table is None:  # a build: its own tables (a killed one's are replaced)

@@ -62,8 +62,7 @@ class QdrantArticles(GenerationalStore):
     def add(self, article_id: int, article: Article, chunks: Sequence[Span],
             sentences: Sequence[Span]) -> None:
         """Article row `article_id` (with its chunk and sentence rows), written by `save`."""
-        self._register_add([article_id])
-        self._pending_add[article_id] = None
+        self.register_add([article_id], [None])
         self._payloads[article_id] = {
             "source": article.source, "title": article.title, "date": article.date,
             "url": article.url, "author": article.author, "text": article.text,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import REBUILD_HINT, ConfigError, IndexCorruptError, IndexMismatchError
+from .generations import GenerationNames, PendingRows
 from .qdrant_connection import QdrantConnection, shared_connection
 
 T = TypeVar("T")
@@ -36,7 +37,7 @@ BATCH = 256  # points per write request
 
 
 @dataclass(frozen=True)
-class QdrantLocation:
+class QdrantLocation(GenerationNames):
     """Where a store lives: a connection, a collection prefix, and the kind of ids it holds."""
 
     connection: QdrantConnection
@@ -51,10 +52,6 @@ class QdrantLocation:
                 r"[A-Za-z0-9_-]*", self.prefix):
             raise ConfigError(f"Emplacement Qdrant invalide : {self.prefix!r}, {self.kind!r}")
 
-    @property
-    def alias(self) -> str:
-        return f"{self.prefix}{self.kind}"
-
     @classmethod
     def of(cls, settings: Any, kind: str) -> QdrantLocation:
         """The location of `kind` for `Settings` (qdrant_url / qdrant_path, qdrant_prefix,
@@ -62,11 +59,6 @@ class QdrantLocation:
         return cls(shared_connection(settings), settings.qdrant_prefix, kind,
                    settings.qdrant_shards, settings.qdrant_replicas)
 
-    def physical(self, generation: int) -> str:
-        return f"{self.alias}_{generation}"
-
-    def owns(self, name: str) -> bool:
-        return re.fullmatch(re.escape(self.alias) + r"_\d+", name) is not None
 
 
 def lexical_config() -> dict[str, Any]:
@@ -81,7 +73,7 @@ def batched(items: list[T], size: int = BATCH) -> Iterable[list[T]]:
         yield items[start:start + size]
 
 
-class GenerationalStore:
+class GenerationalStore(PendingRows):
     """What the Qdrant dense and lexical stores share: state, visibility, buffered removals,
     save's bookkeeping and prune (see the module docstring). Subclasses set `vector`."""
 
@@ -230,15 +222,8 @@ class GenerationalStore:
 
     # -- changes ------------------------------------------------------------------------------
 
-    def __len__(self) -> int:
-        return self._count + len(self._pending_add) - len(self._pending_remove)
-
-    def _register_add(self, ids: list[int]) -> None:
-        if len(set(ids)) != len(ids) or any(i in self._pending_add for i in ids):
-            raise ValueError("an id is given twice or is already stored")
-        fresh = [i for i in ids if i not in self._pending_remove]
-        if self.saved(fresh, payload=[]):
-            raise ValueError("an id is given twice or is already stored")
+    def any_saved(self, ids: list[int]) -> bool:
+        return bool(self.saved(ids, payload=[]))
 
     def remove(self, ids: Any) -> None:
         rest = []

@@ -12,6 +12,7 @@ by `prune`. Implementations: `faiss.py` (embedded default), `qdrant.py`; `factor
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -70,3 +71,35 @@ class DenseStore(Protocol):
         ...
 
     def describe(self) -> dict[str, Any]: ...  # backend, kind, counts: for `index info`
+
+
+def checked_rows(ids: np.ndarray, vectors: np.ndarray,
+                 dimension: int) -> tuple[list[int], np.ndarray]:
+    """The ids of an `add` as ints and its vectors as float32 rows, checked: one vector per id,
+    of the store's `dimension` (0: not known yet). ValueError otherwise."""
+    id_list = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
+    rows = np.asarray(vectors, dtype=np.float32)
+    if rows.ndim != 2 or len(rows) != len(id_list):
+        raise ValueError(f"{len(id_list)} ids for vectors of shape {rows.shape}")
+    if id_list and dimension and rows.shape[1] != dimension:
+        raise ValueError(f"vectors of dimension {rows.shape[1]}, store holds {dimension}")
+    return id_list, rows
+
+
+class PendingVectors:
+    """`dimension` and `add` of a store that keeps the vectors added since its last save until
+    `save` writes them (the Qdrant and PostgreSQL stores: their generational base provides
+    `register_add`)."""
+
+    _dimension: int
+    register_add: Callable[[list[int], Sequence[Any]], None]
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        id_list, rows = checked_rows(ids, vectors, self._dimension)
+        if id_list:
+            self.register_add(id_list, [row.copy() for row in rows])
+            self._dimension = int(rows.shape[1])

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..postgres_generations import PgGenerational, PgLocation, copy_rows, ids_param, visible
-from .base import IdSet
+from .base import IdSet, PendingVectors
 
 EXACT_ALLOWED = 5_000  # a filter to at most this many rows: exact search over them
 
@@ -30,7 +30,7 @@ def parse_vector(text: str) -> np.ndarray:
     return np.array(text[1:-1].split(","), dtype=np.float32)
 
 
-class PostgresDenseStore(PgGenerational):
+class PostgresDenseStore(PendingVectors, PgGenerational):
     """DenseStore on PostgreSQL + pgvector (`assistant/index/dense/base.py`)."""
 
     def __init__(self, location: PgLocation, state: dict[str, Any] | None, *,
@@ -51,25 +51,6 @@ class PostgresDenseStore(PgGenerational):
         return cls(location, state, hnsw_min_rows=settings.postgres_hnsw_min_rows,
                    hnsw_m=settings.postgres_hnsw_m,
                    hnsw_ef_construction=settings.postgres_hnsw_ef_construction)
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        id_list = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or len(vectors) != len(id_list):
-            raise ValueError(f"{len(id_list)} ids for vectors of shape {vectors.shape}")
-        if not id_list:
-            return
-        if self._dimension and vectors.shape[1] != self._dimension:
-            raise ValueError(f"vectors of dimension {vectors.shape[1]}, store holds "
-                             f"{self._dimension}")
-        self.register_add(id_list)
-        self._dimension = int(vectors.shape[1])
-        for i, row in zip(id_list, vectors):
-            self._pending_add[i] = row.copy()
 
     def search(self, query: np.ndarray, k: int, allowed: IdSet | None = None) -> np.ndarray:
         q = np.asarray(query, dtype=np.float32).reshape(-1)

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from ..qdrant_generations import GenerationalStore, QdrantLocation, lexical_config
-from .base import IdSet
+from .base import IdSet, PendingVectors
 
 
-class QdrantDenseStore(GenerationalStore):
+class QdrantDenseStore(PendingVectors, GenerationalStore):
     """DenseStore on Qdrant (`assistant/index/dense/base.py`)."""
 
     name = "qdrant"
@@ -37,25 +37,6 @@ class QdrantDenseStore(GenerationalStore):
     def open_for(cls, settings: Any, role: str, state: dict[str, Any] | None) -> QdrantDenseStore:
         """The store of `role` ("chunks" or "sentences") as `Settings` place it."""
         return cls.open(QdrantLocation.of(settings, role), state)
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        id_list = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or len(vectors) != len(id_list):
-            raise ValueError(f"{len(id_list)} ids for vectors of shape {vectors.shape}")
-        if not id_list:
-            return
-        if self._dimension and vectors.shape[1] != self._dimension:
-            raise ValueError(f"vectors of dimension {vectors.shape[1]}, store holds "
-                             f"{self._dimension}")
-        self._register_add(id_list)
-        self._dimension = int(vectors.shape[1])
-        for i, row in zip(id_list, vectors):
-            self._pending_add[i] = row.copy()
 
     def search(self, query: np.ndarray, k: int, allowed: IdSet | None = None) -> np.ndarray:
         q = np.asarray(query, dtype=np.float32).reshape(-1)

@@ -49,3 +49,23 @@ def idf(store: LexicalStore, term: str) -> float:
     n = max(len(store), 1)
     df = store.document_frequency(term)
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+def checked_documents(ids: np.ndarray, terms: list[list[str]]) -> list[int]:
+    """The ids of an `add` as ints, one per term list (ValueError otherwise)."""
+    id_list = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
+    if len(id_list) != len(terms):
+        raise ValueError(f"{len(id_list)} ids for {len(terms)} term lists")
+    return id_list
+
+
+def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (ids, scores) by (-score, id): every store breaks ties the same way."""
+    if k <= 0:
+        return ids[:0], scores[:0]
+    if len(ids) > k:  # keep everything tied with the k-th score, then order by (-score, id)
+        kth = np.partition(scores, len(ids) - k)[len(ids) - k]
+        keep = scores >= kth
+        ids, scores = ids[keep], scores[keep]
+    order = np.lexsort((ids, -scores))[:k]
+    return ids[order], scores[order]

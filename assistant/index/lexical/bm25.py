@@ -48,6 +48,7 @@ import numpy as np
 from ...errors import REBUILD_HINT, IndexCorruptError, IndexMismatchError
 from ..dense.base import IdSet
 from ..files import fsync_path, write_durably
+from .base import top_k
 
 FORMAT = 1
 K1 = 1.5
@@ -326,15 +327,7 @@ class BM25Store:
                 rows = rows[scores[rows] > 0]
             found_ids.append(s.ids[rows])
             found_scores.append(scores[rows].astype(np.float32))
-        ids, scores = np.concatenate(found_ids), np.concatenate(found_scores)
-        if k <= 0:
-            return ids[:0], scores[:0]
-        if len(ids) > k:  # keep everything tied with the k-th score, then order by (-score, id)
-            kth = np.partition(scores, len(ids) - k)[len(ids) - k]
-            keep = scores >= kth
-            ids, scores = ids[keep], scores[keep]
-        order = np.lexsort((ids, -scores))[:k]
-        return ids[order], scores[order]
+        return top_k(np.concatenate(found_ids), np.concatenate(found_scores), k)
 
     def score(self, terms: list[str], ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)

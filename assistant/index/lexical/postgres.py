@@ -32,6 +32,7 @@ import numpy as np
 from ...errors import REBUILD_HINT, IndexMismatchError
 from ..dense.base import IdSet
 from ..postgres_generations import PgGenerational, PgLocation, copy_rows, visible
+from .base import checked_documents, top_k
 from .bm25 import K1, B
 
 LAYOUT = "arrays"  # the postings' layout, recorded in the state (a change needs a rebuild)
@@ -91,14 +92,8 @@ class PostgresLexicalStore(PgGenerational):
 
     # -- changes ------------------------------------------------------------------------------
     def add(self, ids: np.ndarray, terms: list[list[str]]) -> None:
-        id_list = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
-        if len(id_list) != len(terms):
-            raise ValueError(f"{len(id_list)} ids for {len(terms)} term lists")
-        if not id_list:
-            return
-        self.register_add(id_list)
-        for i, doc in zip(id_list, terms):
-            self._pending_add[i] = (Counter(doc), len(doc))
+        self.register_add(checked_documents(ids, terms),
+                          [(Counter(doc), len(doc)) for doc in terms])
 
     def removing(self, rows: list[Any]) -> None:
         self._removed_length += sum(int(dl) for _, dl in rows)
@@ -239,13 +234,7 @@ class PostgresLexicalStore(PgGenerational):
         else:
             rows = self._locate(allowed.ids)[1]
             rows = rows[all_scores[rows] > 0]
-        ids, scores = all_ids[rows], all_scores[rows].astype(np.float32)
-        if len(ids) > k:  # keep everything tied with the k-th score, then order by (-score, id)
-            kth = np.partition(scores, len(ids) - k)[len(ids) - k]
-            keep = scores >= kth
-            ids, scores = ids[keep], scores[keep]
-        order = np.lexsort((ids, -scores))[:k]
-        return ids[order], scores[order]
+        return top_k(all_ids[rows], all_scores[rows].astype(np.float32), k)
 
     # -- persistence hooks --------------------------------------------------------------------
     def create_tables(self, tx: Any, table: str) -> None:

@@ -31,9 +31,9 @@ import numpy as np
 from ...errors import REBUILD_HINT, ConfigError, IndexMismatchError
 from ..dense.base import IdSet
 from ..qdrant_generations import GenerationalStore, QdrantLocation
+from .base import checked_documents
+from .bm25 import K1, B
 
-K1 = 1.5
-B = 0.75
 HASH = "blake2b-32"
 
 
@@ -87,14 +87,8 @@ class QdrantLexicalStore(GenerationalStore):
     # -- changes ------------------------------------------------------------------------------
 
     def add(self, ids: np.ndarray, terms: list[list[str]]) -> None:
-        id_list = [int(i) for i in np.asarray(ids, dtype=np.int64).reshape(-1)]
-        if len(id_list) != len(terms):
-            raise ValueError(f"{len(id_list)} ids for {len(terms)} term lists")
-        if not id_list:
-            return
-        self._register_add(id_list)
-        for i, doc in zip(id_list, terms):
-            self._pending_add[i] = (Counter(doc), len(doc))
+        self.register_add(checked_documents(ids, terms),
+                          [(Counter(doc), len(doc)) for doc in terms])
 
     def _total_now(self) -> int:
         return (self._total + sum(dl for _, dl in self._pending_add.values())
