@@ -294,6 +294,8 @@ class OpenVinoEmbedder(ExportedEmbedder):
         if self._streams > 1:
             config["NUM_STREAMS"] = self._streams  # applied at import, like the threads
         self._compiled, mapped = self._compile(ov.Core(), path, config)
+        #: What the graph takes (the e5 export reads the word rows, not the ids).
+        self._graph_inputs = {n for port in self._compiled.inputs for n in port.get_names()}
         self._request = self._compiled.create_infer_request()
         self._mapped = mapped  # the imported model's weights: set last, so released last
         # One inference at a time: a server under 20 concurrent clients (bench/load.py) was
@@ -333,7 +335,9 @@ class OpenVinoEmbedder(ExportedEmbedder):
             return feed
         table, scales = self._words  # what the graph's lookup did: int8 row x its scale, in f32
         ids = feed["input_ids"]
-        return {**feed, self._words_input: np.multiply(table[ids], scales[ids], dtype=np.float32)}
+        rows = np.multiply(table[ids], scales[ids], dtype=np.float32)
+        return {**{k: v for k, v in feed.items() if k in self._graph_inputs},
+                self._words_input: rows}
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         feed = self._feed(feed)

