@@ -53,12 +53,16 @@ class Assistant:
 
     @classmethod
     def load(
-        cls, settings: Settings | None = None, *, embedder: Embedder | None = None
+        cls, settings: Settings | None = None, *, embedder: Embedder | None = None,
+        one_shot: bool = False,
     ) -> Assistant:
-        """Open the current index (errors name the command that fixes them) and the model."""
+        """Open the current index (errors name the command that fixes them) and the model.
+
+        `one_shot`: this process answers one question and exits (`assistant ask`): the model
+        is not warmed up for other question lengths (`make_embedder`)."""
         settings = settings or Settings.from_env()
         index = LoadedIndex.open(settings)
-        embedder = embedder or make_embedder(settings)
+        embedder = embedder or make_embedder(settings, one_shot=one_shot)
         return cls(settings, HybridRetriever(index, embedder, settings))
 
     # -- retrieval ----------------------------------------------------------------------------
