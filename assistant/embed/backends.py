@@ -159,7 +159,8 @@ class ExportedEmbedder:
             self._load_error = exc
 
     def _model_ready(self) -> None:
-        """Wait for the model thread (once); its failure is raised here, as a ConfigError."""
+        """Wait for the model thread (at once after the first time); its failure is raised
+        here, as a ConfigError, at every call."""
         if self._loader is not None:
             self._loader.join()  # at once when done
         error = self._load_error
