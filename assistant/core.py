@@ -18,6 +18,7 @@ from .config import Settings
 from .embed.backends import make_embedder
 from .embed.base import Embedder
 from .errors import QuestionError
+from .index.manifest import check_compatible
 from .index.served import Served, open_catalog, served, served_marker
 from .records import Answer, Passage
 from .search.filters import Filters, Selection
@@ -54,10 +55,19 @@ class Assistant:
 
     @classmethod
     def load(
-        cls, settings: Settings | None = None, *, embedder: Embedder | None = None
+        cls, settings: Settings | None = None, *, embedder: Embedder | None = None,
+        one_shot: bool = False,
     ) -> Assistant:
-        """Open the current index (errors name the command that fixes them) and the model."""
+        """Open the current index (errors name the command that fixes them) and the model.
+
+        `one_shot`: this process answers one question and exits (`assistant ask`): the model
+        is not warmed up for other question lengths, and loads in a thread (`make_embedder`)
+        while the index opens (after a check of its manifest, so that a missing or mismatched
+        index is reported before a first start's model export)."""
         settings = settings or Settings.from_env()
+        if one_shot and embedder is None:
+            check_compatible(served(settings).manifest, settings)
+            embedder = make_embedder(settings, one_shot=True)
         index = LoadedIndex.open(settings)
         embedder = embedder or make_embedder(settings)
         return cls(settings, HybridRetriever(index, embedder, settings))

@@ -1,12 +1,12 @@
 """Run every benchmark and rewrite the Benchmarks page, docs/benchmarks.md (`make bench`).
 
-Runs bench/quality.py, speed.py, embed_speed.py, vocabulary.py, scale.py, update_cost.py,
-stores.py, load.py and soak.py (20 minutes), each in its own process (its log in
-bench/out/<name>.log), draws the charts of bench/charts.py from their JSON into docs/charts/*.svg,
-then replaces the text between `<!-- bench:start -->` and `<!-- bench:end -->` in
-docs/benchmarks.md with their tables, each chart under its table, the machine and the commands
-to reproduce. Without the markers the page is left alone and the section is printed (and saved
-as bench/out/benchmarks.md).
+Runs bench/quality.py, speed.py, embed_speed.py, vocabulary.py, export_parity.py,
+first_start.py, scale.py, update_cost.py, stores.py, load.py and soak.py (20 minutes), each in
+its own process (its log in bench/out/<name>.log), draws the charts of bench/charts.py from
+their JSON into docs/charts/*.svg, then replaces the text between `<!-- bench:start -->` and
+`<!-- bench:end -->` in docs/benchmarks.md with their tables, each chart under its table, the
+machine and the commands to reproduce. Without the markers the page is left alone and the
+section is printed (and saved as bench/out/benchmarks.md).
 
     python bench/run_all.py [--quick] [--only quality speed ...] [--page PATH] [--no-page]
                             [--charts DIR]
@@ -27,19 +27,21 @@ import charts
 from common import BENCH, OUT, ROOT, child_env, describe_machine, machine
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-BENCHES = ("quality", "speed", "embed_speed", "vocabulary", "scale", "update_cost", "stores",
-           "postgres", "load", "soak")
+BENCHES = ("quality", "speed", "embed_speed", "vocabulary", "export_parity", "first_start",
+           "scale", "update_cost", "stores", "postgres", "load", "soak")
 QUICK_FLAGS = {"quality": ["--quick"], "speed": ["--quick"], "scale": ["--quick"],
                "embed_speed": ["--quick"], "update_cost": ["--quick"], "stores": ["--quick"],
                "postgres": ["--quick"],
                "load": ["--clients", "4", "--questions", "3", "--burst", "6"],
-               "soak": ["--minutes", "2"]}
+               "soak": ["--minutes", "2"], "first_start": ["--runs", "2"]}
 COMMANDS = {
     "quality": "python bench/quality.py",
     "speed": "python bench/speed.py",
     "scale": "python bench/scale.py",
     "embed_speed": "python bench/embed_speed.py",
     "vocabulary": "python bench/vocabulary.py",
+    "export_parity": "python bench/export_parity.py",
+    "first_start": "python bench/first_start.py",
     "update_cost": "python bench/update_cost.py",
     "stores": "python bench/stores.py",
     "postgres": "python bench/postgres.py",

@@ -38,6 +38,22 @@ def test_console_script_search_json(seed_settings: Settings) -> None:
     assert any("Maadnous" in p["text"] or "Balzerani" in p["text"] for p in passages)
 
 
+def test_one_shot_commands_end_with_their_code_and_whole_output(seed_settings: Settings,
+                                                                  tmp_path: Path) -> None:
+    """`ask` and `search` end the process without tearing it down (`cli._exit_now`): the
+    answer is printed whole, an error keeps its message and exit code."""
+    cmd = [sys.executable, "-c", "import sys; from assistant.cli import main; sys.exit(main())"]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    out = subprocess.run([*cmd, "ask", "Qui dirige la Louvre Lens Vallée ?",
+                          *_args(seed_settings)], capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert out.returncode == 0, out.stderr
+    assert "[1]" in out.stdout and out.stdout.rstrip().splitlines()[-1].lstrip().startswith("[")
+    missing = subprocess.run([*cmd, "search", "Qui ?", "--index", str(tmp_path / "none")],
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert missing.returncode == 1 and "Erreur" in missing.stderr and missing.stdout == ""
+
+
 def test_index_build_update_status_json(
     make_corpus: Callable[..., Settings], capsys: pytest.CaptureFixture[str], monkeypatch: Any,
 ) -> None:

