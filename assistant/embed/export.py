@@ -210,6 +210,23 @@ def _export(settings: Settings, work: Path) -> dict[str, Any]:
     return meta
 
 
+
+def encode_pooled(model: Any, x: Any, attention_mask: Any, pooling: str = "mean") -> Any:
+    """The encoder of `model` over the embedded tokens `x`, with an explicit additive mask
+    (traces with no Python branch), pooled ("cls": the first token; else the mean of the
+    tokens the mask keeps) and L2-normalised: what every exported graph computes."""
+    import torch
+
+    mask = attention_mask.to(x.dtype)
+    additive = (1.0 - mask[:, None, None, :]) * torch.finfo(x.dtype).min
+    hidden = model.encoder(x, attention_mask=additive).last_hidden_state
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        weights = mask.unsqueeze(-1)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
 def pooled_module(model_dir: Path) -> tuple[Any, str, int]:
     """(torch module: ids -> normalised pooled vector, pooling mode, max_seq_length).
 
@@ -251,15 +268,7 @@ def pooled_module(model_dir: Path) -> tuple[Any, str, int]:
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
             x = self.model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
-            mask = attention_mask.to(x.dtype)
-            additive = (1.0 - mask[:, None, None, :]) * torch.finfo(x.dtype).min
-            hidden = self.model.encoder(x, attention_mask=additive).last_hidden_state
-            if pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                weights = mask.unsqueeze(-1)
-                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+            return encode_pooled(self.model, x, attention_mask, pooling)
 
     pooled = Pooled().eval()
     for p in pooled.parameters():
