@@ -218,7 +218,8 @@ class ExtractiveAnswerer:
         """The question as the answer reads it (a typed one with the names its articles write,
         see `Question.with_names_from`) and its weighted terms."""
         question = question.with_names_from(
-            f"{p.title}\n{retriever.article_text(p.source) or p.text}" for p in passages)
+            text for p in passages
+            for text in (p.title, retriever.article_text(p.source) or p.text))
         # The article gives the topic (names); the sentence must hold what is asked about it.
         return question, Terms.of(question, retriever, entity_boost=0.5, absent_discount=1.0)
 
@@ -371,7 +372,8 @@ def short_answer(question: Question, sentence: str) -> str | None:
     closest to the words of what is asked."""
     if question.kind is None:
         return None
-    spans = slot(question.kind, sentence, question.text, question.focus, question.attribute)
+    spans = slot(question.kind, sentence, question.text, question.focus, question.attribute,
+                 question.unit)
     return spans[0].text.strip(" ,;:") if spans else None
 
 

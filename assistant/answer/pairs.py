@@ -107,7 +107,7 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
     f["fact_date"] = fact if q.kind in {"date", "frequency"} else 0.0
     f["fact_named"] = fact if q.kind in {"place", "name"} else 0.0
     f["kind_none"] = 1.0 if q.kind is None else 0.0
-    spans = slot(q.kind, sentence, q.text, q.focus, q.attribute)
+    spans = slot(q.kind, sentence, q.text, q.focus, q.attribute, q.unit)
     f["slot"] = spans[0].score if spans else 0.0
     f["unit"] = 0.5 if q.unit is None else 1.0 if q.unit.search(sentence) else 0.0
     f["focus_article"] = (sum(1 for t in q.focus if matches(t, article_terms)) / len(q.focus)

@@ -233,15 +233,17 @@ _AREA_SIGN = re.compile(r"m²|\bm2\b|mètres carrés|hectares?|\bha\b|km²", re.
 
 
 def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
-         attribute: str | None = None) -> tuple[FactSpan, ...]:
+         attribute: str | None = None,
+         unit: re.Pattern[str] | None = None) -> tuple[FactSpan, ...]:
     """The fact spans of `sentence`, each scored by closeness to the nearest word of `focus`
     (analysed terms of what is asked): 1 / (1 + words between them / 3), a comma, semicolon,
     colon or parenthesis counting as a word; 0.25 when no focus word is in the sentence; halved
-    for an amount without its currency, an area without its unit, a figure without the unit
-    the question implies ("Combien de temps ?": mois, ans...); /5 for a name right after a
-    person's role when a name is asked; x0.8 for a figure in letters. A figure that counts the
-    `attribute` asked ("146 candidatures" for "combien de candidatures"), a place that names
-    it ("rue de Longvic" for "Dans quelle rue ... ?"), comes first. Best first."""
+    for an amount without its currency, an area without its unit, a figure without the `unit`
+    the question implies (`implied_unit`: "Combien de temps ?" -> mois, ans...); /5 for a name
+    right after a person's role when a name is asked; x0.8 for a figure in letters. A figure
+    that counts the `attribute` asked ("146 candidatures" for "combien de candidatures"), a
+    place that names it ("rue de Longvic" for "Dans quelle rue ... ?"), comes first. Best
+    first."""
     spans = fact_spans(kind, sentence, question)
     if not spans:
         return ()
@@ -252,7 +254,7 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
     # words, and the breaks (",", ";", "(", ":") that end a list item or a clause: a figure
     # across one belongs to another noun ("450 places, un auditorium de 150 places")
     starts = [m.start() for m in _TOKEN.finditer(sentence)]
-    unit = implied_unit(question) if kind in FIGURE_KINDS else None
+    unit = unit if kind in FIGURE_KINDS else None
     scored = []
     for s in spans:
         if positions:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -89,7 +89,12 @@ def entity_terms(text: str) -> set[str]:
 def name_terms(text: str) -> list[str]:
     """The names `text` asks about: its `entity_terms` of 3 letters or more that are not numbers
     (what an article must mention to be about the same place or body)."""
-    return sorted(t for t in entity_terms(text) if len(t) >= 3 and not t.isdigit())
+    return names_among(entity_terms(text))
+
+
+def names_among(entities: Iterable[str]) -> list[str]:
+    """The entity terms that name a place or body: 3 letters or more, not a number."""
+    return sorted(t for t in entities if len(t) >= 3 and not t.isdigit())
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,14 @@ from functools import lru_cache
 from .analysis import analyze, fold_accents, strip_elision
 from .facts import implied_unit
 from .kinds import attribute_term, is_list_question, question_kind
-from .question import compound_forms, content_terms, english_share, entity_terms, name_terms
+from .question import (
+    compound_forms,
+    content_terms,
+    english_share,
+    entity_terms,
+    name_terms,
+    names_among,
+)
 
 ENGLISH = 0.2  # a question with this share of English function words is read as English
 _WORD = re.compile(r"[\w’'-]+")
@@ -93,8 +100,7 @@ class Question:
                           if t in self.content)
         if not found:
             return self
-        names = tuple(sorted(t for t in found if len(t) >= 3 and not t.isdigit()))
-        return replace(self, entities=found, names=names,
+        return replace(self, entities=found, names=tuple(names_among(found)),
                        focus=tuple(t for t in self.focus if t not in found))
 
 
