@@ -130,3 +130,45 @@ def test_a_typed_question_finds_its_names_in_the_articles() -> None:
     careful = Question.read("Qui dirige le Composteur à Caen ?")
     assert careful.with_names_from(articles) is careful  # a careful question is unchanged
     assert set(careful.names) == set(named.names)
+
+
+@pytest.mark.parametrize(("question", "sentence", "short"), [
+    # a person, not the company named beside the same verb
+    ("Qui dirige le laboratoire ?",
+     "Son prédécesseur était parti diriger Feuillets de Normandie ; Noémie Pélissard dirige "
+     "désormais le laboratoire.", "Noémie Pélissard"),
+    # minutes are a duration
+    ("Combien de temps dure la prise d'images ?",
+     "Pendant quarante minutes, la machine prend des centaines d'images.", "quarante minutes"),
+])
+def test_short_answer_rules_of_kinds(question: str, sentence: str, short: str) -> None:
+    assert short_answer(Question.read(question), sentence) == short
+
+
+def test_the_attribute_asked_its_synonyms_and_the_figures_that_count_it() -> None:
+    from assistant.text.analysis import analyzed
+    from assistant.text.facts import names_a_body, opens_with_first_name
+    from assistant.text.kinds import attribute_term
+    from assistant.text.question import attribute_matches, matches
+    from assistant.text.sentences import near_figures
+
+    # a number before the noun, "combien a coûté le ..."
+    assert attribute_term("Quelles sont les cinq entreprises partenaires ?") == "entrepris"
+    assert attribute_term("Combien a coûté le scanner du musée ?") == "scann"
+    assert attribute_term("Combien va coûter l'aménagement du site ?") == "amenag"
+    # figures in letters, compound or fractions, count the words beside them
+    assert "entrepris" in near_figures("L'incubateur compte vingt-deux jeunes entreprises.")
+    assert "budget" in near_figures("La Région finance un tiers du budget.")
+    # synonyms serve the attribute only
+    found = analyzed("La société emploie 320 personnes et compte 45 emplois.")
+    assert not matches("salari", found) and attribute_matches("salari", found)
+    assert not attribute_matches("habit", found)
+    assert opens_with_first_name("Marie-Laure Vie") and opens_with_first_name("MICHEL HEINRICH")
+    assert not opens_with_first_name("Région Normandie")
+    assert names_a_body("Région Normandie") and names_a_body("Feuillets de Normandie")
+    assert not names_a_body("Anne de Bretagne") and not names_a_body("Wafâa Maadnous")
+
+
+def test_the_weather_is_no_length_of_time() -> None:
+    assert implied_unit("Quel temps fera-t-il à Perpignan ce week-end ?") is None
+    assert implied_unit("Combien de temps dure le programme ?").search("quarante minutes")

@@ -33,7 +33,7 @@ from ..records import Passage
 from ..text.analysis import analyzed
 from ..text.facts import FIGURE_KINDS
 from ..text.kinds import ATTRIBUTE_KINDS, kind_terms
-from ..text.question import matches
+from ..text.question import attribute_matches, matches
 from ..text.reading import ENGLISH, Question
 from ..text.sentences import near_figures
 
@@ -130,7 +130,7 @@ def attribute_found(question: Question, pool: Sequence[SentenceView],
     for c in pool:  # every candidate: the answer may lie in the third or the sixth
         found = (near_figures(c.text) if kind in FIGURE_KINDS
                  else analyzed(f"{c.text}\n{c.context}"))
-        if not matches(term, found):
+        if not attribute_matches(term, found):
             continue
         article = retriever.article_text(c.passage.source) or c.passage.text
         mentioned = analyzed(f"{c.passage.title}\n{article}")

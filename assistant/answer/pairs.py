@@ -63,7 +63,7 @@ import numpy as np
 
 from ..text.analysis import analyzed
 from ..text.facts import FIGURE_KINDS, fact_spans, slot
-from ..text.question import matches
+from ..text.question import attribute_matches, matches
 from ..text.reading import Question
 from ..text.sentences import near_figures
 
@@ -95,7 +95,7 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
         f["attribute"] = 0.5
     else:
         found = near_figures(sentence) if q.kind in FIGURE_KINDS else around
-        f["attribute"] = 1.0 if matches(q.attribute, found) else 0.0
+        f["attribute"] = 1.0 if attribute_matches(q.attribute, found) else 0.0
     f["lead"] = 1.0 if ordinal < LEAD_CHARS else 0.0
     f["quote"] = 1.0 if _QUOTE.search(sentence) else 0.0
     f["length"] = math.log1p(len(sentence.split())) / 4

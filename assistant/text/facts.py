@@ -21,10 +21,11 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 
 from .analysis import STOPWORDS, analyze, fold_accents, strip_elision
 from .kinds import BEFORE_NOUN, folded_question
-from .question import matches
+from .question import attribute_matches, matches
 
 _S = "[ \u00a0\u202f]"
 _SPELLED_NUMBER = (r"(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize"
@@ -95,7 +96,7 @@ IMPLIED_UNIT = {
     "superficie": re.compile(r"m²|m2\b|mètres carrés|hectares?|\bha\b", re.IGNORECASE),
     "altitude": re.compile(r"\bmètres\b|\bm\b"),
     "hauteur": re.compile(r"\bmètres\b|\bm\b"),
-    "duree": re.compile(r"\b(?:ans|années|mois|semaines|jours|heures)\b"),
+    "duree": re.compile(r"\b(?:ans?|années?|mois|semaines?|jours?|heures?|minutes?)\b"),
     "pourcentage": re.compile(r"%|pour ?cent"),
     "taux": re.compile(r"%|pour ?cent"),
     "part": re.compile(r"%|pour ?cent|tiers|quart|moitié"),
@@ -123,8 +124,8 @@ def implied_unit(question: str) -> re.Pattern[str] | None:
     """The unit a kind-only attribute implies ("Quel âge a ... ?" -> "ans"), if any."""
     q = folded_question(question)
     m = _IMPLIED_WORD.search(q)
-    if m is None:
-        return None
+    if m is None or re.fullmatch(r"quel(?:le)?s?\s+temps", m.group(0)):
+        return None  # "Quel temps fera-t-il ?" asks the weather, "combien de temps" a length
     word = _IMPLIED_EN.get(m.group(1), m.group(1))
     return IMPLIED_UNIT.get(word)
 
@@ -273,13 +274,49 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
             score /= 2  # "Combien de temps ?" wants "neuf mois", not "huit entreprises"
         if kind in FIGURE_KINDS and not re.search(r"\d", s.text):
             score *= 0.8
+        if kind == "person" and names_a_body(s.text):
+            score /= 2  # "Feuillets de Normandie", "Région Normandie": not a person
         if kind == "name" and _ROLE_BEFORE.search(sentence[max(0, s.start - 40):s.start]):
             score /= 5  # "sa directrice Malika ...": a person, not the body asked
         if (attribute and kind in FIGURE_KINDS | {"place"}
-                and matches(attribute, _terms_of(s.text))):
+                and attribute_matches(attribute, _terms_of(s.text))):
             score += 1.0
         scored.append(FactSpan(s.start, s.end, s.text, round(score, 4)))
     return tuple(sorted(scored, key=lambda s: (-s.score, s.start)))
+
+
+#: First words of the names of bodies, not people ("Région Normandie", "Agence Lumière").
+_BODY_WORDS = frozenset("""region agence societe association groupe metropole ville conseil
+universite ecole institut fondation banque cluster pole ministere mairie departement communaute
+chambre federation syndicat collectif laboratoire musee lycee college reseau fonds office centre
+maison comite commission entreprise startup cabinet atelier studio club union prefecture""".split())
+
+
+def names_a_body(name: str) -> bool:
+    """Whether a capitalised run names a body rather than a person: it opens with a body's word
+    ("Région Normandie"), or joins words with "de" / "du" / "des" without opening on a common
+    first name ("Feuillets de Normandie", not "Anne de Bretagne")."""
+    words = fold_accents(name.lower()).split()
+    if not words:
+        return False
+    if words[0] in _BODY_WORDS:
+        return True
+    return (any(w in {"de", "du", "des"} or w.startswith(("d'", "d’")) for w in words[1:])
+            and not opens_with_first_name(name))
+
+
+def opens_with_first_name(name: str) -> bool:
+    """Whether `name` opens with a common first name ("Marie-Laure Vie", "MICHEL HEINRICH"),
+    from `assistant/data/first_names.txt`."""
+    first = fold_accents(name.split()[0].lower()).split("-")[0] if name.split() else ""
+    return first in _first_names()
+
+
+@lru_cache(maxsize=1)
+def _first_names() -> frozenset[str]:
+    text = resources.files("assistant").joinpath("data", "first_names.txt").read_text("utf-8")
+    return frozenset(w for line in text.splitlines() if not line.startswith("#")
+                     for w in line.split())
 
 
 @lru_cache(maxsize=16384)

@@ -211,7 +211,8 @@ _ATTRIBUTE = [re.compile(p) for p in (
     r"\bqui\s+(?:est|etait|sera)\s+" + _ATTR_DET + _ATTR_WORD,  # qui est le trésorier
     r"\bqui\s+(?:a\s+(?:ete\s+)?)?" + _ATTR_WORD,  # qui dirige, qui a fondé, qui a été élu
     r"\bc'est combien\s+" + _ATTR_DET + _ATTR_WORD,  # c'est combien l'entrée
-    r"\bcombien\s+(?:coute|coutent|vaut|valent|rapporte)\s+" + _ATTR_DET + _ATTR_WORD,
+    r"\bcombien\s+(?:(?:a|ont|va|vont|avait|aurait|devrait)\s+)?(?:coute|coutent|coutera"
+    r"|couteront|couter|vaut|valent|rapporte)\s+" + _ATTR_DET + _ATTR_WORD,  # combien a coute le
 )]
 #: Nouns that only name the kind of fact: the attribute is their complement ("le montant de la
 #: subvention", "le chiffre d'affaires", "le prix du ticket").
@@ -229,6 +230,12 @@ BEFORE_NOUN = frozenset("""jeune jeunes petit petits petite petites grand grands
 nouveau nouveaux nouvel nouvelle nouvelles gros grosse premier premiers premiere premieres
 ancien anciens ancienne anciennes autre autres seul seuls seule seules vrai vrais vraie vraies
 principal principaux principale principales""".split())
+#: Numbers written in letters (folded), from "deux" to "mille": "les cinq entreprises" names
+#: the entreprises; `sentences.near_figures` and `facts` read the same words as figures.
+CARDINALS = ("deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix", "onze",
+             "douze", "treize", "quatorze", "quinze", "seize", "vingt", "vingts", "trente",
+             "quarante", "cinquante", "soixante", "septante", "octante", "huitante", "nonante",
+             "cent", "cents", "mille")
 _NEXT_WORD = re.compile(r"\s+" + _ATTR_WORD)
 _COMPLEMENT = re.compile(r"\s+(?:carres?\s+)?(?:de|d'|du|des)\s*(?:la\s+|l'|le\s+|les\s+)?"
                          + _ATTR_WORD)  # "le montant de la subvention", "mètres carrés de"
@@ -256,7 +263,8 @@ def attribute_term(question: str) -> str | None:
             if after is None:
                 return None
             word, end = after.group(1), after.end()
-        while word in BEFORE_NOUN and (after := _NEXT_WORD.match(q, end)) is not None:
+        while ((word in BEFORE_NOUN or word in CARDINALS)
+               and (after := _NEXT_WORD.match(q, end)) is not None):
             word, end = after.group(1), after.end()
         if word in _MEASURE_WORDS:
             complement = _COMPLEMENT.match(q, end)

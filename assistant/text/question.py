@@ -167,6 +167,28 @@ def _derivations() -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType(table)
 
 
+def attribute_matches(attribute: str, found: AbstractSet[str]) -> bool:
+    """`matches` for the attribute a question asks (`kinds.attribute_term`), or one of its
+    synonyms (`assistant/data/attribute_synonyms.txt`: "salariés" is answered by "emplois")."""
+    return matches(attribute, found) or any(matches(s, found)
+                                            for s in _synonyms().get(attribute, ()))
+
+
+@lru_cache(maxsize=1)
+def _synonyms() -> Mapping[str, tuple[str, ...]]:
+    """Analysed term -> the analysed terms of its group's other words."""
+    text = resources.files("assistant").joinpath("data", "attribute_synonyms.txt").read_text(
+        "utf-8")
+    table: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        group = {t for word in line.split() for t in analyze(word.replace("-", " "))[-1:]}
+        for term in group:
+            table.setdefault(term, set()).update(group - {term})
+    return MappingProxyType({t: tuple(sorted(others)) for t, others in table.items()})
+
+
 @lru_cache(maxsize=4096)
 def _sorted_affixes(found: frozenset[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted(found)), tuple(sorted(f[::-1] for f in found))

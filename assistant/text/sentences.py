@@ -18,6 +18,7 @@ import re
 from functools import lru_cache
 
 from .analysis import STOPWORDS, analyze, fold_accents, words
+from .kinds import CARDINALS
 
 Span = tuple[int, int]
 #: Recorded in the index manifest: sentence rows are split with this version of the rules.
@@ -252,14 +253,22 @@ _WORD_OR_SIGN = re.compile(r"[\w’'-]+|[€%²]")
 _FIGURE_WORD = re.compile(r"\d[\d.,]*")
 
 
+_FRACTIONS = frozenset({"tiers", "quart", "quarts", "moitié"})
+
+
+def _is_figure(token: str) -> bool:
+    """A figure in digits, or in letters, compound ("vingt-deux") or a fraction ("un tiers")."""
+    return bool(_FIGURE_WORD.fullmatch(token)) or any(
+        _SPELLED.fullmatch(part) or part.lower() in _FRACTIONS for part in token.split("-"))
+
+
 @lru_cache(maxsize=16384)
 def near_figures(sentence: str, window: int = 3) -> frozenset[str]:
     """Analyzed terms of the words at most `window` words from a figure, written in digits or
     in letters ("740 entreprises adhérentes", "budget de 410 000 euros", "un millier de
     visiteurs"): what the figures of the sentence count or measure."""
     tokens = _WORD_OR_SIGN.findall(sentence)
-    figures = [i for i, t in enumerate(tokens)
-               if _FIGURE_WORD.fullmatch(t) or _SPELLED.fullmatch(t)]
+    figures = [i for i, t in enumerate(tokens) if _is_figure(t)]
     found: set[str] = set()
     for i, token in enumerate(tokens):
         if any(abs(i - j) <= window for j in figures):
@@ -317,9 +326,7 @@ def fact_score(kind: str | None, sentence: str, question: str) -> float:
 
 _SPELLED = re.compile(
     r"\b(?:millions?|milliards?|milliers?|centaines?|dizaines?|douzaines?|vingtaines?"
-    r"|trentaines?|quarantaines?|cinquantaines?|soixantaines?|deux|trois|quatre|cinq|six|sept"
-    r"|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingt|trente|quarante|cinquante"
-    r"|soixante|septante|octante|huitante|nonante|cent|mille)\b",
+    r"|trentaines?|quarantaines?|cinquantaines?|soixantaines?|" + "|".join(CARDINALS) + r")\b",
     re.IGNORECASE,
 )
 _PLACE = re.compile(r"\b(?:à|au|aux|en|dans|près de|sur|de|basée?s? à)\s+(?:l['’]|la\s+|le\s+)?"
