@@ -140,6 +140,17 @@ def test_a_typed_question_finds_its_names_in_the_articles() -> None:
     # minutes are a duration
     ("Combien de temps dure la prise d'images ?",
      "Pendant quarante minutes, la machine prend des centaines d'images.", "quarante minutes"),
+    # a figure without the unit asked comes far behind one with it
+    ("Quelle est la surface du Grand Hangar ?",
+     "Le Grand Hangar réunit trois écoles et une soixantaine d'entreprises sur 21 500 m².",
+     "21 500 m²"),
+    ("Combien d'entreprises le bâtiment pourra-t-il accueillir ?",
+     "Le bâtiment offrira 1 980 m² : des bureaux pour une quinzaine d'entreprises.",
+     "une quinzaine d'entreprises"),
+    # a place described rather than named: the former building, to the end of its clause
+    ("Dans quel bâtiment le Carrelet est-il installé ?",
+     "Ouvert en janvier 2021 dans une ancienne corderie du port de pêche, le Carrelet "
+     "accompagne dix-neuf jeunes entreprises.", "une ancienne corderie du port de pêche"),
 ])
 def test_short_answer_rules_of_kinds(question: str, sentence: str, short: str) -> None:
     assert short_answer(Question.read(question), sentence) == short

@@ -30,8 +30,9 @@ from .question import attribute_matches, matches
 _S = "[ \u00a0\u202f]"
 _SPELLED_NUMBER = (r"(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize"
                    r"|quatorze|quinze|seize|vingt|trente|quarante|cinquante|soixante|vingts|cents?|mille"
-                   r"|une dizaine|une vingtaine|une trentaine|une quarantaine|une cinquantaine"
-                   r"|une centaine|un millier|plusieurs centaines|plusieurs milliers"
+                   r"|une (?:dizaine|douzaine|quinzaine|vingtaine|trentaine|quarantaine"
+                   r"|cinquantaine|soixantaine|centaine)|un millier"
+                   r"|(?:plusieurs|des) (?:dizaines|centaines|milliers)"
                    r"|un tiers|deux tiers|un quart|trois quarts|la moitié|un cinquième)")
 # "vingt-deux", "dix-huit", "soixante-et-onze": one figure
 _SPELLED_FIGURE = (rf"{_SPELLED_NUMBER}(?:-(?:et-)?(?:un|une|{_SPELLED_NUMBER}))*"
@@ -73,6 +74,12 @@ _PLACE = re.compile(rf"(?<![\w])(?:(?:à|au|aux|en|dans|près de|sur)(?={_S})|(?
                     rf"(?:{_S}+(?:{_GEO}))?"
                     rf"(?:{_S}+(?:de{_S}+)?(?:l['’]|la|le|les|du|de la|des|de))?"
                     rf"{_S}*{_NAME_WORD}(?:{_LINK}{_NAME_WORD})*")
+#: A place described rather than named: the former building a lieu occupies ("dans une ancienne
+#: corderie du port de pêche, ..."), up to the end of its clause.
+_FORMER_PLACE = re.compile(
+    rf"(?<![\w])(?:dans|sur|à|au sein d['’]){_S}+((?:un|une|l['’]|le|la|les|des){_S}*"
+    rf"(?:ancien|ancienne|anciens|anciennes|vieux|vieil|vieille|vieilles|ex-)[^,;:.()«»\"]{{3,90}})",
+    re.IGNORECASE)
 _FREQUENCY = re.compile(
     r"\btous les (?:\w+\s+)?(?:ans|mois|jours|semaines|trimestres|semestres|années)\b"
     r"|\bchaque (?:année|an|mois|semaine|jour|trimestre|semestre)\b|\b\w+ fois par \w+\b"
@@ -157,6 +164,9 @@ def fact_spans(kind: str | None, sentence: str, question: str) -> tuple[FactSpan
     elif kind in {"name", "place"}:
         pattern = _PLACE if kind == "place" else _NAME_RUN
         out = [s for s in _names(pattern, sentence) if not _asked(s.text, asked)]
+        if kind == "place":
+            out = _outermost(out + [FactSpan(m.start(1), m.end(1), m.group(1).rstrip())
+                                    for m in _FORMER_PLACE.finditer(sentence)])
         if kind == "place" and not out:
             out = [s for s in _names(_NAME_RUN, sentence) if not _asked(s.text, asked)]
     return tuple(out)
@@ -233,14 +243,17 @@ _MONEY_SIGN = re.compile(r"€|\beuros?\b", re.IGNORECASE)
 _AREA_SIGN = re.compile(r"m²|\bm2\b|mètres carrés|hectares?|\bha\b|km²", re.IGNORECASE)
 
 
+UNIT_MISSING = 10  # a figure without the unit asked: far behind any that has it
+
+
 def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
          attribute: str | None = None,
          unit: re.Pattern[str] | None = None) -> tuple[FactSpan, ...]:
     """The fact spans of `sentence`, each scored by closeness to the nearest word of `focus`
     (analysed terms of what is asked): 1 / (1 + words between them / 3), a comma, semicolon,
-    colon or parenthesis counting as a word; 0.25 when no focus word is in the sentence; halved
-    for an amount without its currency, an area without its unit, a figure without the `unit`
-    the question implies (`implied_unit`: "Combien de temps ?" -> mois, ans...); /5 for a name
+    colon or parenthesis counting as a word; 0.25 when no focus word is in the sentence; divided
+    by `UNIT_MISSING` for an amount without its currency, an area without its unit, a figure
+    without the `unit` the question implies (`implied_unit`: "Combien de temps ?" -> mois, ans...); /5 for a name
     right after a person's role when a name is asked; x0.8 for a figure in letters. A figure
     that counts the `attribute` asked ("146 candidatures" for "combien de candidatures"), a
     place that names it ("rue de Longvic" for "Dans quelle rue ... ?"), comes first. Best
@@ -267,11 +280,11 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
         else:
             score = 0.25
         if kind == "money" and not _MONEY_SIGN.search(s.text):
-            score /= 2
+            score /= UNIT_MISSING
         elif kind == "area" and not _AREA_SIGN.search(s.text):
-            score /= 2
+            score /= UNIT_MISSING
         elif unit is not None and not unit.search(sentence[s.start:s.end + 12]):
-            score /= 2  # "Combien de temps ?" wants "neuf mois", not "huit entreprises"
+            score /= UNIT_MISSING  # "Combien de temps ?": "neuf mois", not "huit entreprises"
         if kind in FIGURE_KINDS and not re.search(r"\d", s.text):
             score *= 0.8
         if kind == "person" and names_a_body(s.text):
