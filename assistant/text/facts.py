@@ -253,8 +253,9 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
     (analysed terms of what is asked): 1 / (1 + words between them / 3), a comma, semicolon,
     colon or parenthesis counting as a word; 0.25 when no focus word is in the sentence; divided
     by `UNIT_MISSING` for an amount without its currency, an area without its unit, a figure
-    without the `unit` the question implies (`implied_unit`: "Combien de temps ?" -> mois, ans...); /5 for a name
-    right after a person's role when a name is asked; x0.8 for a figure in letters. A figure
+    without the `unit` the question implies (`implied_unit`: "Combien de temps ?" -> mois,
+    ans...); /5 for a name right after a person's role when a name is asked, /2 for a body's
+    name when a person is asked; x0.8 for a figure in letters. A figure
     that counts the `attribute` asked ("146 candidatures" for "combien de candidatures"), a
     place that names it ("rue de Longvic" for "Dans quelle rue ... ?"), comes first. Best
     first."""
