@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .allocator import release_free_memory
 from .config import Settings
 from .embed.backends import make_embedder
 from .embed.base import Embedder
@@ -114,12 +115,16 @@ class Assistant:
         """Apply the corpus directory's changes to the index with this assistant's loaded model
         (`index.builder.update`: its writer lock, waiting up to `wait` seconds for another
         writer, and its crash safety), then serve the new generation at once. What uploads and
-        the corpus watcher run."""
+        the corpus watcher run. What the update freed goes back to the system
+        (`allocator.py`), so that a long-running server stays flat."""
         from .index import builder
 
         embedder = self.retriever.embedder
-        report = builder.update(self.settings, embedder=lambda: embedder, wait=wait)
-        self.refresh()
+        try:
+            report = builder.update(self.settings, embedder=lambda: embedder, wait=wait)
+            self.refresh()
+        finally:
+            release_free_memory()
         return report
 
     def check_question(self, question: str) -> str:

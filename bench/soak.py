@@ -2,17 +2,19 @@
 
     python bench/soak.py                   # 20 minutes (`make bench`)
     python bench/soak.py --minutes 6 --clients 3 --rate 8
+    python bench/soak.py --minutes 8 --update-every 15   # 4 updates a minute: growth sooner
 
 Starts `assistant serve --watch` on a temporary copy of the seed corpus (its index built first),
 on 127.0.0.1 only; `--clients` threads send a steady mix of `POST /api/ask`, `POST /api/search`
 and `POST /v1/chat/completions` (dev questions, `--rate` requests per second in all, every
-request bounded by a timeout, the whole run by `--minutes`). Every minute one article is added
-or changed in the corpus (a synthetic article written, then rewritten the next minute), which the
-server's watcher indexes as it would a user's copy. Per minute: requests served, errors (any
-answer but a well-formed 200), p50/p99 latency and the server's resident memory at the minute's
-end; then the growth of resident memory from the end of minute 2 (after warm-up and the first
-updates) to the end (target <= 5 %), and the errors (target 0). The exit status is 1 when either
-target is missed. Writes bench/out/soak.json and .md.
+request bounded by a timeout, the whole run by `--minutes`). Every minute (`--update-every`
+seconds) one article is added or changed in the corpus (a synthetic article written, then
+rewritten the next time), which the server's watcher indexes as it would a user's copy; none in
+the last minute. Per minute: requests served, errors (any answer but a well-formed 200),
+p50/p99 latency and the server's resident memory at the minute's end; then the growth of
+resident memory from the end of minute 2 (after warm-up and the first updates) to the end
+(target <= 5 %), and the errors (target 0). The exit status is 1 when either target is missed.
+Writes bench/out/soak.json and .md.
 """
 
 from __future__ import annotations
@@ -103,13 +105,13 @@ def client(url: str, i: int, period: float, start: float, deadline: float, max_r
             stop.wait(max(0.0, period - (time.perf_counter() - t0)))
 
 
-def change_corpus(corpus: Path, minute: int) -> str:
-    """Minute m: a new article on even minutes, the last one rewritten on odd ones."""
-    n = minute // 2
+def change_corpus(corpus: Path, k: int) -> str:
+    """Change k: a new article for even k, the last one rewritten for odd k."""
+    n = k // 2
     path = corpus / f"soak-{n:03d}.txt"
     action = "added" if not path.exists() else "changed"
     tmp = corpus / f".{path.name}.tmp"  # hidden while written: the watcher sees one complete file
-    tmp.write_text(synthetic_article(n + minute % 2 * 1000, seed=7), encoding="utf-8")
+    tmp.write_text(synthetic_article(n + k % 2 * 1000, seed=7), encoding="utf-8")
     tmp.replace(path)
     return f"{action} {path.name}"
 
@@ -127,7 +129,8 @@ def minute_row(m: int, rows: list[tuple[int, str, int, float]], rss: float | Non
     }
 
 
-def run(minutes: int, clients: int, rate: float, max_requests: int) -> dict[str, Any]:
+def run(minutes: int, clients: int, rate: float, max_requests: int,
+        update_every: float = 60.0) -> dict[str, Any]:
     from assistant import Settings
     from assistant.index.builder import update
 
@@ -147,13 +150,20 @@ def run(minutes: int, clients: int, rate: float, max_requests: int) -> dict[str,
         for t in threads:
             t.start()
         per_minute: list[dict[str, Any]] = []
+        changes = iter(range(int((60 * (minutes - 1) - 1) // update_every) + 1))
+        due = next(changes, None)  # change k at start + k * update_every, none in the last minute
         try:
             for m in range(minutes):
-                change = change_corpus(corpus, m) if m < minutes - 1 else "–"
+                made = []
+                while due is not None and due * update_every < 60 * (m + 1):
+                    stop.wait(max(0.0, start + due * update_every - time.monotonic()))
+                    made.append(change_corpus(corpus, due))
+                    due = next(changes, None)
                 stop.wait(max(0.0, start + 60 * (m + 1) - time.monotonic()))
                 if server.poll() is not None:
                     raise RuntimeError(f"le serveur s'est arrêté (code {server.returncode})")
-                per_minute.append(minute_row(m, record.minute(m), rss_mb(server.pid), change))
+                per_minute.append(minute_row(m, record.minute(m), rss_mb(server.pid),
+                                             ", ".join(made) or "–"))
                 print(per_minute[-1], file=sys.stderr)
         finally:
             stop.set()
@@ -166,7 +176,8 @@ def run(minutes: int, clients: int, rate: float, max_requests: int) -> dict[str,
     end = per_minute[-1]["rss_mb"]
     growth = (end - base) / base if base and end else None
     return {
-        "minutes": minutes, "clients": clients, "rate_per_s": rate, "per_minute": per_minute,
+        "minutes": minutes, "clients": clients, "rate_per_s": rate, "update_every_s": update_every,
+        "per_minute": per_minute,
         "requests": sum(r["requests"] for r in per_minute),
         "errors": sum(r["errors"] for r in per_minute),
         "rss_growth": round(growth, 4) if growth is not None else None,
@@ -180,18 +191,21 @@ def markdown(data: dict[str, Any]) -> str:
     growth = data["rss_growth"]
     verdict = ("met" if growth is not None and growth <= GROWTH_TARGET and data["errors"] == 0
                else "MISSED")
+    seconds = data.get("update_every_s", 60.0)
+    every = "minute" if seconds == 60 else f"{seconds:g} s"
+    option = "" if seconds == 60 else f" --update-every {seconds:g}"
     return "\n\n".join([
         f"### Soak ({data['minutes']} min, `assistant serve --watch`, corpus changing every "
-        "minute)",
+        f"{every})",
         md_table(["minute", "requests", "errors", "p50 ms", "p99 ms", "server RSS MB",
                   "corpus change (indexed by the watcher)"], rows, digits=1),
         f"{data['clients']} clients sending a steady mix of `POST /api/ask`, `POST /api/search` "
         f"and `POST /v1/chat/completions` (~{data['rate_per_s']:g} requests/s in all) to a server "
-        "on the seed corpus, 127.0.0.1 only; every minute one synthetic article added or "
+        f"on the seed corpus, 127.0.0.1 only; every {every} one synthetic article added or "
         f"rewritten ({data['articles_at_end']} articles at the end). Resident memory growth "
         f"from the end of minute 2 to the end: {100 * (growth or 0):+.1f} % (target ≤ "
         f"{100 * GROWTH_TARGET:.0f} %), errors {data['errors']} of {data['requests']} (target 0): "
-        f"{verdict}. `python bench/soak.py --minutes {data['minutes']}`.",
+        f"{verdict}. `python bench/soak.py --minutes {data['minutes']}{option}`.",
         f"Machine: {describe_machine(data['machine'])}",
     ])
 
@@ -203,12 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=8.0,
                         help="requests per second, all clients together (default 8)")
     parser.add_argument("--max-requests", type=int, default=100_000, help="per client")
+    parser.add_argument("--update-every", type=float, default=60.0, metavar="SECONDS",
+                        help="one article added or changed every SECONDS (default 60)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     if not 2 <= args.minutes <= 24 * 60 or not 1 <= args.clients <= 50 or args.rate <= 0:
         parser.error("minutes must be 2..1440, clients 1..50, rate > 0")
+    if not 5 <= args.update_every <= 3600:
+        parser.error("update-every must be 5..3600 seconds")
     data = {"machine": machine(),
-            **run(args.minutes, args.clients, args.rate, args.max_requests)}
+            **run(args.minutes, args.clients, args.rate, args.max_requests, args.update_every)}
     md = write_results("soak", data, markdown(data), out=args.out)
     print(md.read_text(encoding="utf-8"))
     growth = data["rss_growth"]

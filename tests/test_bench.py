@@ -262,3 +262,6 @@ def test_soak_helpers(tmp_path: Path) -> None:
             "machine": machine()}
     md = markdown(data)
     assert "| minute | requests | errors |" in md and "MISSED" in md  # errors: target missed
+    assert "every minute" in md and "--update-every" not in md
+    md = markdown({**data, "update_every_s": 15.0})
+    assert "every 15 s" in md and "`python bench/soak.py --minutes 2 --update-every 15`" in md

@@ -47,8 +47,11 @@ COMPILED_CACHE = "compiled"  # compiled OpenVINO models, inside the export (`_co
 SERVING_SHAPES = 16
 #: ...and oneDNN, process-wide, this many primitives (default 1,024), unless the environment
 #: says otherwise. Both are least-recently-used caches: a question length met again after a
-#: burst of other shapes pays its kernels again once (~30 ms), memory stays flat.
-ONEDNN_PRIMITIVES = "256"
+#: burst of other shapes pays its kernels again once (~30 ms), memory stays flat. With 256
+#: primitives a server indexing an article now and then still grew for tens of updates (new
+#: shapes, new primitives: +25 MB in use over 24 seed updates, 11 shapes); 64 stops that at the
+#: same question latency (16 doubled it: 11 -> 22 ms a question). `bench/soak.py`.
+ONEDNN_PRIMITIVES = "64"
 
 
 def make_embedder(settings: Settings, *, batch: bool = False,
