@@ -109,6 +109,7 @@ class Assistant:
             old = self._retriever
             self._retriever = HybridRetriever(index, old.embedder, self.settings)
             self._marker = marker
+        release_free_memory()  # what reading the new generation freed (`allocator.py`)
         return True
 
     def update_index(self, *, wait: float = 30.0) -> UpdateReport:
