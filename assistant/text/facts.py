@@ -24,12 +24,11 @@ from functools import lru_cache
 from importlib import resources
 
 from .analysis import STOPWORDS, analyze, fold_accents, strip_elision
-from .kinds import BEFORE_NOUN, folded_question
+from .kinds import BEFORE_NOUN, CARDINALS, folded_question
 from .question import attribute_matches, matches
 
 _S = "[ \u00a0\u202f]"
-_SPELLED_NUMBER = (r"(?:deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize"
-                   r"|quatorze|quinze|seize|vingt|trente|quarante|cinquante|soixante|vingts|cents?|mille"
+_SPELLED_NUMBER = (r"(?:" + "|".join(CARDINALS) +
                    r"|une (?:dizaine|douzaine|quinzaine|vingtaine|trentaine|quarantaine"
                    r"|cinquantaine|soixantaine|centaine)|un millier"
                    r"|(?:plusieurs|des) (?:dizaines|centaines|milliers)"
