@@ -183,3 +183,12 @@ def test_the_attribute_asked_its_synonyms_and_the_figures_that_count_it() -> Non
 def test_the_weather_is_no_length_of_time() -> None:
     assert implied_unit("Quel temps fera-t-il à Perpignan ce week-end ?") is None
     assert implied_unit("Combien de temps dure le programme ?").search("quarante minutes")
+
+
+def test_a_place_the_question_describes_is_no_answer() -> None:
+    sentence = "Le fab lab est installé dans une ancienne corderie du port, quartier Saint-Nicolas."
+    question = "Dans quel quartier se trouve l'ancienne corderie du port ?"
+    asked = [s.text for s in fact_spans("place", sentence, question)]
+    assert asked == ["quartier Saint-Nicolas"]
+    assert "une ancienne corderie du port" in [
+        s.text for s in fact_spans("place", sentence, "Où est installé le fab lab ?")]

@@ -164,8 +164,10 @@ def fact_spans(kind: str | None, sentence: str, question: str) -> tuple[FactSpan
         pattern = _PLACE if kind == "place" else _NAME_RUN
         out = [s for s in _names(pattern, sentence) if not _asked(s.text, asked)]
         if kind == "place":
+            asked_terms = set(analyze(question))  # a description the question gives is no answer
             out = _outermost(out + [FactSpan(m.start(1), m.end(1), m.group(1).rstrip())
-                                    for m in _FORMER_PLACE.finditer(sentence)])
+                                    for m in _FORMER_PLACE.finditer(sentence)
+                                    if not set(analyze(m.group(1))) <= asked_terms])
         if kind == "place" and not out:
             out = [s for s in _names(_NAME_RUN, sentence) if not _asked(s.text, asked)]
     return tuple(out)
