@@ -123,9 +123,10 @@ class Assistant:
         embedder = self.retriever.embedder
         try:
             report = builder.update(self.settings, embedder=lambda: embedder, wait=wait)
-            self.refresh()
-        finally:
-            release_free_memory()
+        except BaseException:
+            release_free_memory()  # a failed update freed as much
+            raise
+        self.refresh()  # serves the new generation, then gives the memory back
         return report
 
     def check_question(self, question: str) -> str:

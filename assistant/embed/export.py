@@ -210,7 +210,6 @@ def _export(settings: Settings, work: Path) -> dict[str, Any]:
     return meta
 
 
-
 def encode_pooled(model: Any, x: Any, attention_mask: Any, pooling: str = "mean") -> Any:
     """The encoder of `model` over the embedded tokens `x`, with an explicit additive mask
     (traces with no Python branch), pooled ("cls": the first token; else the mean of the
@@ -226,6 +225,7 @@ def encode_pooled(model: Any, x: Any, attention_mask: Any, pooling: str = "mean"
         weights = mask.unsqueeze(-1)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
     return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
 
 def pooled_module(model_dir: Path) -> tuple[Any, str, int]:
     """(torch module: ids -> normalised pooled vector, pooling mode, max_seq_length).

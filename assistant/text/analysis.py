@@ -11,6 +11,7 @@ import json
 import re
 import unicodedata
 from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 ANALYZER_VERSION = 2
@@ -117,3 +118,9 @@ def dump_tokens(tokens: list[str]) -> str:
 
 def load_tokens(value: str) -> list[str]:
     return list(json.loads(value))
+
+
+def data_lines(name: str) -> list[str]:
+    """The lines of the word list `assistant/data/<name>`, its "#" comments left out."""
+    text = resources.files("assistant").joinpath("data", name).read_text("utf-8")
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]

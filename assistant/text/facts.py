@@ -21,9 +21,8 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
-from .analysis import STOPWORDS, analyze, fold_accents, strip_elision
+from .analysis import STOPWORDS, analyze, data_lines, fold_accents, strip_elision
 from .kinds import BEFORE_NOUN, CARDINALS, folded_question
 from .question import attribute_matches, matches
 
@@ -329,9 +328,7 @@ def opens_with_first_name(name: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _first_names() -> frozenset[str]:
-    text = resources.files("assistant").joinpath("data", "first_names.txt").read_text("utf-8")
-    return frozenset(w for line in text.splitlines() if not line.startswith("#")
-                     for w in line.split())
+    return frozenset(w for line in data_lines("first_names.txt") for w in line.split())
 
 
 @lru_cache(maxsize=16384)

@@ -236,6 +236,8 @@ CARDINALS = ("deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "
              "douze", "treize", "quatorze", "quinze", "seize", "vingt", "vingts", "trente",
              "quarante", "cinquante", "soixante", "septante", "octante", "huitante", "nonante",
              "cent", "cents", "mille")
+#: Fractions written in letters ("un tiers du budget"): figures too, for `sentences.near_figures`.
+FRACTIONS = frozenset({"tiers", "quart", "quarts", "moitié"})
 _NEXT_WORD = re.compile(r"\s+" + _ATTR_WORD)
 _COMPLEMENT = re.compile(r"\s+(?:carres?\s+)?(?:de|d'|du|des)\s*(?:la\s+|l'|le\s+|les\s+)?"
                          + _ATTR_WORD)  # "le montant de la subvention", "mètres carrés de"

@@ -20,11 +20,10 @@ from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from .analysis import analyze, strip_elision
+from .analysis import analyze, data_lines, strip_elision
 
 if TYPE_CHECKING:
     from ..search.retriever import HybridRetriever
@@ -158,11 +157,10 @@ def matches(term: str, found: AbstractSet[str]) -> bool:
 def _derivations() -> Mapping[str, tuple[str, ...]]:
     """Question stem -> prefixes of the text stems derived from the same word
     (`assistant/data/derivations.txt`: "dirige" and "directrice" stem apart)."""
-    text = resources.files("assistant").joinpath("data", "derivations.txt").read_text("utf-8")
     table: dict[str, tuple[str, ...]] = {}
-    for line in text.splitlines():
+    for line in data_lines("derivations.txt"):
         stem, sep, prefixes = line.partition(":")
-        if sep and not line.startswith("#"):
+        if sep:
             table[stem.strip()] = tuple(prefixes.split())
     return MappingProxyType(table)
 
@@ -177,12 +175,8 @@ def attribute_matches(attribute: str, found: AbstractSet[str]) -> bool:
 @lru_cache(maxsize=1)
 def _synonyms() -> Mapping[str, tuple[str, ...]]:
     """Analysed term -> the analysed terms of its group's other words."""
-    text = resources.files("assistant").joinpath("data", "attribute_synonyms.txt").read_text(
-        "utf-8")
     table: dict[str, set[str]] = {}
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
+    for line in data_lines("attribute_synonyms.txt"):
         group = {t for word in line.split() for t in analyze(word.replace("-", " "))[-1:]}
         for term in group:
             table.setdefault(term, set()).update(group - {term})

@@ -18,7 +18,7 @@ import re
 from functools import lru_cache
 
 from .analysis import STOPWORDS, analyze, fold_accents, words
-from .kinds import CARDINALS
+from .kinds import CARDINALS, FRACTIONS
 
 Span = tuple[int, int]
 #: Recorded in the index manifest: sentence rows are split with this version of the rules.
@@ -253,13 +253,10 @@ _WORD_OR_SIGN = re.compile(r"[\w’'-]+|[€%²]")
 _FIGURE_WORD = re.compile(r"\d[\d.,]*")
 
 
-_FRACTIONS = frozenset({"tiers", "quart", "quarts", "moitié"})
-
-
 def _is_figure(token: str) -> bool:
     """A figure in digits, or in letters, compound ("vingt-deux") or a fraction ("un tiers")."""
     return bool(_FIGURE_WORD.fullmatch(token)) or any(
-        _SPELLED.fullmatch(part) or part.lower() in _FRACTIONS for part in token.split("-"))
+        _SPELLED.fullmatch(part) or part.lower() in FRACTIONS for part in token.split("-"))
 
 
 @lru_cache(maxsize=16384)
