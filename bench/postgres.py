@@ -38,12 +38,14 @@ CHANGE = 15  # chunks of one article
 QUERY_TERMS = 6
 
 
-def start_server(root: Path) -> str:
+def start_server(root: Path) -> Any:
+    """A PostgreSQL server in `root` (its `get_uri()` is the admin URL); `cleanup()` stops it
+    and deletes its data, which must happen before `root` itself is removed."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
 
-        return str(pgserver.get_server(root / "pgdata", cleanup_mode="delete").get_uri())
+        return pgserver.get_server(root / "pgdata", cleanup_mode="delete")
 
 
 def new_database(admin: str, name: str) -> str:
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-postgres-") as tmp:
-        admin = start_server(Path(tmp))
+        server = start_server(Path(tmp))
+        admin = str(server.get_uri())
         for n in args.sizes:
             for backend in BACKENDS:
                 url = new_database(admin, f"bench_{n}_{backend.replace('-', '_')}")
@@ -134,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         from assistant.index.postgres_connection import release_connections
 
         release_connections()
+        # stopped here, not at exit: removing the directory under a running server fails
+        # ("Directory not empty: 'pg_wal'") while it still writes there
+        server.cleanup()
     rows = [[f"{n:,}", backend, r["build_s"], r["add_one_s"], r["dense_ms"]["p50"],
              r["bm25_ms"]["p50"], r["recall@10"]]
             for key, r in results.items() for n, backend in [(int(key.split("@")[1]),
