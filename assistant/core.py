@@ -83,9 +83,9 @@ class Assistant:
                since: str | None = None, until: str | None = None) -> list[Passage]:
         """The k best passages. `sources` (article file names, with or without extension),
         `since` and `until` (YYYY-MM-DD, inclusive) restrict them: see `selection`."""
-        asked = Question.read(self.check_question(question))
         filters = Filters.parse(sources, since, until)
         retriever = self.retriever
+        asked = retriever.spelled(Question.read(self.check_question(question)))
         with self._stage("search"):
             return retriever.search(asked, k or self.settings.k, filters)
 
@@ -164,7 +164,7 @@ class Assistant:
         filters = Filters.parse(sources, since, until)
         retriever = self.retriever
         # read once, here: search and answer take this record (`text/reading.py`)
-        asked = Question.read(question, contextualize(question, history))
+        asked = retriever.spelled(Question.read(question, contextualize(question, history)))
         with self._stage("search"):
             passages = retriever.search(asked, k or self.settings.k, filters)
         answerer = make_answerer(self.settings, mode)

@@ -125,7 +125,7 @@ class Describer:
 
     def example(self, q: EvalQuestion, near: bool | None) -> Example:
         ex = Example(q, near, describer=self)
-        asked = Question.read(q.question)
+        asked = self.retriever.spelled(Question.read(q.question))
         ex.passages = self.retriever.search(asked, self.bot.settings.k)
         if not ex.passages:
             return ex

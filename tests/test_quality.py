@@ -64,11 +64,11 @@ def test_retrieval_levels(report: dict[str, Any]) -> None:
 
 def test_answer_levels(report: dict[str, Any]) -> None:
     t, kinds = report["totals"], report["by_kind"]
-    # measured (docs/benchmarks.md): first sentence 0.743, answer 0.809, short 0.703,
-    # 1.30 sentences an answer; fact first 0.84; list answers 6/9
-    assert t["first_sentence_match"] >= 0.72, t
-    assert t["answer_match"] >= 0.78, t
-    assert t["short_match"] >= 0.68, t
+    # measured (docs/benchmarks.md): first sentence 0.757, answer 0.838, short 0.719,
+    # 1.34 sentences an answer; fact first 0.84; list answers 6/9
+    assert t["first_sentence_match"] >= 0.75, t
+    assert t["answer_match"] >= 0.83, t
+    assert t["short_match"] >= 0.71, t
     assert t["sentences_per_answer"] <= 1.35, t
     assert kinds["fact"]["first_sentence_match"] >= 0.84, kinds["fact"]
     assert kinds["date"]["short_match"] >= 0.85, kinds["date"]
@@ -77,22 +77,25 @@ def test_answer_levels(report: dict[str, Any]) -> None:
 
 def test_refusal_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
-    # measured: 21 of 29 refused (near 12/19, far 9/10), 4 of 136 answerable refused
-    assert t["refused_answerable"] <= 5, t
-    assert t["refused_out_of_scope"] >= 20, t
-    assert t["refused_far"] >= 8 and t["refused_near"] >= 11, t
+    # measured: 20 of 29 refused (near 11/19, far 9/10), 5 of 136 answerable refused
+    assert t["refused_answerable"] <= 6, t
+    assert t["refused_out_of_scope"] >= 19, t
+    assert t["refused_far"] >= 8 and t["refused_near"] >= 10, t
 
 
 def test_typed_twins_are_answered_and_refused_like_the_careful_questions(
         report: dict[str, Any], settings_and_bot: tuple[Settings, Assistant]) -> None:
     """The same questions as people type them (lower case, no accents, no question mark):
-    measured 21 of 29 refused (the careful ones: 21), 4 of 136 answerable refused, answer
-    0.787 (careful: 0.809)."""
+    measured 20 of 29 refused (the careful ones: 20), 3 of 136 answerable refused, answer
+    0.816 (careful: 0.838)."""
     settings, bot = settings_and_bot
     typed = run_eval(settings, FILES, k=5, assistant=bot, as_typed=True)["totals"]
     t = report["totals"]
-    assert typed["refused_answerable"] <= 5, typed
-    assert typed["refused_out_of_scope"] >= 20, typed
+    assert typed["refused_answerable"] <= 4, typed
+    # this module's index (one corpus directory) refuses 18 typed ones (`assistant eval
+    # --typed`, the articles as a second directory: 20): spelling a typed word follows the
+    # lexical store's document frequencies (`Question.spelled`)
+    assert typed["refused_out_of_scope"] >= 17, typed
     assert typed["answer_match"] >= t["answer_match"] - 0.03, (typed, t)
 
 

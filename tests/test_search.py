@@ -13,7 +13,9 @@ import pytest
 
 import assistant
 from assistant import Assistant, ConfigError, Passage, QuestionError, Settings
-from assistant.text.reading import Question
+from assistant.text.analysis import analyze
+from assistant.text.question import english_gloss
+from assistant.text.reading import Question, accented_forms
 
 
 def test_public_names() -> None:
@@ -87,6 +89,42 @@ def test_k_and_dense_weight_settings(seed_settings: Settings, embedder: Any) -> 
         seed_settings.replace(dense_weight=0.7, sentence_weight=0.5)
 
 
+def test_english_question_is_read_with_its_french_words() -> None:
+    """An English question's words get their French glosses (`assistant/data/english_french.txt`,
+    read in plural, past and -ing forms too) in the terms BM25 and the answer's lexical features
+    read; the English function words phrase it and are no content; a French question is as it
+    was."""
+    q = Question.read("How many applications did the Tremplin programme receive?")
+    assert {"candidatur", "dossi", "recevoir"} <= set(q.terms)
+    assert "candidatur" in q.content and "how" not in q.content and "the" not in q.content
+    assert english_gloss("Who founded it? Running costs") == (
+        "fonder fondé fondée créé diriger piloter animer coût coûter coûté")
+    assert english_gloss("Who founded it?", first_only=True) == "fonder"
+    french = Question.read("Combien de candidatures le programme a-t-il reçues ?")
+    assert french.terms == tuple(analyze(french.text))
+
+
+def test_words_typed_without_accents_are_spelt_as_the_articles_write_them(
+        seed_assistant: Assistant) -> None:
+    """The stemmer reads "vallee" and "Vallée", "pepiniere" and "pépinière" apart: a question
+    typed without accents gets the articles' spelling of such words (checked against the
+    lexical store's terms) before it is searched; known words and accented questions stay."""
+    retriever = seed_assistant.retriever
+    typed = Question.read("quelle est la capacite de la pepiniere de la louvre lens vallee")
+    assert {"capacit", "pepinier", "valle"} <= set(typed.terms)
+    spelt = retriever.spelled(typed)
+    assert spelt.text == "quelle est la capacité de la pepinière de la louvre lens vallée"
+    assert {"capac", "pepini", "vall"} <= set(spelt.terms) and spelt.asked == typed.asked
+    careful = Question.read("Quelle est la capacité de la Louvre Lens Vallée ?")
+    assert retriever.spelled(careful) is careful
+    known = Question.read("qui dirige la louvre lens vallee depuis mai 2015")
+    assert "qui dirige la louvre lens vallée" in retriever.spelled(known).text
+    assert accented_forms("universite")[:3] == ["université", "universitè", "universitê"]
+    # the search itself spells it: the same passages as the accented question
+    assert ([p.chunk_id for p in seed_assistant.search("la pepiniere de la louvre lens vallee")]
+            == [p.chunk_id for p in seed_assistant.search("la pépinière de la Louvre Lens Vallée")])
+
+
 def test_lexical_weight_follows_what_bm25_can_match(seed_settings: Settings,
                                                     embedder: Any) -> None:
     """BM25's share of the fusion is scaled by the share of the question's ordinary words that
@@ -101,11 +139,15 @@ def test_lexical_weight_follows_what_bm25_can_match(seed_settings: Settings,
     # Every word in the corpus, or names only: the settings' weights.
     for question in ("incubateur et hôtel d'entreprises à Lens", "Bertelsmann"):
         assert weights(hybrid, question) == pytest.approx(settings_weights)
-    # An English question: its words are not the articles' (the name "Lens" does not count).
+    # An English question: its own words are not the articles' (the name "Lens" does not
+    # count); the French words of its glossary (`question.english_gloss`) are, in part.
+    unknown = weights(hybrid, "What is the zorblat of the Lens gizmo?")
     english = weights(hybrid, "How many startups does the Lens digital cluster host?")
-    assert 0.0 <= english[0] < settings_weights[0] / 2
-    assert sum(english) == pytest.approx(1.0)
-    assert english[1] / english[2] == pytest.approx(w_dense / w_sentence)
+    assert unknown[0] == pytest.approx(0.0)
+    assert 0.0 < english[0] < settings_weights[0] * 2 / 3
+    for w in (unknown, english):
+        assert sum(w) == pytest.approx(1.0)
+        assert w[1] / w[2] == pytest.approx(w_dense / w_sentence)
     # A fusion without a vector signal, or without BM25, keeps its weights.
     for dense, sentence in ((0.0, 0.0), (0.6, 0.4)):
         alone = Assistant.load(seed_settings.replace(dense_weight=dense, sentence_weight=sentence),

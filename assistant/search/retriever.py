@@ -166,6 +166,18 @@ class HybridRetriever:
         self._article_chars = 0
         self._terms: OrderedDict[str, ArticleTerms] = OrderedDict()
 
+    def spelled(self, question: Question) -> Question:
+        """The question with its words typed without accents spelt as the articles write them
+        (`Question.spelled`, against the lexical store's terms)."""
+        cache: dict[str, int] = {}
+
+        def frequency(term: str) -> int:
+            if term not in cache:
+                cache[term] = self.index.lexical.document_frequency(term)
+            return cache[term]
+
+        return question.spelled(frequency)
+
     def idf(self, term: str) -> float:
         return idf(self.index.lexical, term)
 
@@ -252,7 +264,7 @@ class HybridRetriever:
               filters: Filters | None = None) -> list[tuple[int, float]]:
         """The k best (chunk id, fused score), best first; with `filters`, every leg looks at
         the chunks and sentences of the allowed articles only."""
-        q = question if isinstance(question, Question) else Question.read(question)
+        q = question if isinstance(question, Question) else self.spelled(Question.read(question))
         lexical = self.index.lexical
         n = len(lexical)
         if n == 0:

@@ -202,10 +202,55 @@ that these those its their there according""".split())
 _LATIN_WORD = re.compile(r"[A-Za-zÀ-ÿ'’]+")
 
 
+@lru_cache(maxsize=1)
+def english_phrasing() -> frozenset[str]:
+    """Analysed terms of the English function words: they phrase an English question, the
+    way `_QUESTION_PHRASING` words phrase a French one."""
+    return frozenset(t for w in _ENGLISH for t in analyze(w))
+
+
 def english_share(question: str) -> float:
     """Share of the question's words that are English function words (0 for French)."""
     found = [w.lower() for w in _LATIN_WORD.findall(question)]
     return sum(w in _ENGLISH for w in found) / len(found) if found else 0.0
+
+
+@lru_cache(maxsize=1)
+def _glossary() -> Mapping[str, tuple[str, ...]]:
+    """English word -> its French words (`assistant/data/english_french.txt`)."""
+    table: dict[str, tuple[str, ...]] = {}
+    for line in data_lines("english_french.txt"):
+        word, sep, french = line.partition(":")
+        if sep:
+            table[word.strip()] = tuple(french.split())
+    return MappingProxyType(table)
+
+
+def _gloss_of(word: str) -> tuple[str, ...]:
+    """The French words of an English word, read in its singular or base form too
+    ("applications", "founded", "running")."""
+    table = _glossary()
+    forms = [word]
+    if word.endswith("ies"):
+        forms.append(word[:-3] + "y")
+    for suffix in ("es", "s", "ed", "d", "ing"):
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            stem = word[:-len(suffix)]
+            forms += [stem, stem + "e"]
+            if len(stem) > 3 and stem[-1] == stem[-2]:  # "running" -> "run"
+                forms.append(stem[:-1])
+    return next((table[f] for f in forms if f in table), ())
+
+
+def english_gloss(question: str, *, first_only: bool = False) -> str:
+    """The French words of an English question's words ("How many applications" ->
+    "candidature dossier"): what its lexical matching looks for in French articles. With
+    `first_only`, one French word for each English one."""
+    out: list[str] = []
+    for word in _LATIN_WORD.findall(question):
+        gloss = _gloss_of(word.lower())
+        out.extend(gloss[:1] if first_only else gloss)
+    return " ".join(dict.fromkeys(out))
 
 
 # -- follow-up questions -----------------------------------------------------------------------

@@ -4,8 +4,10 @@
 from the user's words (`asked`) and what is searched (`text`: the same words, or a follow-up
 completed with the previous question's subject, see `question.contextualize`):
 
-    terms      the French analysis of `text` (the BM25 query)
-    content    those terms less the words that only phrase a question ("quel", "savoir")
+    terms      the French analysis of `text` (the BM25 query); for an English question, with
+               the French words of its glossary (`question.english_gloss`)
+    content    those terms less the words that only phrase a question ("quel", "savoir";
+               English function words), plus one French word for each glossed English one
     entities   terms of the words written with a capital (not the first word)
     names      entities of 3 letters or more, not figures: what an article must mention
     kind       the kind of fact asked (`kinds.question_kind`), read on the user's own words
@@ -24,9 +26,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import combinations, product
 
 from .analysis import analyze, fold_accents, strip_elision
 from .facts import implied_unit
@@ -34,6 +37,8 @@ from .kinds import attribute_term, is_list_question, question_kind
 from .question import (
     compound_forms,
     content_terms,
+    english_gloss,
+    english_phrasing,
     english_share,
     entity_terms,
     name_terms,
@@ -66,15 +71,55 @@ class Question:
         text = asked if text is None else text
         english = english_share(text)
         entities = frozenset(entity_terms(text))
-        content = tuple(content_terms(text))
+        terms, content = analyze(text), content_terms(text)
+        if english >= ENGLISH:  # French words for the English ones: articles are in French
+            terms = list(dict.fromkeys(terms + analyze(english_gloss(text))))
+            phrasing = english_phrasing()
+            content = [t for t in content if t not in phrasing]
+            content += [t for t in content_terms(english_gloss(text, first_only=True))
+                        if t not in content]
         return cls(
-            asked=asked, text=text, terms=tuple(analyze(text)), content=content,
+            asked=asked, text=text, terms=tuple(terms), content=tuple(content),
             entities=entities, names=tuple(name_terms(text)),
             kind=question_kind(asked) or question_kind(text),
             attribute=attribute_term(text) if english < ENGLISH else None,
             focus=tuple(t for t in content if t not in entities and not t.isdigit()),
             english=english, unit=implied_unit(text), is_list=is_list_question(asked),
             alternates=tuple(compound_forms(text).items()))
+
+    def spelled(self, frequency: Callable[[str], int]) -> Question:
+        """A question typed without accents, its words spelt as the articles write them
+        where that changes their analysis: the French stemmer reads "universite" as
+        "universit" and "université" as "univers", "pepiniere" and "pépinière" apart. A word
+        takes the accented form (`accented_forms`) whose term the most articles' chunks hold
+        (`frequency`: the lexical store's document frequency), if more than its own. Any other
+        question unchanged."""
+        if _ACCENT.search(self.text):
+            return self
+        pieces, changed = [], False
+        for m in _PLAIN_WORD.finditer(self.text):
+            word = m.group(0)
+            terms = analyze(word)
+            if len(terms) != 1:
+                continue
+            best, most = word, frequency(terms[0])
+            seen = {terms[0]}
+            for form in accented_forms(word):
+                found = analyze(form)
+                if len(found) == 1 and found[0] not in seen:
+                    seen.add(found[0])
+                    if (count := frequency(found[0])) > most:
+                        best, most = form, count
+            if best != word:
+                pieces.append((m.start(), m.end(), best))
+                changed = True
+        if not changed:
+            return self
+        text, end = [], 0
+        for start, stop, spelt in pieces:
+            text.append(self.text[end:start] + spelt)
+            end = stop
+        return Question.read(self.asked, "".join(text) + self.text[end:])
 
     @property
     def typed(self) -> bool:
@@ -102,6 +147,30 @@ class Question:
             return self
         return replace(self, entities=found, names=tuple(names_among(found)),
                        focus=tuple(t for t in self.focus if t not in found))
+
+
+_ACCENT = re.compile(r"[à-ÿÀ-ß]")
+_PLAIN_WORD = re.compile(r"[a-zA-Z]{4,}")
+#: Where an accent changes the French stemmer's reading: the suffix ("-ité", "-ière", "-ée").
+SUFFIX_LETTERS = 5
+_E_FORMS = ("é", "è", "ê")
+
+
+def accented_forms(word: str) -> list[str]:
+    """`word` with accents on the "e"s of its last `SUFFIX_LETTERS` letters (at most three of
+    them), one accent before two: "universite" -> "université", "pepiniere" -> "pepinière"
+    (an accent before the suffix does not change the stem)."""
+    start = max(0, len(word) - SUFFIX_LETTERS)
+    places = [i for i in range(start, len(word)) if word[i] in "eE"][-3:]
+    out = []
+    for size in range(1, len(places) + 1):
+        for chosen in combinations(places, size):
+            for accents in product(_E_FORMS, repeat=size):
+                letters = list(word)
+                for i, accent in zip(chosen, accents):
+                    letters[i] = accent
+                out.append("".join(letters))
+    return out
 
 
 @lru_cache(maxsize=64)
