@@ -14,7 +14,7 @@ import pytest
 import assistant
 from assistant import Assistant, ConfigError, Passage, QuestionError, Settings
 from assistant.text.analysis import analyze
-from assistant.text.question import english_gloss
+from assistant.text.question import derived_terms, english_gloss, matches
 from assistant.text.reading import Question, accented_forms
 
 
@@ -102,6 +102,23 @@ def test_english_question_is_read_with_its_french_words() -> None:
     assert english_gloss("Who founded it?", first_only=True) == "fonder"
     french = Question.read("Combien de candidatures le programme a-t-il reçues ?")
     assert french.terms == tuple(analyze(french.text))
+
+
+def test_derived_words_the_stemmer_keeps_apart_join_the_bm25_query(
+        seed_settings: Settings, embedder: Any) -> None:
+    """"préside" stems to "presid", "président" to "president": the derivations table
+    (`assistant/data/derivations.txt`) adds the article's stems to the BM25 terms (not to the
+    content words the decision weighs), and `matches` accepts them."""
+    q = Question.read("Qui préside le cluster Calicot ?")
+    assert "president" in q.terms and "president" not in q.content
+    assert derived_terms(["dirig"]) == ["direct", "directeur", "directric"]
+    assert matches("dirig", frozenset({"directric"})) and matches("fond", frozenset({"fondatric"}))
+    assert not matches("cre", frozenset({"creativ"}))
+    # BM25 alone finds a director's passage from "dirige" ("directrice du site"); without the
+    # derived stems its top 3 holds none
+    lexical = Assistant.load(seed_settings.replace(dense_weight=0.0, sentence_weight=0.0),
+                             embedder=embedder).retriever
+    assert "directrice" in lexical.search("Qui dirige le cluster ?", k=3)[0].text
 
 
 def test_words_typed_without_accents_are_spelt_as_the_articles_write_them(

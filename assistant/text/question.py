@@ -155,14 +155,23 @@ def matches(term: str, found: AbstractSet[str]) -> bool:
 
 @lru_cache(maxsize=1)
 def _derivations() -> Mapping[str, tuple[str, ...]]:
-    """Question stem -> prefixes of the text stems derived from the same word
-    (`assistant/data/derivations.txt`: "dirige" and "directrice" stem apart)."""
+    """Question stem -> the text stems derived from the same word, read as prefixes by
+    `matches` (`assistant/data/derivations.txt`: "dirige" and "directrice" stem apart)."""
     table: dict[str, tuple[str, ...]] = {}
     for line in data_lines("derivations.txt"):
-        stem, sep, prefixes = line.partition(":")
-        if sep:
-            table[stem.strip()] = tuple(prefixes.split())
+        word, sep, derived = line.partition(":")
+        stem = analyze(word)
+        if sep and stem:
+            table[stem[0]] = tuple(dict.fromkeys(t for w in derived.split() for t in analyze(w)))
     return MappingProxyType(table)
+
+
+def derived_terms(terms: Iterable[str]) -> list[str]:
+    """The text stems derived from the given question stems (`_derivations`), not among them:
+    what BM25 looks for beside them."""
+    terms = list(terms)
+    return [t for t in dict.fromkeys(d for term in terms for d in _derivations().get(term, ()))
+            if t not in terms]
 
 
 def attribute_matches(attribute: str, found: AbstractSet[str]) -> bool:

@@ -4,8 +4,10 @@
 from the user's words (`asked`) and what is searched (`text`: the same words, or a follow-up
 completed with the previous question's subject, see `question.contextualize`):
 
-    terms      the French analysis of `text` (the BM25 query); for an English question, with
-               the French words of its glossary (`question.english_gloss`)
+    terms      the French analysis of `text` (the BM25 query), with the stems derived from its
+               words that the stemmer keeps apart (`question.derived_terms`: "préside" ->
+               "president"); for an English question, with the French words of its glossary
+               (`question.english_gloss`)
     content    those terms less the words that only phrase a question ("quel", "savoir";
                English function words), plus one French word for each glossed English one
     entities   terms of the words written with a capital (not the first word)
@@ -37,6 +39,7 @@ from .kinds import attribute_term, is_list_question, question_kind
 from .question import (
     compound_forms,
     content_terms,
+    derived_terms,
     english_gloss,
     english_phrasing,
     english_share,
@@ -72,6 +75,7 @@ class Question:
         english = english_share(text)
         entities = frozenset(entity_terms(text))
         terms, content = analyze(text), content_terms(text)
+        terms += derived_terms(terms)  # "préside" finds "président"
         if english >= ENGLISH:  # French words for the English ones: articles are in French
             terms = list(dict.fromkeys(terms + analyze(english_gloss(text))))
             phrasing = english_phrasing()
