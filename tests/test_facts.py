@@ -75,6 +75,12 @@ def test_facts_the_question_already_states_are_not_answers() -> None:
     assert not fact_spans("date", "Le cluster a été créé en 2015.", "Que s'est-il passé en 2015 ?")
     assert [s.text for s in fact_spans("place", "La startup est basée à Marseille.",
                                        "Où est la startup marseillaise ?")] == []
+    # a figure in letters copied from the question
+    assert not fact_spans("number", "Ici cohabitent les trois écoles du groupe.",
+                          "Combien d'étudiants comptent les trois écoles ?")
+    assert [s.text for s in fact_spans("number", "Les trois écoles comptent 900 étudiants.",
+                                       "Combien d'étudiants comptent les écoles ?")] == [
+        "trois écoles", "900 étudiants"]
     # a sentence's first word and capitalised function words are no names
     assert fact_spans("name", "C'est tout un écosystème. Le lieu ouvre.", "Quel lieu ?") == ()
 
@@ -151,6 +157,12 @@ def test_a_typed_question_finds_its_names_in_the_articles() -> None:
     ("Dans quel bâtiment le Carrelet est-il installé ?",
      "Ouvert en janvier 2021 dans une ancienne corderie du port de pêche, le Carrelet "
      "accompagne dix-neuf jeunes entreprises.", "une ancienne corderie du port de pêche"),
+    # a figure in another unit than the count asked, a length of time for an age
+    ("Combien de salariés compte l'entreprise Volubilis ?",
+     "Ce chef d'entreprise de 51 ans dirige Volubilis, qui compte 40 personnes.",
+     "40 personnes"),
+    ("Quel âge a la directrice ?",
+     "La directrice a travaillé pendant huit ans dans un laboratoire ; elle a 45 ans.", "45 ans"),
 ])
 def test_short_answer_rules_of_kinds(question: str, sentence: str, short: str) -> None:
     assert short_answer(Question.read(question), sentence) == short

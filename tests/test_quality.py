@@ -64,11 +64,11 @@ def test_retrieval_levels(report: dict[str, Any]) -> None:
 
 def test_answer_levels(report: dict[str, Any]) -> None:
     t, kinds = report["totals"], report["by_kind"]
-    # measured (docs/benchmarks.md): first sentence 0.772, answer 0.838, short 0.734,
-    # 1.32 sentences an answer; fact first 0.84; list answers 6/9
-    assert t["first_sentence_match"] >= 0.75, t
+    # measured (docs/benchmarks.md): first sentence 0.779, answer 0.846, short 0.742,
+    # 1.32 sentences an answer; fact first 0.86; list answers 6/9
+    assert t["first_sentence_match"] >= 0.77, t
     assert t["answer_match"] >= 0.83, t
-    assert t["short_match"] >= 0.71, t
+    assert t["short_match"] >= 0.73, t
     assert t["sentences_per_answer"] <= 1.35, t
     assert kinds["fact"]["first_sentence_match"] >= 0.84, kinds["fact"]
     assert kinds["date"]["short_match"] >= 0.85, kinds["date"]
@@ -77,8 +77,8 @@ def test_answer_levels(report: dict[str, Any]) -> None:
 
 def test_refusal_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
-    # measured: 21 of 29 refused (near 13/19, far 8/10), 4 of 136 answerable refused
-    assert t["refused_answerable"] <= 6, t
+    # measured: 21 of 29 refused (near 13/19, far 8/10), 2 of 136 answerable refused
+    assert t["refused_answerable"] <= 4, t
     assert t["refused_out_of_scope"] >= 19, t
     assert t["refused_far"] >= 7 and t["refused_near"] >= 10, t
 
@@ -86,12 +86,12 @@ def test_refusal_levels(report: dict[str, Any]) -> None:
 def test_typed_twins_are_answered_and_refused_like_the_careful_questions(
         report: dict[str, Any], settings_and_bot: tuple[Settings, Assistant]) -> None:
     """The same questions as people type them (lower case, no accents, no question mark):
-    measured 20 of 29 refused (the careful ones: 21), 2 of 136 answerable refused, answer
-    0.816 (careful: 0.838)."""
+    measured 20 of 29 refused (the careful ones: 21), 1 of 136 answerable refused, answer
+    0.824 (careful: 0.846)."""
     settings, bot = settings_and_bot
     typed = run_eval(settings, FILES, k=5, assistant=bot, as_typed=True)["totals"]
     t = report["totals"]
-    assert typed["refused_answerable"] <= 4, typed
+    assert typed["refused_answerable"] <= 3, typed
     # spelling a typed word follows the lexical store's document frequencies
     # (`Question.spelled`): indexes of other layouts have refused one or two fewer
     assert typed["refused_out_of_scope"] >= 18, typed

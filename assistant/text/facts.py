@@ -137,7 +137,8 @@ def implied_unit(question: str) -> re.Pattern[str] | None:
 
 @lru_cache(maxsize=4096)
 def fact_spans(kind: str | None, sentence: str, question: str) -> tuple[FactSpan, ...]:
-    """Spans of `sentence` holding a fact of `kind` that `question` does not already state."""
+    """Spans of `sentence` holding a fact of `kind` that `question` does not already state (a
+    figure in digits or in letters, "les trois écoles", copied from it is none)."""
     asked = fold_accents(question.lower())
     out: list[FactSpan] = []
     if kind in FIGURE_KINDS:
@@ -145,6 +146,9 @@ def fact_spans(kind: str | None, sentence: str, question: str) -> tuple[FactSpan
             digits = re.sub(r"\D", "", m.group(0))
             if digits and digits in re.sub(r"[^\d ]", "", asked).split():
                 continue
+            spelled = fold_accents(m.group(0).lower())
+            if not digits and re.search(rf"(?<![\w-]){re.escape(spelled)}(?![\w-])", asked):
+                continue  # "les trois écoles" copied from the question
             end = _extend_unit(sentence, m.end(), kind)
             out.append(FactSpan(m.start(), end, sentence[m.start():end].strip()))
     elif kind in {"date"}:
@@ -244,6 +248,13 @@ _AREA_SIGN = re.compile(r"m²|\bm2\b|mètres carrés|hectares?|\bha\b|km²", re.
 
 
 UNIT_MISSING = 10  # a figure without the unit asked: far behind any that has it
+#: Units that measure something other than a count ("51 ans" answers no "combien de salariés").
+_OTHER_UNIT = re.compile(r"\b(?:ans?|années?|mois|semaines?|jours?|heures?|minutes?|euros?"
+                         r"|degrés?|mètres?|kilomètres?|km|hectares?)\b|€|%|m²", re.IGNORECASE)
+#: Before "huit ans", a length of time, not an age ("pendant huit ans", "depuis dix ans").
+_DURATION_BEFORE = re.compile(r"\b(?:pendant|depuis|durant|il y a|dans|pour|après|tous les"
+                              r"|au bout de|en|sur)(?:\s+(?:plus de|près de|presque|moins de"
+                              r"|environ|quelque))?\s*$", re.IGNORECASE)
 
 
 def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
@@ -254,7 +265,9 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
     colon or parenthesis counting as a word; 0.25 when no focus word is in the sentence; divided
     by `UNIT_MISSING` for an amount without its currency, an area without its unit, a figure
     without the `unit` the question implies (`implied_unit`: "Combien de temps ?" -> mois,
-    ans...); /5 for a name right after a person's role when a name is asked, /2 for a body's
+    ans...), a length of time when an age is asked ("pendant huit ans"), a figure in another
+    unit than the count asked ("51 ans" for "combien de salariés", `_OTHER_UNIT`); /5 for a
+    name right after a person's role when a name is asked, /2 for a body's
     name when a person is asked; x0.8 for a figure in letters. A figure
     that counts the `attribute` asked ("146 candidatures" for "combien de candidatures"), a
     place that names it ("rue de Longvic" for "Dans quelle rue ... ?"), comes first. Best
@@ -286,6 +299,12 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
             score /= UNIT_MISSING
         elif unit is not None and not unit.search(sentence[s.start:s.end + 12]):
             score /= UNIT_MISSING  # "Combien de temps ?": "neuf mois", not "huit entreprises"
+        elif unit is IMPLIED_UNIT["age"] and _DURATION_BEFORE.search(
+                sentence[max(0, s.start - 30):s.start]):
+            score /= UNIT_MISSING  # "Quel âge ?": not "pendant huit ans"
+        elif (kind == "number" and unit is None and attribute and _OTHER_UNIT.search(s.text)
+              and not attribute_matches(attribute, _terms_of(s.text))):
+            score /= UNIT_MISSING  # "Combien de salariés ?": not "51 ans"
         if kind in FIGURE_KINDS and not re.search(r"\d", s.text):
             score *= 0.8
         if kind == "person" and names_a_body(s.text):
