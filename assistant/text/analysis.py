@@ -124,3 +124,13 @@ def data_lines(name: str) -> list[str]:
     """The lines of the word list `assistant/data/<name>`, its "#" comments left out."""
     text = resources.files("assistant").joinpath("data", name).read_text("utf-8")
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def data_entries(name: str) -> list[tuple[str, list[str]]]:
+    """The "word: words" lines of the word list `assistant/data/<name>`."""
+    out = []
+    for line in data_lines(name):
+        word, sep, values = line.partition(":")
+        if sep:
+            out.append((word.strip(), values.split()))
+    return out

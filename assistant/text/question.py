@@ -23,7 +23,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from .analysis import analyze, data_lines, strip_elision
+from .analysis import analyze, data_entries, data_lines, strip_elision
 
 if TYPE_CHECKING:
     from ..search.retriever import HybridRetriever
@@ -158,11 +158,10 @@ def _derivations() -> Mapping[str, tuple[str, ...]]:
     """Question stem -> the text stems derived from the same word, read as prefixes by
     `matches` (`assistant/data/derivations.txt`: "dirige" and "directrice" stem apart)."""
     table: dict[str, tuple[str, ...]] = {}
-    for line in data_lines("derivations.txt"):
-        word, sep, derived = line.partition(":")
+    for word, derived in data_entries("derivations.txt"):
         stem = analyze(word)
-        if sep and stem:
-            table[stem[0]] = tuple(dict.fromkeys(t for w in derived.split() for t in analyze(w)))
+        if stem:
+            table[stem[0]] = tuple(dict.fromkeys(t for w in derived for t in analyze(w)))
     return MappingProxyType(table)
 
 
@@ -227,12 +226,8 @@ def english_share(question: str) -> float:
 @lru_cache(maxsize=1)
 def _glossary() -> Mapping[str, tuple[str, ...]]:
     """English word -> its French words (`assistant/data/english_french.txt`)."""
-    table: dict[str, tuple[str, ...]] = {}
-    for line in data_lines("english_french.txt"):
-        word, sep, french = line.partition(":")
-        if sep:
-            table[word.strip()] = tuple(french.split())
-    return MappingProxyType(table)
+    return MappingProxyType({word: tuple(french)
+                             for word, french in data_entries("english_french.txt")})
 
 
 def _gloss_of(word: str) -> tuple[str, ...]:

@@ -100,30 +100,8 @@ class Question:
         question unchanged."""
         if _ACCENT.search(self.text):
             return self
-        pieces, changed = [], False
-        for m in _PLAIN_WORD.finditer(self.text):
-            word = m.group(0)
-            terms = analyze(word)
-            if len(terms) != 1:
-                continue
-            best, most = word, frequency(terms[0])
-            seen = {terms[0]}
-            for form in accented_forms(word):
-                found = analyze(form)
-                if len(found) == 1 and found[0] not in seen:
-                    seen.add(found[0])
-                    if (count := frequency(found[0])) > most:
-                        best, most = form, count
-            if best != word:
-                pieces.append((m.start(), m.end(), best))
-                changed = True
-        if not changed:
-            return self
-        text, end = [], 0
-        for start, stop, spelt in pieces:
-            text.append(self.text[end:start] + spelt)
-            end = stop
-        return Question.read(self.asked, "".join(text) + self.text[end:])
+        text = _PLAIN_WORD.sub(lambda m: _best_spelling(m.group(0), frequency), self.text)
+        return self if text == self.text else Question.read(self.asked, text)
 
     @property
     def typed(self) -> bool:
@@ -175,6 +153,24 @@ def accented_forms(word: str) -> list[str]:
                     letters[i] = accent
                 out.append("".join(letters))
     return out
+
+
+def _best_spelling(word: str, frequency: Callable[[str], int]) -> str:
+    """`word`, or the first of its accented forms analysed to another term that more chunks
+    hold (the frequencies are asked only when such a form exists)."""
+    terms = analyze(word)
+    if len(terms) != 1:
+        return word
+    other: dict[str, str] = {}  # another term -> the first form analysed to it
+    for form in accented_forms(word):
+        found = analyze(form)
+        if len(found) == 1 and found[0] != terms[0]:
+            other.setdefault(found[0], form)
+    best, most = word, frequency(terms[0]) if other else 0
+    for term, form in other.items():
+        if (count := frequency(term)) > most:
+            best, most = form, count
+    return best
 
 
 @lru_cache(maxsize=64)
