@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from assistant.answer.extractive import short_answer
-from assistant.answer.pairs import ANY_MODEL, Trees, default_scorer, picked
+from assistant.answer.pairs import ANY_MODEL, Trees, default_scorer, pair_features, picked
 from assistant.config import E5_MODEL_NAME
 from assistant.text.facts import fact_spans, implied_unit
 from assistant.text.kinds import is_list_question
 from assistant.text.reading import Question
+from assistant.text.sentences import series_length
 
 
 @pytest.mark.parametrize(("question", "sentence", "short"), [
@@ -204,3 +205,24 @@ def test_a_place_the_question_describes_is_no_answer() -> None:
     assert asked == ["quartier Saint-Nicolas"]
     assert "une ancienne corderie du port" in [
         s.text for s in fact_spans("place", sentence, "Où est installé le fab lab ?")]
+
+
+def test_an_enumeration_in_prose_counts_its_items() -> None:
+    """A list question is answered by a sentence naming its items in prose as well as by a
+    bulleted list: `series_length` counts them, the `list_series` feature reads it for list
+    questions only."""
+    rooms = ("On y trouve un atelier de numérisation, une salle d'immersion, des bureaux pour une "
+             "douzaine de startups et un petit studio de son.")
+    assert series_length(rooms) == 4
+    assert series_length("Agriculteurs, retraités, lycéens ou infirmières libérales, ils "
+                         "essaient les objets chez eux.") == 4
+    assert series_length("Le laboratoire fonctionne avec un budget annuel de 680 000 euros.") == 0
+    assert series_length("Il est arrivé en mai, et il a tout changé depuis, selon elle.") == 0
+
+    def feature(question: str, sentence: str) -> float:
+        return pair_features(Question.read(question), base={}, sentence=sentence, context="",
+                             title="", ordinal=3, rank=0, best_dense=0.0,
+                             article_terms=frozenset())["list_series"]
+
+    assert feature("Quels équipements le laboratoire propose-t-il ?", rooms) == 1.0
+    assert feature("Quel est le budget du laboratoire ?", rooms) == 0.0

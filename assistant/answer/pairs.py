@@ -46,6 +46,9 @@ an unanswerable one ("Quel âge a X ?" finds X's sentence, never an age) being i
               sentence enumerates (a third each, at most 1); 0 for other questions
     list_shape for a list question, the sentence introduces a bulleted list (ends with ":") or
               is one of its items
+    list_series for a list question, the items of an enumeration in prose ("un atelier, une
+              salle d'immersion et un studio", `sentences.series_length`): a third per item
+              after the first, at most 1; 0 for other questions
 """
 
 from __future__ import annotations
@@ -65,12 +68,12 @@ from ..text.analysis import analyzed
 from ..text.facts import FIGURE_KINDS, fact_spans, slot
 from ..text.question import attribute_matches, matches
 from ..text.reading import Question
-from ..text.sentences import near_figures
+from ..text.sentences import near_figures, series_length
 
 PAIR_FEATURES = ("own", "local", "article", "prior", "fact", "shape", "dense", "dense_gap",
                  "focus", "names", "attribute", "lead", "quote", "length", "rank", "english",
                  "fact_person", "fact_figure", "fact_date", "fact_named", "kind_none",
-                 "slot", "unit", "focus_article", "list_items", "list_shape")
+                 "slot", "unit", "focus_article", "list_items", "list_shape", "list_series")
 LEAD_CHARS = 2  # sentences of an article that count as its lead
 ANY_MODEL = "*"  # the fit for an embedding model without its own (no cosine features)
 _QUOTE = re.compile(r"[«“\"]")
@@ -116,14 +119,17 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
                        else 0.0)
     f["list_shape"] = (1.0 if q.is_list and (bullet or sentence.rstrip().endswith(":"))
                        else 0.0)
+    # items named in prose ("un atelier, une salle d'immersion et un studio"): 2 items 1/3 ... 4+ 1
+    f["list_series"] = min(1.0, max(0, series_length(sentence) - 1) / 3) if q.is_list else 0.0
     return f
 
 
 #: What the answers head reads: the best candidate's features, its pick probability, and the
 #: question-level evidence of `decision.gather` (coverage of the best passage, focus words and
 #: attribute over the best few candidates, best cosine).
-ANSWER_FEATURES = (*PAIR_FEATURES, "pick", "coverage", "focus_pool", "attribute_pool",
-                   "semantic")
+#: (`list_series` tells which sentence lists the items, not whether the articles hold them.)
+ANSWER_FEATURES = (*(f for f in PAIR_FEATURES if f != "list_series"), "pick", "coverage",
+                   "focus_pool", "attribute_pool", "semantic")
 
 
 def answer_features(best: dict[str, float], pick: float, *, coverage: float, focus: float,

@@ -232,6 +232,32 @@ def proper_nouns(sentence: str) -> frozenset[str]:
 _OPENING_NAME = re.compile(r"[^\w]*([A-ZÀ-ÖØ-Þ][\w’-]*)\s+[A-ZÀ-ÖØ-Þ]")
 
 
+#: A series of items in prose: "un atelier de numérisation, une salle d'immersion, des bureaux et
+#: un studio", "Agriculteurs, retraités, lycéens ou infirmières libérales".
+_LAST_ITEM = re.compile(r"\s(?:et|ou)\s")
+_ITEM_END = re.compile(r"[,;:.!?«»()]")
+_SERIES_START = re.compile(r"[;:.!?«»()]")
+SERIES_ITEM_WORDS = 10  # a longer piece is a clause, not an item
+
+
+def series_length(sentence: str) -> int:
+    """Items in the longest enumeration of the sentence ("A, B, C et D": 4; at least three
+    items, pieces of at most `SERIES_ITEM_WORDS` words), 0 without one."""
+    best = 0
+    for m in _LAST_ITEM.finditer(sentence):
+        last = _ITEM_END.split(sentence[m.end():], maxsplit=1)[0].split()
+        if not 0 < len(last) <= SERIES_ITEM_WORDS:
+            continue
+        before = 0
+        for piece in reversed(_SERIES_START.split(sentence[:m.start()])[-1].split(",")):
+            if not 0 < len(piece.split()) <= SERIES_ITEM_WORDS:
+                break
+            before += 1
+        if before >= 2:
+            best = max(best, before + 1)
+    return best
+
+
 @lru_cache(maxsize=16384)
 def numbers(sentence: str) -> tuple[tuple[str, bool], ...]:
     """Figures in the sentence as (digits only, followed by a unit or a magnitude)."""
