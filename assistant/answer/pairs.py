@@ -119,7 +119,7 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
                        else 0.0)
     f["list_shape"] = (1.0 if q.is_list and (bullet or sentence.rstrip().endswith(":"))
                        else 0.0)
-    # items named in prose ("un atelier, une salle d'immersion et un studio"): 2 items 1/3 ... 4+ 1
+    # items named in prose ("un atelier, une salle d'immersion et un studio"): 3 items 2/3, 4+ 1
     f["list_series"] = min(1.0, max(0, series_length(sentence) - 1) / 3) if q.is_list else 0.0
     return f
 

@@ -234,7 +234,7 @@ _OPENING_NAME = re.compile(r"[^\w]*([A-ZÀ-ÖØ-Þ][\w’-]*)\s+[A-ZÀ-ÖØ-Þ]"
 
 #: A series of items in prose: "un atelier de numérisation, une salle d'immersion, des bureaux et
 #: un studio", "Agriculteurs, retraités, lycéens ou infirmières libérales".
-_LAST_ITEM = re.compile(r"\s(?:et|ou)\s")
+_CONJUNCTION = re.compile(r"\s(?:et|ou)\s")  # before the last item
 _ITEM_END = re.compile(r"[,;:.!?«»()]")
 _SERIES_START = re.compile(r"[;:.!?«»()]")
 SERIES_ITEM_WORDS = 10  # a longer piece is a clause, not an item
@@ -244,7 +244,7 @@ def series_length(sentence: str) -> int:
     """Items in the longest enumeration of the sentence ("A, B, C et D": 4; at least three
     items, pieces of at most `SERIES_ITEM_WORDS` words), 0 without one."""
     best = 0
-    for m in _LAST_ITEM.finditer(sentence):
+    for m in _CONJUNCTION.finditer(sentence):
         last = _ITEM_END.split(sentence[m.end():], maxsplit=1)[0].split()
         if not 0 < len(last) <= SERIES_ITEM_WORDS:
             continue
