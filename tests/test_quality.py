@@ -64,8 +64,8 @@ def test_retrieval_levels(report: dict[str, Any]) -> None:
 
 def test_answer_levels(report: dict[str, Any]) -> None:
     t, kinds = report["totals"], report["by_kind"]
-    # measured (docs/benchmarks.md): first sentence 0.779, answer 0.846, short 0.742,
-    # 1.32 sentences an answer; fact first 0.86; list answers 6/9
+    # measured (docs/benchmarks.md): first sentence 0.787, answer 0.853, short 0.742,
+    # 1.30 sentences an answer; fact first 0.86; list answers 6/9
     assert t["first_sentence_match"] >= 0.77, t
     assert t["answer_match"] >= 0.83, t
     assert t["short_match"] >= 0.73, t
@@ -77,7 +77,8 @@ def test_answer_levels(report: dict[str, Any]) -> None:
 
 def test_refusal_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
-    # measured: 21 of 29 refused (near 13/19, far 8/10), 2 of 136 answerable refused
+    # measured: 23 of 29 refused (near 15/19, far 8/10), 3 of 136 answerable refused (refits
+    # of equal quality on our questions spread 2-6: docs/benchmarks.md)
     assert t["refused_answerable"] <= 4, t
     assert t["refused_out_of_scope"] >= 19, t
     assert t["refused_far"] >= 7 and t["refused_near"] >= 10, t
@@ -86,8 +87,8 @@ def test_refusal_levels(report: dict[str, Any]) -> None:
 def test_typed_twins_are_answered_and_refused_like_the_careful_questions(
         report: dict[str, Any], settings_and_bot: tuple[Settings, Assistant]) -> None:
     """The same questions as people type them (lower case, no accents, no question mark):
-    measured 20 of 29 refused (the careful ones: 21), 1 of 136 answerable refused, answer
-    0.824 (careful: 0.846)."""
+    measured 22 of 29 refused (the careful ones: 23), 1 of 136 answerable refused, answer
+    0.824 (careful: 0.853)."""
     settings, bot = settings_and_bot
     typed = run_eval(settings, FILES, k=5, assistant=bot, as_typed=True)["totals"]
     t = report["totals"]

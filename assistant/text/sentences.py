@@ -235,8 +235,9 @@ _OPENING_NAME = re.compile(r"[^\w]*([A-ZÀ-ÖØ-Þ][\w’-]*)\s+[A-ZÀ-ÖØ-Þ]"
 #: A series of items in prose: "un atelier de numérisation, une salle d'immersion, des bureaux et
 #: un studio", "Agriculteurs, retraités, lycéens ou infirmières libérales".
 _CONJUNCTION = re.compile(r"\s(?:et|ou)\s")  # before the last item
-_ITEM_END = re.compile(r"[,;:.!?«»()]")
-_SERIES_START = re.compile(r"[;:.!?«»()]")
+_CLAUSE_BREAKS = ";:.!?«»()"  # no item runs across one; a comma ends an item only
+_SERIES_START = re.compile(f"[{re.escape(_CLAUSE_BREAKS)}]")
+_ITEM_END = re.compile(f"[,{re.escape(_CLAUSE_BREAKS)}]")
 SERIES_ITEM_WORDS = 10  # a longer piece is a clause, not an item
 
 
