@@ -341,8 +341,10 @@ def _print_answer_stream(bot: Any, question: str, history: Any, mode: str | None
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from .core import Assistant
+    from .embed.reader import prepare_reader
 
     bot = Assistant.load(settings)
+    prepare_reader(settings)
     history: list[dict[str, str]] = []
     print("Posez vos questions (Ctrl-D pour quitter).")
     while True:

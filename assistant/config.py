@@ -106,6 +106,9 @@ class Settings:
     # > 0: answers read the sentence/question cosines (stored sentence vectors); 0: the scorer
     # fitted without them (`answer/pairs.py`)
     answer_dense_weight: float = 0.4
+    # The reader (`embed/reader.py`, a cross-encoder) re-orders the best candidate sentences
+    # when the pick is unsure; off: the pick alone (no second model in memory)
+    reader: bool = True
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = field(default=None, repr=False)  # never shown (repr, logs)

@@ -27,12 +27,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session", autouse=True)
 def default_backend_exported() -> None:
-    """Export the default embedding backend into the user's model cache once, up front (reused
-    by every later session), so that no CLI subprocess of a test pays it under its timeout."""
+    """Export the default embedding backend and the reader into the user's model cache once,
+    up front (reused by every later session), so that no CLI subprocess of a test pays it under
+    its timeout."""
+    from assistant.embed.e5_export import ensure_reader
     from assistant.embed.export import ensure_export
 
     if Settings().embedding_backend != "torch":
         ensure_export(Settings())
+    if Settings().reader:  # the reader's export too (answers read it when the pick is unsure)
+        ensure_reader(Settings())
 
 
 @pytest.fixture(scope="session")

