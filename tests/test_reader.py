@@ -70,9 +70,10 @@ def test_the_export_scores_as_the_weights_do_in_torch() -> None:
     batch = tokenizer([QUERY + QUESTION] * len(SENTENCES), [PASSAGE + s for s in SENTENCES],
                       padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
     # the product's tokenizer (`tokenizers`, the export's files) cuts pairs the same way
-    ours = reader._tokenizer.encode(QUERY + QUESTION, PASSAGE + SENTENCES[1])
-    assert [i for i, m in zip(ours.ids, ours.attention_mask) if m] == \
-        batch["input_ids"][1][batch["attention_mask"][1] == 1].tolist()
+    ids, mask = reader.encoded(QUESTION, SENTENCES)
+    for i in range(len(SENTENCES)):
+        assert ids[i][mask[i] == 1].tolist() == \
+            batch["input_ids"][i][batch["attention_mask"][i] == 1].tolist()
     with torch.no_grad():
         hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"][..., None].float()
@@ -130,6 +131,26 @@ def test_the_weights_carry_their_cross_validation() -> None:
     assert by["careful n"] > 1000 and by["typed n"] > 1000
     assert by["careful reader"] >= by["careful base"]
     assert by["typed reader"] >= by["typed base"]
+
+
+def test_a_pair_is_cut_as_training_cut_it() -> None:
+    """A sentence too long for `MAX_TOKENS` loses its end (transformers' longest-first cut,
+    the question being shorter), as does a question longer than half of them."""
+    from transformers import AutoTokenizer
+
+    from assistant.embed.e5 import converted_model_dir
+
+    reader = shared_reader(Settings())
+    assert reader is not None
+    tokenizer = AutoTokenizer.from_pretrained(converted_model_dir(Settings().model_cache_dir))
+    long = " ".join(SENTENCES * 12)
+    ids, mask = reader.encoded(QUESTION, [long, SENTENCES[0]])
+    assert int(mask[0].sum()) == MAX_TOKENS and ids.shape[1] % 16 == 0
+    want = tokenizer(QUERY + QUESTION, PASSAGE + long, truncation=True,
+                     max_length=MAX_TOKENS)["input_ids"]
+    assert ids[0][mask[0] == 1].tolist()[:-2] == want[:-2]  # the cut word may split otherwise
+    ids, mask = reader.encoded(long, [SENTENCES[0]])
+    assert int(mask[0].sum()) <= MAX_TOKENS
 
 
 @pytest.mark.parametrize("question", ["", " "])

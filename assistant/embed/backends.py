@@ -87,6 +87,21 @@ def load_tokenizer(directory: Path, max_length: int) -> Any:
     return tokenizer
 
 
+_TOKENIZERS: dict[tuple[Path, int], tuple[Any, threading.Lock]] = {}
+_TOKENIZERS_LOCK = threading.Lock()
+
+
+def shared_tokenizer(directory: Path, max_length: int) -> tuple[Any, threading.Lock]:
+    """(`load_tokenizer(directory, max_length)`, the lock every call to it takes: a fast
+    tokenizer is not re-entrant), one per process: multilingual-e5-small's holds ~100 MB, and a
+    server has a serving embedder, a build embedder and the reader."""
+    key = (Path(directory).resolve(), max_length)
+    with _TOKENIZERS_LOCK:
+        if key not in _TOKENIZERS:
+            _TOKENIZERS[key] = (load_tokenizer(directory, max_length), threading.Lock())
+        return _TOKENIZERS[key]
+
+
 def resolve_threads(settings: Settings, *, batch: bool) -> int:
     """Intra-op threads for one call: the setting, else all usable cores (builds) or 1 (serving)."""
     if settings.embedding_threads > 0:
@@ -123,7 +138,6 @@ class ExportedEmbedder:
         self.dimension = int(self.meta["dimension"])
         self.max_length = int(self.meta["max_length"])
         self._inputs: list[str] = list(self.meta["inputs"])
-        self._tokenizer_lock = threading.Lock()  # a fast tokenizer is not re-entrant
         self._in_use = threading.Event()  # set by the first real call: warm-up stops
         # Reading the tokenizer (~0.25 s in Rust) holds the GIL; importing the compiled model and
         # the first inference (~0.3 s) release it: they run in a thread (after the runtime's
@@ -142,7 +156,8 @@ class ExportedEmbedder:
         self._loader = threading.Thread(target=self._load_model, name="model-load")
         self._loader.start()
         try:
-            self._tokenizer = load_tokenizer(self.directory / "tokenizer", self.max_length)
+            self._tokenizer, self._tokenizer_lock = shared_tokenizer(
+                self.directory / "tokenizer", self.max_length)
         except Exception as exc:
             self._loader.join()
             raise self._unreadable(exc) from None

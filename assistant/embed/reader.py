@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError
-from .backends import compile_cached, import_openvino, load_tokenizer, looked_up, resolve_threads
+from .backends import compile_cached, import_openvino, looked_up, resolve_threads, shared_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ TOP = 4  # best candidates of the pick head it is trained on (it re-orders `read
 MAX_TOKENS = 128  # of a (question, sentence) pair
 QUERY, PASSAGE = "query: ", "passage: "  # e5's prompts, the question's and the sentence's
 FORMAT = 1
+SHAPES = 8  # input shapes whose kernels the runtime keeps (least recently used go)
 WEIGHTS_FILE = "reader.npz"
 
 
@@ -78,39 +79,59 @@ class Reader:
         from .export import read_meta
 
         directory, meta, embedder = ensure_reader(settings)
-        words = (read_meta(embedder) or {})["word_embeddings"]
+        shared = read_meta(embedder) or {}
+        words = shared["word_embeddings"]
         self._table = np.load(embedder / words["table"], mmap_mode="r")
         self._scales = np.load(embedder / words["scales"], mmap_mode="r")
-        self._tokenizer = load_tokenizer(embedder / "tokenizer", MAX_TOKENS)
+        # the embedder's own (~100 MB), truncating at its length: pairs are cut here (`encoded`)
+        self._tokenizer, self._tokenizer_lock = shared_tokenizer(
+            embedder / "tokenizer", int(shared["max_length"]))
         self._lock = threading.Lock()  # one inference at a time, as the embedder
         ov = import_openvino()
         self._compiled, self._mapped, _ = compile_cached(
             ov.Core(), directory / str(meta["file"]),
             {"INFERENCE_NUM_THREADS": resolve_threads(settings, batch=False),
-             "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+             "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+             "CPU_RUNTIME_CACHE_CAPACITY": SHAPES})
         self._request = self._compiled.create_infer_request()
 
     def warm_up(self) -> None:
         """One inference per usual padded length of a pair (a server pays the runtime's set-up
         of each input shape at start, not on its first unsure questions)."""
         _, _, top = reader_use()
-        for tokens in range(48, MAX_TOKENS + 1, 16):
+        for tokens in (64, 80, 96):  # most (question, sentence) pairs
             ones = np.ones((top, tokens), dtype=np.int64)
             with self._lock:
                 self._request.infer({"inputs_embeds": looked_up(self._table, self._scales,
                                                                 0 * ones),
                                      "attention_mask": ones})
 
+    def encoded(self, question: str, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(token ids, attention mask) of the pairs, as training tokenized them: "<s> query
+        </s></s> passage </s>", at most `MAX_TOKENS` tokens, a longer sentence cut (then a
+        question longer than half of them), padded to a multiple of 16."""
+        query, passages = QUERY + question, [PASSAGE + s for s in sentences]
+        with self._tokenizer_lock:
+            q = self._tokenizer.encode(query, add_special_tokens=False)
+            if sum(q.attention_mask) > MAX_TOKENS // 2:
+                query = query[:q.offsets[MAX_TOKENS // 2][0]]
+                q = self._tokenizer.encode(query, add_special_tokens=False)
+            budget = MAX_TOKENS - 4 - sum(q.attention_mask)  # 4: <s> </s></s> ... </s>
+            for i, p in enumerate(self._tokenizer.encode_batch(passages, add_special_tokens=False)):
+                if sum(p.attention_mask) > budget:
+                    passages[i] = passages[i][:p.offsets[budget][0]]
+            encodings = self._tokenizer.encode_batch([(query, p) for p in passages])
+        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+        return ids, mask
+
     def scores(self, question: str, sentences: list[str]) -> np.ndarray:
         """The reader's score of each (question, sentence) pair: higher, a better answer (only
         differences between the sentences of one question mean something)."""
         if not sentences:
             return np.zeros(0, dtype=np.float32)
+        ids, mask = self.encoded(question, sentences)
         with self._lock:
-            encodings = self._tokenizer.encode_batch(
-                [(QUERY + question, PASSAGE + s) for s in sentences])
-            ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-            mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
             result = self._request.infer({"inputs_embeds": looked_up(self._table, self._scales,
                                                                      ids),
                                           "attention_mask": mask})
