@@ -144,10 +144,16 @@ def prepare(work: Path, prompt: str) -> None:
     np.save(work / WORD_TABLE, table)
     np.save(work / WORD_SCALES, scales)
     del table, scales
-    inputs: dict[str, np.ndarray] = {}
-    for i, line in enumerate(_calibration_lines()):
-        ids = np.array([tokenizer.encode(prompt + line).ids], dtype=np.int64)
-        inputs[f"{i:03d}"] = word_rows(w, kept, ids)
+    _write_calibration(work, w, kept, [tokenizer.encode(prompt + line).ids
+                                       for line in _calibration_lines()])
+
+
+def _write_calibration(work: Path, w: E5Weights, kept: np.ndarray,
+                       token_ids: list[list[int]]) -> None:
+    """`CALIBRATION`: the word rows of each calibration input (one text, or one pair, alone at
+    its own length) and of the two short inputs `_convert` traces with."""
+    inputs = {f"{i:03d}": word_rows(w, kept, np.array([ids], dtype=np.int64))
+              for i, ids in enumerate(token_ids)}
     inputs["example"] = word_rows(w, kept, np.array([[0, 17, 2, 1], [0, 17, 33, 2]]))
     np.savez(work / CALIBRATION, **inputs)  # type: ignore[arg-type]
 
@@ -281,15 +287,10 @@ def reader_prepare(work: Path, embedder: Path) -> None:
     tokenizer = Tokenizer.from_file(str(embedder / "tokenizer" / "tokenizer.json"))
     tokenizer.enable_truncation(MAX_TOKENS)
     lines = _calibration_lines()
-    inputs: dict[str, np.ndarray] = {}
-    for i, line in enumerate(lines):
-        question = " ".join(line.split()[:12]) + " ?"
-        sentence = lines[(i + 1) % len(lines)][:400]
-        ids = np.array([tokenizer.encode(QUERY + question, PASSAGE + sentence).ids],
-                       dtype=np.int64)
-        inputs[f"{i:03d}"] = word_rows(w, kept, ids)
-    inputs["example"] = word_rows(w, kept, np.array([[0, 17, 2, 1], [0, 17, 33, 2]]))
-    np.savez(work / CALIBRATION, **inputs)  # type: ignore[arg-type]
+    pairs = [(" ".join(line.split()[:12]) + " ?", lines[(i + 1) % len(lines)][:400])
+             for i, line in enumerate(lines)]
+    _write_calibration(work, w, kept, [tokenizer.encode(QUERY + q, PASSAGE + s).ids
+                                       for q, s in pairs])
 
 
 def reader_trace(work: Path) -> None:

