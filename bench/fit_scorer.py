@@ -19,7 +19,12 @@ is the answer when it matches the question's pattern and comes from one of its s
   question (the best pick's features and the question-level evidence), label "answerable"; its
   threshold refuses `--max-false-share` of the answerable training questions, read on
   out-of-fold probabilities (trees fitted without their articles). Questions refused by rule
-  (a name no article of the answer mentions, no word the corpus knows) are left out of its fit.
+  (a name no article of the answer mentions, no word the corpus knows) are left out of its fit;
+- topic head (e5 only): a logistic model on the question's vector, label "plainly off the
+  corpus's topic" (our unanswerable questions marked `off_topic`, and the domain-only questions
+  of `bench/data/topic.jsonl`, off and on the topic); its threshold refuses `--topic-false-share`
+  of the answerable training questions, on out-of-fold probabilities. It refuses before the
+  answers head reads anything.
 
 Cross-validation by article group: the articles are split into 5 groups; each fold fits both heads
 on the questions of four groups and measures the fifth (an unanswerable question belongs to the
@@ -51,6 +56,7 @@ from assistant.answer.pairs import (  # noqa: E402
     PAIR_FEATURES,
     Logistic,
     Scorer,
+    Topic,
     Trees,
     picked,
 )
@@ -74,6 +80,13 @@ SETS = [
     ([NEIGHBOURS, DATA / "articles"], ["train_own.jsonl", "train_c.jsonl"]),
 ]
 OUT = ROOT / "assistant" / "data" / "scorer.json"
+#: Questions labelled on or off the corpus's topic only (no answer looked for): the topic head's
+#: extra examples, each with its typed twin.
+TOPIC_FILE = DATA / "topic.jsonl"
+#: The topic head's regularisation (scikit-learn's C; strong): with a looser fit (C 10-100) out
+#: of fold refusals rise a little, but definitional questions about a place named after an old
+#: building ("Qu'est-ce que la Poudrière ?") came near the threshold.
+TOPIC_C = 3.0
 COSINE = ("dense", "dense_gap", "semantic")  # left out of the fit for any other model
 FOLDS = 5
 
@@ -94,24 +107,49 @@ class Example:
     positive: list[bool] = field(default_factory=list)
     describer: Any = None  # the Describer (index, retriever) it was described with
     question: Any = None  # the question as the answer read it (`text/reading.Question`)
+    off_topic: bool = False  # unanswerable and plainly off the corpus's topic
+    vector: Any = None  # the question's vector, as retrieval computed it
 
     @property
     def rows(self) -> list[dict[str, float]]:
         return [c.features for c in self.cands]
 
 
-def questions(files: list[Path]) -> list[tuple[EvalQuestion, bool | None]]:
+def questions(files: list[Path]) -> list[tuple[EvalQuestion, bool | None, bool]]:
+    """(question, near, off_topic) of every line of `files`, each followed by its typed twin."""
     out = []
     for path in files:
         extra = {json.loads(line)["id"]: json.loads(line)
                  for line in path.read_text("utf-8").splitlines() if line.strip()}
         for q in load_question_files([path]):
-            near = extra[q.id].get("near")
-            out.append((q, near))
+            near, off = extra[q.id].get("near"), bool(extra[q.id].get("off_topic"))
+            out.append((q, near, off))
             twin = typed(q.question)
             if twin != q.question:
                 out.append((EvalQuestion(q.id + "-typed", twin, q.sources, q.pattern, q.kind),
-                            near))
+                            near, off))
+    return out
+
+
+@dataclass
+class TopicRow:
+    """One question of `TOPIC_FILE`: its vector and whether it is off the corpus's topic."""
+
+    id: str
+    vector: Any
+    off_topic: bool
+
+
+def topic_rows(describer: Describer) -> list[TopicRow]:
+    out = []
+    for line in TOPIC_FILE.read_text("utf-8").splitlines():
+        if not line.strip():
+            continue
+        j = json.loads(line)
+        for suffix, text in (("", j["question"]), ("-typed", typed(j["question"]))):
+            if suffix and text == j["question"]:
+                continue
+            out.append(TopicRow(j["id"] + suffix, describer.vector(text), bool(j["off_topic"])))
     return out
 
 
@@ -123,9 +161,14 @@ class Describer:
         self.answerer = ExtractiveAnswerer(bot.settings)
         self.retriever = bot.retriever
 
-    def example(self, q: EvalQuestion, near: bool | None) -> Example:
-        ex = Example(q, near, describer=self)
+    def vector(self, text: str) -> Any:
+        """The question's vector as retrieval computes it (after `spelled`)."""
+        return self.retriever.query_vector(self.retriever.spelled(Question.read(text)).text)
+
+    def example(self, q: EvalQuestion, near: bool | None, off_topic: bool = False) -> Example:
+        ex = Example(q, near, describer=self, off_topic=off_topic)
         asked = self.retriever.spelled(Question.read(q.question))
+        ex.vector = self.retriever.query_vector(asked.text)
         ex.passages = self.retriever.search(asked, self.bot.settings.k)
         if not ex.passages:
             return ex
@@ -180,8 +223,42 @@ def best_of(pick: Logistic, ex: Example) -> int:
     return int(np.argmax([pick.linear(r) for r in ex.rows]))
 
 
-def fit(examples: list[Example], max_false_share: float, without: tuple[str, ...] = ()
-        ) -> Scorer:
+def fit_topic(vectors: np.ndarray, off: np.ndarray, groups: list[str], answerable: np.ndarray,
+              false_share: float) -> Topic:
+    """The topic head on question `vectors` (label `off`); its threshold refuses `false_share`
+    of the `answerable` rows on out-of-fold probabilities (folds by `groups`), never under
+    0.5."""
+    def logistic(x: np.ndarray, y: np.ndarray) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=TOPIC_C, class_weight="balanced", max_iter=3000).fit(x, y)
+
+    fold = fold_of(groups)
+    probs = np.zeros(len(vectors))
+    for k in range(FOLDS):
+        inside = np.array([fold[g] != k for g in groups])
+        probs[~inside] = logistic(vectors[inside], off[inside]).predict_proba(
+            vectors[~inside])[:, 1]
+    threshold = max(0.5, float(np.quantile(probs[answerable], 1.0 - false_share)))
+    model = logistic(vectors, off)
+    return Topic(tuple(round(float(w), 6) for w in model.coef_[0]),
+                 round(float(model.intercept_[0]), 6),
+                 round(threshold, 4))
+
+
+def fit_topic_on(examples: list[Example], extra: list[TopicRow], false_share: float) -> Topic:
+    """The topic head on the training questions (off: those marked `off_topic`) and `extra`."""
+    vectors = np.array([ex.vector for ex in examples] + [r.vector for r in extra],
+                       dtype=np.float64)
+    off = np.array([ex.off_topic for ex in examples] + [r.off_topic for r in extra])
+    answerable = np.array([ex.q.answerable for ex in examples] + [False] * len(extra))
+    groups = [ex.group for ex in examples] + [r.id.removesuffix("-typed") for r in extra]
+    return fit_topic(vectors, off, groups, answerable, false_share)
+
+
+def fit(examples: list[Example], max_false_share: float, without: tuple[str, ...] = (),
+        topic: tuple[list[TopicRow], float] | None = None) -> Scorer:
+    """Both heads (and the topic head when `topic` gives its extra rows and false share)."""
     pick_features = tuple(f for f in PAIR_FEATURES if f not in without)
     answer_feats = tuple(f for f in ANSWER_FEATURES if f not in without)
     pick = fit_pick(examples, pick_features)
@@ -205,7 +282,8 @@ def fit(examples: list[Example], max_false_share: float, without: tuple[str, ...
                 probs[i] = trees.probability(rows[i])
     y = np.array(labels)
     threshold = float(np.quantile(probs[y == 1], max_false_share))
-    return Scorer(pick, answers, round(threshold, 4), {})
+    head = fit_topic_on(examples, *topic) if topic is not None else None
+    return Scorer(pick, answers, round(threshold, 4), {}, head)
 
 
 def fold_of(groups: list[str]) -> dict[str, int]:
@@ -222,10 +300,13 @@ def measure(scorer: Scorer, examples: list[Example]) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     for ex in examples:
         row = answer_row(scorer.pick, ex)
-        refused = row is None or scorer.answers.probability(row) < scorer.threshold
+        gated = scorer.topic is not None and scorer.topic.off_topic(ex.vector)
+        refused = gated or row is None or scorer.answers.probability(row) < scorer.threshold
+        counts["refused_off_topic"] += gated
         if ex.q.answerable:
             counts["answerable"] += 1
             counts["answerable_refused"] += refused
+            counts["answerable_refused_off_topic"] += gated
             if any(ex.positive):
                 reachable += 1
                 first += ex.positive[best_of(scorer.pick, ex)]
@@ -233,19 +314,26 @@ def measure(scorer: Scorer, examples: list[Example]) -> dict[str, Any]:
             kind = "near" if ex.near else "far"
             counts[kind] += 1
             counts[f"{kind}_refused"] += refused
+            if ex.off_topic:  # far questions plainly off the topic
+                counts["off_topic"] += 1
+                counts["off_topic_refused"] += refused
     return {"first_sentence": round(first / max(reachable, 1), 4), "reachable": reachable,
             **counts}
 
 
 def cross_validated(examples: list[Example], max_false_share: float,
-                    without: tuple[str, ...] = ()) -> dict[str, Any]:
+                    without: tuple[str, ...] = (),
+                    topic: tuple[list[TopicRow], float] | None = None) -> dict[str, Any]:
     fold = fold_of([ex.group for ex in examples])
+    extra_fold = fold_of([r.id.removesuffix("-typed") for r in topic[0]]) if topic else {}
     total: Counter[str] = Counter()
     firsts = []
     for k in range(FOLDS):
         train = [ex for ex in examples if fold[ex.group] != k]
         test = [ex for ex in examples if fold[ex.group] == k]
-        result = measure(fit(train, max_false_share, without), test)
+        inside = None if topic is None else (
+            [r for r in topic[0] if extra_fold[r.id.removesuffix("-typed")] != k], topic[1])
+        result = measure(fit(train, max_false_share, without, inside), test)
         firsts.append((result.pop("first_sentence"), result["reachable"]))
         total.update(result)
     reach = sum(n for _, n in firsts)
@@ -253,28 +341,33 @@ def cross_validated(examples: list[Example], max_false_share: float,
             **total}
 
 
-def describe_all() -> list[Example]:
-    """Every training question of `SETS` (and its typed twin), described over its articles."""
+def describe_all() -> tuple[list[Example], list[TopicRow]]:
+    """Every training question of `SETS` (and its typed twin), described over its articles,
+    and the questions of `TOPIC_FILE`."""
     base = Settings.from_env(corpus_dir=ROOT / "corpus", embedding_model=E5_MODEL_NAME)
     examples = []
     for articles, names in SETS:
         d = Describer(Assistant.load(eval_settings(base, articles)))
-        examples += [d.example(q, near) for q, near in questions([DATA / n for n in names])]
-    return examples
+        examples += [d.example(*q) for q in questions([DATA / n for n in names])]
+    return examples, topic_rows(d)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-false-share", type=float, default=0.03,
                         help="share of answerable training questions the threshold may refuse")
+    parser.add_argument("--topic-false-share", type=float, default=0.001,
+                        help="share of answerable training questions the topic head may refuse")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     t0 = time.perf_counter()
-    examples = describe_all()
+    examples, extra = describe_all()
     print(f"{len(examples)} questions described in {time.perf_counter() - t0:.1f} s", flush=True)
     fits = {}
     for name, without in ((E5_MODEL_NAME, ()), (ANY_MODEL, COSINE)):
-        scorer = fit(examples, args.max_false_share, without)
+        # the topic head reads e5's question vectors: the e5 fit only
+        topic = (extra, args.topic_false_share) if name == E5_MODEL_NAME else None
+        scorer = fit(examples, args.max_false_share, without, topic)
         about = {
             "procedure": "bench/fit_scorer.py: pick head = conditional logit on the candidate "
                          "sentences of answerable questions; answers head = gradient-boosted "
@@ -290,9 +383,17 @@ def main() -> None:
             "questions": len(examples),
             "training": measure(scorer, examples),
             "cross_validated_by_article": cross_validated(examples, args.max_false_share,
-                                                          without),
+                                                          without, topic),
         }
-        fits[name] = Scorer(scorer.pick, scorer.answers, scorer.threshold, about).to_dict()
+        if topic is not None:
+            about["topic"] = ("logistic regression (scikit-learn, C "
+                              f"{TOPIC_C:g}, balanced classes) on the question's vector; label: "
+                              "off the corpus's topic (questions marked off_topic, and "
+                              f"{TOPIC_FILE.relative_to(ROOT)}: {len(extra)} with typed twins); "
+                              f"threshold = the cut refusing {args.topic_false_share:.1%} of "
+                              "the answerable training questions, out of fold")
+        fits[name] = Scorer(scorer.pick, scorer.answers, scorer.threshold, about,
+                            scorer.topic).to_dict()
         print(name, json.dumps({k: about[k] for k in ("training", "cross_validated_by_article")}),
               flush=True)
     args.out.write_text(json.dumps({"models": fits}, indent=1, ensure_ascii=False) + "\n",

@@ -226,7 +226,10 @@ def markdown(data: dict[str, Any]) -> str:
     cv, fit = about.get("cross_validated_by_article", {}), about.get("training", {})
     scorer_rows = [[name, r.get("first_sentence"), f"{r.get('near_refused')}/{r.get('near')}",
                     f"{r.get('far_refused')}/{r.get('far')}",
-                    f"{r.get('answerable_refused')}/{r.get('answerable')}"]
+                    f"{r.get('off_topic_refused', '–')}/{r.get('off_topic', '–')}",
+                    f"{r.get('answerable_refused')}/{r.get('answerable')}",
+                    f"{r.get('refused_off_topic', '–')} "
+                    f"({r.get('answerable_refused_off_topic', '–')})"]
                    for name, r in (("in sample (fitted on all)", fit),
                                    ("cross-validated by article (5 folds)", cv)) if r]
     sweep_rows = [[key, s["hit@1"], s["hit@3"], s["hit@5"], s["mrr"], _fmt(s["search_ms_p50"], 1)]
@@ -258,9 +261,12 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         f"The scorer on our own questions ({about.get('questions', '–')} with their typed "
         "twins, `bench/fit_scorer.py`): first sentence among answerable questions whose answer "
-        "is a candidate, unanswerable refused (near, far), answerable refused:",
+        "is a candidate, unanswerable refused (near, far, and among the far ones those plainly "
+        "off the topic), answerable refused, and the questions the topic head refuses (of them "
+        "answerable):",
         "",
-        md_table(["fit", "first sentence", "near refused", "far refused", "answerable refused"],
+        md_table(["fit", "first sentence", "near refused", "far refused", "off topic refused",
+                  "answerable refused", "topic head refuses (answerable)"],
                  scorer_rows, digits=3),
         "",
         f"Our own held-out questions ({data['project_heldout']['totals']['questions']}, written "

@@ -214,7 +214,7 @@ def main() -> None:
         print(json.dumps(chosen, indent=1))
         return
     t0 = time.perf_counter()
-    examples = [ex for ex in fit_scorer.describe_all() if ex.q.answerable and any(ex.positive)]
+    examples = [ex for ex in fit_scorer.describe_all()[0] if ex.q.answerable and any(ex.positive)]
     kind = kinds()
     print(f"{len(examples)} answerable questions with a right candidate, "
           f"{time.perf_counter() - t0:.0f} s", flush=True)

@@ -25,7 +25,7 @@ from assistant.answer.extractive import (
     with_leads,
 )
 from assistant.cli import main
-from assistant.evaluation import answer_sentences
+from assistant.evaluation import answer_sentences, typed
 from assistant.text.analysis import analyze, analyzed
 from assistant.text.kinds import attribute_term, question_kind
 from assistant.text.question import Terms, _derivations, matches
@@ -126,6 +126,53 @@ def test_scorer_separates_dev_from_near_domain(
     answerable = min(probability(q["question"]) for q in _fact_questions(dev_questions))
     refused = max(probability(q) for q in NEAR_DOMAIN)
     assert refused < scorer.threshold < answerable, (refused, scorer.threshold, answerable)
+
+
+#: Questions plainly off the articles' topic, written for this test (in no training file).
+OFF_TOPIC = [
+    "quelle est la profondeur de la fosse des mariannes", "Combien de dents a un adulte ?",
+    "Qui a inventé le téléphone ?", "Quel est le plus long pont de France ?",
+    "Comment faire des crêpes bretonnes ?", "Quel est le meilleur forfait mobile pas cher ?",
+    "Quand a lieu la fête de la musique ?", "Quelle est la date de Pâques l'an prochain ?",
+    "Combien coûte un permis de conduire ?", "Qui a gagné l'Eurovision l'an dernier ?",
+    "Comment apprendre à nager à un enfant ?", "Quelle est la température du soleil ?",
+    "Où partir en vacances en février ?", "Comment faire pousser un avocat ?",
+    "Quel est le prix d'un kilo de cerises ?", "quel film a gagne l oscar du meilleur film",
+    "combien de litres d eau boire par jour", "horaires de la messe de noel a reims",
+    "Who wrote Romeo and Juliet?", "Quels sont les horaires de la poste de Lens ?",
+]
+
+
+def test_questions_off_the_topic_are_refused_before_any_sentence_is_read(
+    seed_assistant: Assistant, dev_questions: list[dict[str, Any]]
+) -> None:
+    """The scorer's topic head (a logistic model on the question's vector, fitted on our own
+    questions) refuses most questions about cooking, sport, health, holidays... whatever the
+    answers head would say of their best sentence (16 of these 20 when it was fitted; the fosse
+    des Mariannes, the telephone's inventor, growing an avocado and the post office's opening
+    hours pass it), and leaves the corpus's own questions, careful or typed, and a plain
+    "what is X" about one of its places, to the answers head."""
+    retriever = seed_assistant.retriever
+    answerer = ExtractiveAnswerer(seed_assistant.settings)
+    topic = answerer.scorer().topic
+    assert topic is not None
+
+    def off(text: str) -> float:
+        asked = retriever.spelled(Question.read(text))  # as `Assistant.ask` embeds it
+        return topic.probability(retriever.query_vector(asked.text))
+
+    gated = [text for text in OFF_TOPIC if off(text) >= topic.threshold]
+    assert len(gated) >= 15, sorted(set(OFF_TOPIC) - set(gated))
+    for text in gated[:4]:
+        answer = seed_assistant.ask(text)
+        assert answer.text == NOT_FOUND and not answer.in_corpus and not answer.citations
+    asked = [q["question"] for q in dev_questions if q["kind"] != "out_of_scope"]
+    asked += [typed(q) for q in asked]
+    asked += ["Qu'est-ce que la Serre numérique ?", "c'est quoi louvre lens vallee"]
+    assert max(off(q) for q in asked) < topic.threshold
+    # settings that turn the sentence vectors off read the fit without them: no topic head
+    plain = seed_assistant.settings.replace(answer_dense_weight=0.0)
+    assert ExtractiveAnswerer(plain).scorer().topic is None
 
 
 def test_answer_keeps_at_most_the_configured_sentences(seed_assistant: Assistant) -> None:

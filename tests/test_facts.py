@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from assistant.answer.extractive import short_answer
-from assistant.answer.pairs import ANY_MODEL, Trees, default_scorer, pair_features, picked
+from assistant.answer.pairs import (
+    ANY_MODEL,
+    Topic,
+    Trees,
+    default_scorer,
+    pair_features,
+    picked,
+)
 from assistant.config import E5_MODEL_NAME
 from assistant.text.facts import fact_spans, implied_unit
 from assistant.text.kinds import is_list_question
@@ -107,6 +114,12 @@ def test_shipped_scorer_loads_for_each_model_and_its_trees_round_trip() -> None:
         assert again.probability(row) == scorer.answers.probability(row)
         assert "cross_validated_by_article" in scorer.about
         assert "dense" not in scorer.pick.features or name != ANY_MODEL
+        # the topic head reads e5's question vectors: only its fit has one
+        assert (scorer.topic is not None) == (name == E5_MODEL_NAME)
+        if scorer.topic is not None:
+            assert Topic.from_dict(scorer.topic.to_dict()) == scorer.topic
+            assert len(scorer.topic.weights) == 384 and 0.5 <= scorer.topic.threshold < 1.0
+            assert "topic" in scorer.about
     rows = [{"own": 1.0, "slot": 1.0}, {"own": 0.0, "slot": 0.0}]
     p = picked(default_scorer(E5_MODEL_NAME).pick, rows)
     assert abs(sum(p) - 1.0) < 1e-9 and p[0] > p[1]

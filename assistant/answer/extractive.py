@@ -3,7 +3,7 @@
     question ──contextualize(history)──> query ──search──> passages ──> candidate sentences
                                                                           │  pairs.py: features
            pick head (softmax over the candidates) ──> best first        │
-           rules + answers head (decision.py evidence) ──> NOT_FOUND (+ leads)
+     topic head, rules, answers head (decision.py evidence) ──> NOT_FOUND (+ leads)
                                                                           │
       ExtractiveAnswerer: **short fact** [1], then its sentence [1]  |  LLMAnswerer (llm.py)
 
@@ -255,12 +255,16 @@ class ExtractiveAnswerer:
 
     def answers(self, question: Question, passages: list[Passage], retriever: HybridRetriever,
                 ranked: Sequence[Candidate]) -> bool:
-        """Whether the corpus answers: the answers head of the scorer over its threshold
-        (`settings.refusal_threshold` overrides the fitted one)."""
+        """Whether the corpus answers: not a question plainly off the articles' topic (the
+        scorer's `topic` head on the question's vector), then the answers head of the scorer
+        over its threshold (`settings.refusal_threshold` overrides the fitted one)."""
+        scorer = self.scorer()
+        if scorer.topic is not None and scorer.topic.off_topic(
+                retriever.query_vector(question.text)):
+            return False
         row = self.answer_evidence(question, passages, retriever, ranked)
         if row is None:
             return False
-        scorer = self.scorer()
         threshold = self.settings.refusal_threshold
         return scorer.answers.probability(row) >= (
             scorer.threshold if threshold is None else threshold)

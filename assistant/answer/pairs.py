@@ -11,6 +11,9 @@ them, both fitted by `bench/fit_scorer.py` on questions we wrote ourselves
              logit: linear scores, a softmax over the question's candidates)
     answers  the probability that the best candidate answers the question at all (gradient-
              boosted trees); below the fitted threshold the answer is "not in the corpus"
+    topic    (e5 only) the probability that the question is plainly off the corpus's topic, from
+             its vector alone (`Topic`, a logistic regression); over its threshold it is refused
+             before the answers head reads anything
 
 The pick head learns from answerable questions only (their answer sentence against the other
 candidates of the same question); the answers head learns from every question, the best pick of
@@ -235,22 +238,57 @@ def _sigmoid(z: float) -> float:
 
 
 @dataclass(frozen=True)
+class Topic:
+    """Is the question about the articles' domain at all? A logistic model on the question's
+    vector (its embedding, as retrieval computed it): the probability that it is plainly off
+    the topic of the corpus ("Quelle est la recette du cassoulet ?"), fitted by
+    `bench/fit_scorer.py` on our questions labelled `off_topic` (and `bench/data/topic.jsonl`).
+    At or over `threshold` (out-of-fold: it refuses almost none of our answerable questions)
+    the question is refused before any sentence is read."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+
+    def probability(self, vector: np.ndarray) -> float:
+        return _sigmoid(self.bias + float(np.dot(self.weights, vector)))
+
+    def off_topic(self, vector: np.ndarray) -> bool:
+        return self.probability(vector) >= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "linear-on-question-vector", "weights": list(self.weights),
+                "bias": self.bias, "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Topic:
+        return cls(tuple(map(float, data["weights"])), float(data["bias"]),
+                   float(data["threshold"]))
+
+
+@dataclass(frozen=True)
 class Scorer:
-    """The two heads and the refusal threshold, for one embedding model."""
+    """The heads and the refusal threshold, for one embedding model (`topic`: only for a model
+    whose question vectors it was fitted on)."""
 
     pick: Logistic  # a conditional logit: see `picked`
     answers: Trees
     threshold: float
     about: dict[str, Any]
+    topic: Topic | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pick": self.pick.to_dict(), "answers": self.answers.to_dict(),
-                "threshold": self.threshold, "about": self.about}
+        out = {"pick": self.pick.to_dict(), "answers": self.answers.to_dict(),
+               "threshold": self.threshold, "about": self.about}
+        if self.topic is not None:
+            out["topic"] = self.topic.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scorer:
+        topic = Topic.from_dict(data["topic"]) if data.get("topic") else None
         return cls(Logistic.from_dict(data["pick"]), Trees.from_dict(data["answers"]),
-                   float(data["threshold"]), dict(data.get("about", {})))
+                   float(data["threshold"]), dict(data.get("about", {})), topic)
 
 
 @lru_cache(maxsize=8)
