@@ -333,6 +333,19 @@ def scores(ranks: list[int | None]) -> tuple[int, int, float]:
             sum(1 / r for r in ranks if r) / len(ranks))
 
 
+def test_batches_and_streams_give_each_text_the_vector_it_gets_alone(
+        default_embedder: ExportedEmbedder, seed_chunks: list[str]) -> None:
+    """However a build embedder cuts the texts into batches (`STREAM_BATCH`, at least one per
+    stream) and spreads them over its streams (one per core), each text gets its own vector:
+    the one it gets alone, unpadded."""
+    texts = seed_chunks[:21]  # 8 + 8 + 5 texts on two streams; a single text: one batch
+    together = default_embedder.embed_passages(texts)
+    alone = np.vstack([default_embedder.embed_passages([t]) for t in texts])
+    assert together.shape == (21, default_embedder.dimension)
+    assert float(np.abs(together - alone).max()) < 1e-4
+    assert np.allclose(default_embedder.embed_passages(texts[:3]), together[:3], atol=1e-4)
+
+
 @pytest.mark.parametrize("weights", [{}, {"dense_weight": 1.0, "sentence_weight": 0.0}],
                          ids=["hybrid", "dense-only"])
 def test_quality_guard_on_dev_questions(weights: dict[str, float], default_index: Settings,
