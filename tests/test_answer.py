@@ -146,12 +146,12 @@ OFF_TOPIC = [
 def test_questions_off_the_topic_are_refused_before_any_sentence_is_read(
     seed_assistant: Assistant, dev_questions: list[dict[str, Any]]
 ) -> None:
-    """The scorer's topic head (a logistic model on the question's vector, fitted on our own
-    questions) refuses most questions about cooking, sport, health, holidays... whatever the
-    answers head would say of their best sentence (17 of these 20 when it was fitted; the fosse
-    des Mariannes, the telephone's inventor and the post office's opening hours pass it), and
-    leaves the corpus's own questions, careful or typed, and a plain
-    "what is X" about one of its places, to the answers head."""
+    """The scorer's topic head (a support-vector machine on the question's vector, fitted on
+    our own questions) refuses most questions about cooking, sport, health, holidays...
+    whatever the answers head would say of their best sentence (18 of these 20 when it was
+    fitted; the fosse des Mariannes and the post office's opening hours pass it), and leaves
+    the corpus's own questions, careful or typed, and a plain "what is X" about one of its
+    places, to the answers head."""
     retriever = seed_assistant.retriever
     answerer = ExtractiveAnswerer(seed_assistant.settings)
     topic = answerer.scorer().topic
@@ -159,7 +159,7 @@ def test_questions_off_the_topic_are_refused_before_any_sentence_is_read(
 
     def off(text: str) -> float:
         asked = retriever.spelled(Question.read(text))  # as `Assistant.ask` embeds it
-        return topic.probability(retriever.query_vector(asked.text))
+        return topic.score(retriever.query_vector(asked.text))
 
     gated = [text for text in OFF_TOPIC if off(text) >= topic.threshold]
     assert len(gated) >= 16, sorted(set(OFF_TOPIC) - set(gated))

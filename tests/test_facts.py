@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from assistant.answer.extractive import short_answer
@@ -117,8 +118,11 @@ def test_shipped_scorer_loads_for_each_model_and_its_trees_round_trip() -> None:
         # the topic head reads e5's question vectors: only its fit has one
         assert (scorer.topic is not None) == (name == E5_MODEL_NAME)
         if scorer.topic is not None:
-            assert Topic.from_dict(scorer.topic.to_dict()) == scorer.topic
-            assert len(scorer.topic.weights) == 384 and 0.5 <= scorer.topic.threshold < 1.0
+            again = Topic.from_dict(scorer.topic.to_dict())
+            assert again.to_dict() == scorer.topic.to_dict()
+            assert scorer.topic.support.shape[1] == 384 and scorer.topic.threshold >= 0.0
+            vector = np.ones(384, dtype=np.float32) / np.sqrt(384)
+            assert again.score(vector) == scorer.topic.score(vector)
             assert "topic" in scorer.about
     rows = [{"own": 1.0, "slot": 1.0}, {"own": 0.0, "slot": 0.0}]
     p = picked(default_scorer(E5_MODEL_NAME).pick, rows)
