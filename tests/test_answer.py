@@ -163,9 +163,10 @@ def test_questions_off_the_topic_are_refused_before_any_sentence_is_read(
 
     gated = [text for text in OFF_TOPIC if off(text) >= topic.threshold]
     assert len(gated) >= 16, sorted(set(OFF_TOPIC) - set(gated))
-    for text in gated[:4]:
+    for text in gated[:4]:  # refused, and no article offered as a lead for a recipe
         answer = seed_assistant.ask(text)
         assert answer.text == NOT_FOUND and not answer.in_corpus and not answer.citations
+        assert answer.leads == []
     asked = [q["question"] for q in dev_questions if q["kind"] != "out_of_scope"]
     asked += [typed(q) for q in asked]
     asked += ["Qu'est-ce que la Serre numérique ?", "c'est quoi louvre lens vallee"]

@@ -192,6 +192,8 @@ class ExtractiveAnswerer:
                *, notice: str | None = None, check_scope: bool = True) -> Answer:
         if not passages:
             return not_found(passages, notice)
+        if check_scope and self.off_topic(question, retriever):
+            return not_found([], notice)  # no leads: no article is near a recipe or the weather
         question, terms, ranked = self.candidates(question, passages, retriever)
         if check_scope and not self.answers(question, passages, retriever, ranked):
             return not_found(passages, notice)
@@ -258,16 +260,21 @@ class ExtractiveAnswerer:
         """Whether the corpus answers: not a question plainly off the articles' topic (the
         scorer's `topic` head on the question's vector), then the answers head of the scorer
         over its threshold (`settings.refusal_threshold` overrides the fitted one)."""
-        scorer = self.scorer()
-        if scorer.topic is not None and scorer.topic.off_topic(
-                retriever.query_vector(question.text)):
+        if self.off_topic(question, retriever):
             return False
         row = self.answer_evidence(question, passages, retriever, ranked)
         if row is None:
             return False
+        scorer = self.scorer()
         threshold = self.settings.refusal_threshold
         return scorer.answers.probability(row) >= (
             scorer.threshold if threshold is None else threshold)
+
+    def off_topic(self, question: Question, retriever: HybridRetriever) -> bool:
+        """The question is plainly off the articles' topic: the scorer's `topic` head on its
+        vector (the one retrieval computed), when the scorer has one."""
+        topic = self.scorer().topic
+        return topic is not None and topic.off_topic(retriever.query_vector(question.text))
 
     def choose(self, question: Question, ranked: Sequence[Candidate],
                terms: Terms) -> list[Candidate]:
