@@ -23,7 +23,7 @@ is the answer when it matches the question's pattern and comes from one of its s
 - topic head (e5 only): a support-vector machine on the question's vector, label "plainly off the
   corpus's topic" (our unanswerable questions marked `off_topic`, and the domain-only questions
   of `bench/data/topic.jsonl`, off and on the topic); its threshold refuses `--topic-false-share`
-  of the answerable training questions, on out-of-fold probabilities. It refuses before the
+  of the answerable training questions, on out-of-fold decision values. It refuses before the
   answers head reads anything.
 
 Cross-validation by article group: the articles are split into 5 groups; each fold fits both heads
@@ -139,6 +139,11 @@ class TopicRow:
     id: str
     vector: Any
     off_topic: bool
+
+    @property
+    def group(self) -> str:
+        """Its fold group: the question, with its typed twin."""
+        return self.id.removesuffix("-typed")
 
 
 def topic_rows(describer: Describer) -> list[TopicRow]:
@@ -257,7 +262,7 @@ def fit_topic_on(examples: list[Example], extra: list[TopicRow], false_share: fl
                        dtype=np.float64)
     off = np.array([ex.off_topic for ex in examples] + [r.off_topic for r in extra])
     answerable = np.array([ex.q.answerable for ex in examples] + [False] * len(extra))
-    groups = [ex.group for ex in examples] + [r.id.removesuffix("-typed") for r in extra]
+    groups = [ex.group for ex in examples] + [r.group for r in extra]
     return fit_topic(vectors, off, groups, answerable, false_share)
 
 
@@ -330,14 +335,14 @@ def cross_validated(examples: list[Example], max_false_share: float,
                     without: tuple[str, ...] = (),
                     topic: tuple[list[TopicRow], float] | None = None) -> dict[str, Any]:
     fold = fold_of([ex.group for ex in examples])
-    extra_fold = fold_of([r.id.removesuffix("-typed") for r in topic[0]]) if topic else {}
+    extra_fold = fold_of([r.group for r in topic[0]]) if topic else {}
     total: Counter[str] = Counter()
     firsts = []
     for k in range(FOLDS):
         train = [ex for ex in examples if fold[ex.group] != k]
         test = [ex for ex in examples if fold[ex.group] == k]
         inside = None if topic is None else (
-            [r for r in topic[0] if extra_fold[r.id.removesuffix("-typed")] != k], topic[1])
+            [r for r in topic[0] if extra_fold[r.group] != k], topic[1])
         result = measure(fit(train, max_false_share, without, inside), test)
         firsts.append((result.pop("first_sentence"), result["reachable"]))
         total.update(result)

@@ -205,7 +205,7 @@ class ExtractiveAnswerer:
     def in_corpus(self, question: Question, passages: list[Passage],
                   retriever: HybridRetriever) -> bool:
         """The in/out-of-corpus decision alone (what the LLM answerer asks before answering)."""
-        if not passages:
+        if not passages or self.off_topic(question, retriever):
             return False
         question, _, ranked = self.candidates(question, passages, retriever)
         return self.answers(question, passages, retriever, ranked)
@@ -257,11 +257,9 @@ class ExtractiveAnswerer:
 
     def answers(self, question: Question, passages: list[Passage], retriever: HybridRetriever,
                 ranked: Sequence[Candidate]) -> bool:
-        """Whether the corpus answers: not a question plainly off the articles' topic (the
-        scorer's `topic` head on the question's vector), then the answers head of the scorer
-        over its threshold (`settings.refusal_threshold` overrides the fitted one)."""
-        if self.off_topic(question, retriever):
-            return False
+        """Whether the corpus answers a question on the articles' topic (`off_topic`, read
+        first by `answer` and `in_corpus`): the rules, then the answers head of the scorer over
+        its threshold (`settings.refusal_threshold` overrides the fitted one)."""
         row = self.answer_evidence(question, passages, retriever, ranked)
         if row is None:
             return False

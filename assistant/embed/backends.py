@@ -384,9 +384,9 @@ class OpenVinoEmbedder(ExportedEmbedder):
         tokenized meanwhile; vectors identical to one batch after the other. Batches of at most
         `STREAM_BATCH` texts, and at least one per stream: every stream keeps working to the
         end (a new article's ~35 texts were a batch of 32 and one of 3)."""
-        size = min(self.batch_size, STREAM_BATCH, -(-len(texts) // self._streams))
         if self._streams == 1 or len(texts) <= 1:
             return super()._encode(texts, progress=progress)
+        size = min(self.batch_size, STREAM_BATCH, -(-len(texts) // self._streams))
         import openvino as ov
 
         self._in_use.set()
