@@ -70,6 +70,10 @@ class Settings:
     dense_weight: float = 0.3  # chunk cosine in the fusion; see docs/benchmarks.md
     sentence_weight: float = 0.4  # best sentence cosine in the fusion (BM25 gets the rest)
     candidates: int = 50  # per leg, before fusion
+    # How the signals of a candidate add up: "weights" (the two above) or "fitted" (the
+    # conditional logit of search/fusion.py, shipped for the default model; any other model
+    # keeps the weights). See docs/benchmarks.md for why "fitted" is not the default.
+    fusion: str = "weights"
     faiss_index: str = "auto"  # auto | flat | ivf | hnsw
 
     # Stores: "local" (FAISS + BM25 files in index_dir) or "qdrant" (a server, a cluster, or
@@ -170,6 +174,8 @@ class Settings:
         for name in ("k", "candidates"):
             if getattr(self, name) < 1:
                 self._refuse(name, "choisissez au moins 1")
+        if self.fusion not in {"fitted", "weights"}:
+            self._refuse("fusion", "choisissez fitted ou weights")
         if self.faiss_index not in {"auto", "flat", "ivf", "hnsw"}:
             self._refuse("faiss_index", "choisissez auto, flat, ivf ou hnsw")
         if self.store not in {"local", "qdrant", "postgres"}:

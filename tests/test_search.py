@@ -7,6 +7,7 @@ import re
 import threading
 import types
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from assistant import Assistant, ConfigError, Passage, QuestionError, Settings
 from assistant.text.analysis import analyze
 from assistant.text.question import derived_terms, english_gloss, matches
 from assistant.text.reading import Question, accented_forms
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_public_names() -> None:
@@ -283,3 +286,77 @@ def test_within_article_signals(seed_assistant: Assistant) -> None:
     question = "Quelle est la surface du bâtiment de Valenciennes ?"
     _, unnamed = retriever._within_articles(mixed, Question.read(question))
     assert unnamed.tolist() == [0.0, 1.0]
+
+
+def test_fitted_fusion_ranks_by_its_probability(seed_settings: Settings, embedder: Any) -> None:
+    """`fusion="fitted"`: the shipped conditional logit (`search/fusion.py`) adds up the
+    candidates' signals; a passage's score is its softmax probability among the candidates,
+    and `search` orders by it. The default, a model without a fit and settings without
+    sentence vectors keep the weights."""
+    import numpy as np
+
+    from assistant.search.fusion import FUSION_FEATURES, fitted_fusion
+
+    fitted = Assistant.load(seed_settings.replace(fusion="fitted"), embedder=embedder)
+    fusion = fitted.retriever.fusion()
+    assert fusion is not None and fusion.features == FUSION_FEATURES
+    question = "Quelle est la surface de la Serre numérique ?"
+    asked = fitted.retriever.spelled(Question.read(question))
+    found = fitted.retriever.candidate_signals(asked, 5)
+    assert found is not None
+    ids, signals = found
+    assert set(FUSION_FEATURES) <= set(signals)
+    probability = fusion.scores(signals)
+    assert abs(probability.sum() - 1.0) < 1e-9 and (probability >= 0).all()
+    passages = fitted.search(question, k=5)
+    best = np.lexsort((ids, -probability))[:5]
+    assert [p.chunk_id for p in passages] == [int(ids[i]) for i in best]
+    assert [p.score for p in passages] == [round(float(probability[i]), 6) for i in best]
+    assert re.search(r"17[\s\u00a0\u202f.]?000\s*m", passages[0].text)
+
+    default = Assistant.load(seed_settings, embedder=embedder)
+    assert seed_settings.fusion == "weights" and default.retriever.fusion() is None
+    weighted = default.retriever.weighted(asked, signals)
+    assert [p.chunk_id for p in default.search(question, k=5)] == [
+        int(ids[i]) for i in np.lexsort((ids, -weighted))[:5]]
+    no_sentences = seed_settings.replace(fusion="fitted", sentence_weight=0.0)
+    assert Assistant.load(no_sentences, embedder=embedder).retriever.fusion() is None
+    assert fitted_fusion("sentence-transformers/all-MiniLM-L6-v2") is None
+    with pytest.raises(ConfigError, match="fusion"):
+        seed_settings.replace(fusion="learned")
+
+
+def test_fusion_fit_learns_from_right_passages(seed_assistant: Assistant) -> None:
+    """`Fusion.fit` (what bench/fit_fusion.py runs), on our own training questions about the
+    seed articles: on the questions it was fitted on, it puts a right passage first at least as
+    often as the settings' weights; its dict form scores the same."""
+    import numpy as np
+
+    from assistant.evaluation import load_question_files
+    from assistant.search.fusion import FUSION_FEATURES, Fusion
+
+    retriever = seed_assistant.retriever
+    seed = {p.stem for p in seed_assistant.settings.corpus_dir.iterdir()}
+    rows = []
+    for q in load_question_files([ROOT / "bench" / "data" / "train_a.jsonl"]):
+        if not q.answerable or q.pattern is None or not set(q.sources) <= seed:
+            continue
+        asked = retriever.spelled(Question.read(q.question))
+        found = retriever.candidate_signals(asked, 5)
+        assert found is not None
+        ids, signals = found
+        chunks = retriever.index.db.chunks_by_id(int(c) for c in ids)
+        right = np.array([q.matches(chunks[int(c)][0]) and q.from_source(chunks[int(c)][1])
+                          for c in ids], dtype=float)
+        rows.append((ids, signals, right, retriever.weighted(asked, signals)))
+    assert len(rows) >= 50
+    fusion = Fusion.fit([(np.column_stack([s[f] for f in FUSION_FEATURES]), y)
+                         for _, s, y, _ in rows])
+
+    def first_right(scores: list[np.ndarray]) -> int:
+        return sum(int(y[np.lexsort((ids, -s))[0]]) for (ids, _, y, _), s in zip(rows, scores))
+
+    fitted = [fusion.scores(s) for _, s, _, _ in rows]
+    assert first_right(fitted) >= first_right([w for *_, w in rows])
+    again = Fusion.from_dict(fusion.to_dict())
+    assert all(np.allclose(again.scores(s), f) for (_, s, _, _), f in zip(rows, fitted))

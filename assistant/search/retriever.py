@@ -10,7 +10,9 @@ every signal, computed exactly:
     sentence  the best cosine among the sentences mostly inside the chunk
 
 each min-max normalised over the candidates, and the fused score is their weighted sum
-(`1 - dense_weight - sentence_weight`, `dense_weight`, `sentence_weight`). The lexical weight is
+(`1 - dense_weight - sentence_weight`, `dense_weight`, `sentence_weight`), or, with
+`fusion="fitted"`, the softmax of a conditional logit fitted on our own questions over these
+signals and a few more (`fusion.py`; not the default: see there). The lexical weight is
 first scaled by its *reach*, the share of the question's ordinary words (names aside) that some
 chunk holds, and what it loses goes to the two vector signals: BM25 cannot match the words of a
 paraphrase or of an English question, and ranks such a question's passages by the few words it
@@ -61,6 +63,7 @@ from ..text.question import matches
 from ..text.reading import Question
 from ..text.sentences import fact_score, mostly_inside, sentence_text
 from .filters import Filters, Selection, select
+from .fusion import Fusion, fitted_fusion
 
 PASSAGE_WEIGHT = 0.1  # weight of the within-article `passage` signal (module docstring)
 NAME_PENALTY = 0.2  # taken off a chunk per share of the question's names its article lacks
@@ -265,14 +268,47 @@ class HybridRetriever:
         """The k best (chunk id, fused score), best first; with `filters`, every leg looks at
         the chunks and sentences of the allowed articles only."""
         q = question if isinstance(question, Question) else self.spelled(Question.read(question))
+        found = self.candidate_signals(q, k, filters)
+        if found is None:
+            return []
+        chunk_ids, signals = found
+        fusion = self.fusion()
+        if fusion is not None and all(name in signals for name in fusion.features):
+            fused = fusion.scores(signals)
+        else:
+            fused = self.weighted(q, signals)
+        order = np.lexsort((chunk_ids, -fused))[:k]  # ties broken by chunk id: deterministic
+        return [(int(chunk_ids[i]), float(fused[i])) for i in order]
+
+    def weighted(self, q: Question, signals: dict[str, np.ndarray]) -> np.ndarray:
+        """The candidates' scores under the settings' weights (module docstring)."""
+        w_lex, w_dense, w_sentence = self._weights(q)
+        return np.asarray(w_lex * signals["lexical"] + w_dense * signals["dense"]
+                          + w_sentence * signals.get("sentence", 0.0)
+                          + PASSAGE_WEIGHT * signals["passage"] - NAME_PENALTY * signals["unnamed"])
+
+    def fusion(self) -> Fusion | None:
+        """The fitted fusion (`fusion.py`) when the settings ask for it and the embedding model
+        has one."""
+        s = self.settings
+        if s.fusion != "fitted" or s.dense_weight <= 0 or s.sentence_weight <= 0:
+            return None
+        return fitted_fusion(s.embedding_model)
+
+    def candidate_signals(self, question: str | Question, k: int,
+                          filters: Filters | None = None
+                          ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """The candidate chunks of a search and their signals (`fusion.FUSION_FEATURES`; the
+        sentence ones only when sentence vectors are used), None when there is none."""
+        q = question if isinstance(question, Question) else self.spelled(Question.read(question))
         lexical = self.index.lexical
         n = len(lexical)
         if n == 0:
-            return []
+            return None
         only = self.restrict(filters) if filters else None
         pool = n if only is None else len(only.chunks)
         if pool == 0:
-            return []
+            return None
         depth = min(pool, max(self.settings.candidates, k))
         terms = list(q.terms)
         w_lex, w_dense, w_sentence = self._weights(q)
@@ -286,29 +322,36 @@ class HybridRetriever:
                 proposed = self._chunks_of_best_sentences(query, PROPOSED_SENTENCES, only)
                 cids |= proposed
         if not cids:
-            return []
+            return None
         chunk_ids = np.array(sorted(cids), dtype=np.int64)
         lex = lexical.score(terms, chunk_ids).astype(np.float64)
         dense = np.zeros(len(chunk_ids))
         if query is not None:
             dense = (self.index.dense.vectors(chunk_ids) @ query).astype(np.float64)
-        fused = w_lex * _minmax(lex) + w_dense * _minmax(dense)
-        spans: dict[int, tuple[str, int, int]] | None = None  # looked up once, for both below
+        spans: dict[int, tuple[str, int, int]] | None = None  # looked up once, for all below
+        sentence: dict[str, np.ndarray] = {}
         if w_sentence > 0 and query is not None:
             # The sentence signal costs a lookup per sentence: computed for the best candidates
             # of the first two legs and the chunks the closest sentences proposed.
+            first = w_lex * _minmax(lex) + w_dense * _minmax(dense)
             keep = np.zeros(len(chunk_ids), dtype=bool)
-            keep[np.argsort(-fused, kind="stable")[:RERANK]] = True
+            keep[np.argsort(-first, kind="stable")[:RERANK]] = True
             keep |= np.isin(chunk_ids, np.fromiter(proposed, dtype=np.int64, count=len(proposed)))
             chunk_ids, lex, dense = chunk_ids[keep], lex[keep], dense[keep]
             spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
-            fused = (w_lex * _minmax(lex) + w_dense * _minmax(dense)
-                     + w_sentence * _minmax(self._best_sentence(chunk_ids, q, spans)))
-        if PASSAGE_WEIGHT > 0 or NAME_PENALTY > 0:
-            passage, unnamed = self._within_articles(chunk_ids, q, spans)
-            fused = fused + PASSAGE_WEIGHT * _minmax(passage) - NAME_PENALTY * unnamed
-        order = np.lexsort((chunk_ids, -fused))[:k]  # ties broken by chunk id: deterministic
-        return [(int(chunk_ids[i]), float(fused[i])) for i in order]
+            best, cosine, fact = self._best_sentence(chunk_ids, q, spans)
+            sentence = {"sentence": _minmax(best), "cosine": _minmax(cosine), "fact": fact}
+        if spans is None:
+            spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
+        passage, unnamed = self._within_articles(chunk_ids, q, spans)
+        reach = self._lexical_reach(q)
+        signals = {"lexical": _minmax(lex), "dense": _minmax(dense), **sentence,
+                   "passage": _minmax(passage), "unnamed": unnamed,
+                   "opening": self._opening(chunk_ids, spans)}
+        for name in ("lexical", "dense", "sentence"):
+            if name in signals:
+                signals[f"{name}_reach"] = signals[name] * reach
+        return chunk_ids, signals
 
     def _weights(self, q: Question) -> tuple[float, float, float]:
         """(lexical, dense, sentence) weights of the fusion for this question: the settings',
@@ -411,12 +454,22 @@ class HybridRetriever:
                 self._terms.popitem(last=False)
         return out
 
+    def _opening(self, chunk_ids: np.ndarray, spans: dict[int, tuple[str, int, int]]
+                 ) -> np.ndarray:
+        """Per chunk, 1 when it is its article's first chunk (title and lead), else 0."""
+        firsts = {src: next(iter(terms.chunks), None) for src, terms in
+                  self._article_terms({src for src, _, _ in spans.values()}).items()}
+        return np.array([1.0 if firsts.get(spans[int(c)][0]) == int(c) else 0.0
+                         for c in chunk_ids])
+
     def _best_sentence(self, chunk_ids: np.ndarray, q: Question,
-                       spans: dict[int, tuple[str, int, int]] | None = None) -> np.ndarray:
-        """Per chunk, the best score of a sentence mostly inside it (0 when none): its cosine
-        with the question, plus `FACT_BONUS` when it holds the kind of fact asked (a figure for
-        "combien / how much", a name for "qui / who", a date for "quand / when"). `spans`: the
-        chunks' locations, when the caller has them."""
+                       spans: dict[int, tuple[str, int, int]] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per chunk, among the sentences mostly inside it (0 when none): the best of their
+        cosine with the question plus `FACT_BONUS` when the sentence holds the kind of fact
+        asked (a figure for "combien / how much", a name for "qui / who", a date for "quand /
+        when"), the best cosine, the best fact score. `spans`: the chunks' locations, when the
+        caller has them."""
         if spans is None:
             spans = self.index.db.chunk_locations(int(c) for c in chunk_ids)
         by_source = self.sentences(src for src, _, _ in spans.values())
@@ -431,18 +484,20 @@ class HybridRetriever:
                 if mostly_inside(s.start, s.end, a, b):
                     owners.append(i)
                     members.append(s)
-        best = np.zeros(len(chunk_ids), dtype=np.float64)
+        best, cosine, fact = (np.zeros(len(chunk_ids), dtype=np.float64) for _ in range(3))
         if not members:
-            return best
+            return best, cosine, fact
         scores = self.sentence_similarity(q.text, members).astype(np.float64)
-        kind = q.kind
-        texts = {src: self.article_text(src) or "" for src in by_source}
-        sentences = [sentence_text(texts[s.source], (s.start, s.end)) for s in members]
-        if kind is not None and FACT_BONUS > 0:
-            scores += FACT_BONUS * np.array([fact_score(kind, t, q.asked) for t in sentences])
-
-        np.maximum.at(best, np.asarray(owners), scores)
-        return best
+        facts = np.zeros(len(members))
+        if q.kind is not None:
+            texts = {src: self.article_text(src) or "" for src in by_source}
+            facts = np.array([fact_score(q.kind, sentence_text(texts[s.source], (s.start, s.end)),
+                                         q.asked) for s in members])
+        at = np.asarray(owners)
+        np.maximum.at(best, at, scores + FACT_BONUS * facts)
+        np.maximum.at(cosine, at, scores)
+        np.maximum.at(fact, at, facts)
+        return best, cosine, fact
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
