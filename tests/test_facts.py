@@ -235,6 +235,15 @@ def test_an_enumeration_in_prose_counts_its_items() -> None:
                          "essaient les objets chez eux.") == 4
     assert series_length("Le laboratoire fonctionne avec un budget annuel de 680 000 euros.") == 0
     assert series_length("Il est arrivé en mai, et il a tout changé depuis, selon elle.") == 0
+    # the last item runs on (where it ends cannot be told); a comma before "et" ends the one
+    # before it; "ainsi que" introduces a last item too
+    assert series_length("Le site abritera un incubateur, un hôtel d'entreprises et un Fab Lab "
+                         "d'ores et déjà financé dans le cadre du contrat de plan.") == 3
+    assert series_length("Le Mans Métropole a apporté 3 millions d'euros, la Région des Pays de "
+                         "la Loire 2 millions, et l'État a accordé une subvention.") == 3
+    assert series_length("Le bâtiment comprendra un showroom, une salle de formation, une "
+                         "cuisine ainsi que huit bureaux.") == 4
+    assert series_length("Il a vu la ville, puis il est parti.") == 0
 
     def feature(question: str, sentence: str) -> float:
         return pair_features(Question.read(question), base={}, sentence=sentence, context="",

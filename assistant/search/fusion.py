@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from ..linear import conditional_logit
+
 FUSION_FEATURES = ("lexical", "lexical_reach", "dense", "dense_reach", "sentence",
                    "sentence_reach", "passage", "unnamed", "cosine", "fact", "opening")
 
@@ -74,31 +76,8 @@ class Fusion:
     def fit(cls, questions: list[tuple[np.ndarray, np.ndarray]],
             features: tuple[str, ...] = FUSION_FEATURES, l2: float = 1.0) -> Fusion:
         """Fitted on (signals of a question's candidates, one row each, in `features` order;
-        which of them hold the answer) by L-BFGS (scipy); questions without any right
-        candidate teach nothing and are left out."""
-        from scipy.optimize import minimize
-
-        data = [(x, y / y.sum()) for x, y in questions if y.any()]
-        stacked = np.vstack([x for x, _ in data])
-        mean, scale = stacked.mean(0), stacked.std(0) + 1e-9
-        xs = (stacked - mean) / scale
-        ys = np.concatenate([y for _, y in data])
-        owner = np.repeat(np.arange(len(data)), [len(x) for x, _ in data])
-        n = len(data)
-
-        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-            s = xs @ w
-            top = np.full(n, -np.inf)
-            np.maximum.at(top, owner, s)
-            e = np.exp(s - top[owner])
-            total = np.zeros(n)
-            np.add.at(total, owner, e)
-            log_norm = np.log(total) + top
-            value = -(ys * (s - log_norm[owner])).sum() + 0.5 * l2 * w @ w
-            grad = xs.T @ (e / total[owner] - ys) + l2 * w
-            return value / n, grad / n
-
-        w = minimize(loss, np.zeros(xs.shape[1]), jac=True, method="L-BFGS-B").x
+        which of them hold the answer): `linear.conditional_logit`."""
+        mean, scale, w = conditional_logit(questions, l2=l2)
         return cls(features, tuple(mean.round(6)), tuple(scale.round(6)), tuple(w.round(6)))
 
 

@@ -233,24 +233,25 @@ _OPENING_NAME = re.compile(r"[^\w]*([A-ZÀ-ÖØ-Þ][\w’-]*)\s+[A-ZÀ-ÖØ-Þ]"
 
 
 #: A series of items in prose: "un atelier de numérisation, une salle d'immersion, des bureaux et
-#: un studio", "Agriculteurs, retraités, lycéens ou infirmières libérales".
-_CONJUNCTION = re.compile(r"\s(?:et|ou)\s")  # before the last item
-_CLAUSE_BREAKS = ";:.!?«»()"  # no item runs across one; a comma ends an item only
-_SERIES_START = re.compile(f"[{re.escape(_CLAUSE_BREAKS)}]")
-_ITEM_END = re.compile(f"[,{re.escape(_CLAUSE_BREAKS)}]")
-SERIES_ITEM_WORDS = 10  # a longer piece is a clause, not an item
+#: un studio", "Agriculteurs, retraités, lycéens ou infirmières libérales", "Le Mans Métropole a
+#: apporté 3 millions d'euros, la Région 2 millions, et l'État a accordé une subvention ...".
+_CONJUNCTION = re.compile(r"\s(?:et|ou|ainsi que|puis)\s")  # before the last item
+_SERIES_START = re.compile(r"[;:.!?«»()]")  # no item runs across one; a comma ends an item only
+SERIES_ITEM_WORDS = 14  # a longer piece before the last is a clause, not an item
 
 
 def series_length(sentence: str) -> int:
     """Items in the longest enumeration of the sentence ("A, B, C et D": 4; at least three
-    items, pieces of at most `SERIES_ITEM_WORDS` words), 0 without one."""
+    items; those before the conjunction of at most `SERIES_ITEM_WORDS` words, the last one of
+    any length: where it ends cannot be told), 0 without one. A comma before the conjunction
+    (", et l'État") ends the item before it."""
     best = 0
     for m in _CONJUNCTION.finditer(sentence):
-        last = _ITEM_END.split(sentence[m.end():], maxsplit=1)[0].split()
-        if not 0 < len(last) <= SERIES_ITEM_WORDS:
+        if not _SERIES_START.split(sentence[m.end():], maxsplit=1)[0].split():
             continue
+        head = _SERIES_START.split(sentence[:m.start()])[-1].rstrip().removesuffix(",")
         before = 0
-        for piece in reversed(_SERIES_START.split(sentence[:m.start()])[-1].split(",")):
+        for piece in reversed(head.split(",")):
             if not 0 < len(piece.split()) <= SERIES_ITEM_WORDS:
                 break
             before += 1
