@@ -1,5 +1,5 @@
-"""The conditional logit, fitted: the one solver of the linear heads of the pick
-(`answer/pairs.Logistic`) and of the search fusion (`search/fusion.Fusion`).
+"""The conditional logit: the one linear model (`Logistic`) and solver of the answer's pick head
+(`answer/pairs.py`) and of the search fusion (`search/fusion.py`).
 
 Each question comes with its candidates' rows of features and which candidates are right; the
 softmax of the linear scores over a question's candidates should put its weight on the right
@@ -11,8 +11,60 @@ plain numbers).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """A linear model over standardised features, fitted as a conditional logit."""
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float = 0.0
+
+    def linear(self, features: dict[str, float]) -> float:
+        """The score of one row given as a dict (a missing feature counts 0)."""
+        return self.bias + sum(w * (features.get(name, 0.0) - m) / s for name, m, s, w in
+                               zip(self.features, self.mean, self.scale, self.weights))
+
+    def scores(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """The scores of many rows given as one array per feature."""
+        x = np.column_stack([columns[name] for name in self.features])
+        return np.asarray(self.bias + ((x - np.asarray(self.mean)) / np.asarray(self.scale))
+                          @ np.asarray(self.weights))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "linear", "features": list(self.features), "mean": list(self.mean),
+                "scale": list(self.scale), "weights": list(self.weights), "bias": self.bias}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Logistic:
+        return cls(tuple(data["features"]), tuple(map(float, data["mean"])),
+                   tuple(map(float, data["scale"])), tuple(map(float, data["weights"])),
+                   float(data.get("bias", 0.0)))
+
+    @classmethod
+    def fit(cls, questions: Sequence[tuple[np.ndarray, np.ndarray]],
+            features: Sequence[str], *, l2: float = 1.0) -> Logistic:
+        """Fitted on (a question's candidates, one row each in `features` order; which of them
+        are right): `conditional_logit`."""
+        mean, scale, w = conditional_logit(questions, l2=l2)
+        return cls(tuple(features), tuple(mean.round(6)), tuple(scale.round(6)),
+                   tuple(w.round(6)), 0.0)
+
+    @classmethod
+    def fit_conditional(cls, questions: Sequence[tuple[Sequence[dict[str, float]],
+                                                       Sequence[bool]]],
+                        features: Sequence[str], *, l2: float = 1.0) -> Logistic:
+        """`fit` on rows given as dicts (a missing feature counts 0)."""
+        return cls.fit([(np.array([[r.get(f, 0.0) for f in features] for r in rows],
+                                  dtype=np.float64), np.asarray(right, dtype=np.float64))
+                        for rows, right in questions], features, l2=l2)
 
 
 def conditional_logit(questions: Sequence[tuple[np.ndarray, np.ndarray]], *, l2: float

@@ -68,7 +68,7 @@ from typing import Any
 
 import numpy as np
 
-from ..linear import conditional_logit
+from ..linear import Logistic
 from ..text.analysis import analyzed
 from ..text.facts import FIGURE_KINDS, fact_spans, slot
 from ..text.question import attribute_matches, matches
@@ -80,10 +80,6 @@ PAIR_FEATURES = ("own", "local", "article", "prior", "fact", "shape", "dense", "
                  "fact_person", "fact_figure", "fact_date", "fact_named", "kind_none",
                  "slot", "unit", "focus_article", "list_items", "list_shape", "list_series")
 LEAD_CHARS = 2  # sentences of an article that count as its lead
-#: The pick head's L2 penalty. Right sentence first out of fold (by article) on our questions,
-#: of 2 418: 0.1 -> 2 073, 1 -> 2 073, 10 -> 2 076, 100 -> 2 052; 1 (the value before) kept,
-#: 10 being within the noise of a refit.
-PICK_L2 = 1.0
 ANY_MODEL = "*"  # the fit for an embedding model without its own (no cosine features)
 _QUOTE = re.compile(r"[«“\"]")
 
@@ -145,43 +141,6 @@ def answer_features(best: dict[str, float], pick: float, *, coverage: float, foc
                     attribute: float, semantic: float) -> dict[str, float]:
     return {**best, "pick": pick, "coverage": coverage, "focus_pool": focus,
             "attribute_pool": attribute, "semantic": semantic}
-
-
-@dataclass(frozen=True)
-class Logistic:
-    """A linear model over standardised features: the pick head's conditional logit."""
-
-    features: tuple[str, ...]
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    weights: tuple[float, ...]
-    bias: float
-
-    def linear(self, features: dict[str, float]) -> float:
-        return self.bias + sum(w * (features.get(name, 0.0) - m) / s for name, m, s, w in
-                               zip(self.features, self.mean, self.scale, self.weights))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": "linear", "features": list(self.features), "mean": list(self.mean),
-                "scale": list(self.scale), "weights": list(self.weights), "bias": self.bias}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Logistic:
-        return cls(tuple(data["features"]), tuple(map(float, data["mean"])),
-                   tuple(map(float, data["scale"])), tuple(map(float, data["weights"])),
-                   float(data["bias"]))
-
-    @classmethod
-    def fit_conditional(cls, questions: Sequence[tuple[Sequence[dict[str, float]],
-                                                       Sequence[bool]]],
-                        features: Sequence[str], *, l2: float = PICK_L2) -> Logistic:
-        """The pick head: a conditional logit (`linear.conditional_logit`) over each
-        question's candidates (their rows, which of them are right)."""
-        mean, scale, w = conditional_logit(
-            [(np.array([[r.get(f, 0.0) for f in features] for r in rows], dtype=np.float64),
-              np.asarray(right, dtype=np.float64)) for rows, right in questions], l2=l2)
-        return cls(tuple(features), tuple(mean.round(6)), tuple(scale.round(6)),
-                   tuple(w.round(6)), 0.0)
 
 
 def picked(pick: Logistic, rows: Sequence[dict[str, float]]) -> list[float]:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from ..linear import conditional_logit
+from ..linear import Logistic
 
 FUSION_FEATURES = ("lexical", "lexical_reach", "dense", "dense_reach", "sentence",
                    "sentence_reach", "passage", "unnamed", "cosine", "fact", "opening")
@@ -49,36 +49,33 @@ FUSION_FEATURES = ("lexical", "lexical_reach", "dense", "dense_reach", "sentence
 
 @dataclass(frozen=True)
 class Fusion:
-    """A linear model over standardised signals, fitted as a conditional logit."""
+    """The conditional logit over the candidates' signals (`linear.Logistic`)."""
 
-    features: tuple[str, ...]
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    weights: tuple[float, ...]
+    model: Logistic
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.model.features
 
     def scores(self, signals: dict[str, np.ndarray]) -> np.ndarray:
         """Per candidate, the softmax over the candidates of the linear scores."""
-        x = np.column_stack([signals[name] for name in self.features])
-        z = ((x - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.weights)
+        z = self.model.scores(signals)
         p = np.exp(z - z.max())
         return np.asarray(p / p.sum())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": list(self.features), "mean": list(self.mean),
-                "scale": list(self.scale), "weights": list(self.weights)}
+        return self.model.to_dict()
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Fusion:
-        return cls(tuple(d["features"]), tuple(d["mean"]), tuple(d["scale"]),
-                   tuple(d["weights"]))
+    def from_dict(cls, data: dict[str, Any]) -> Fusion:
+        return cls(Logistic.from_dict(data))
 
     @classmethod
     def fit(cls, questions: list[tuple[np.ndarray, np.ndarray]],
             features: tuple[str, ...] = FUSION_FEATURES, l2: float = 1.0) -> Fusion:
         """Fitted on (signals of a question's candidates, one row each, in `features` order;
-        which of them hold the answer): `linear.conditional_logit`."""
-        mean, scale, w = conditional_logit(questions, l2=l2)
-        return cls(features, tuple(mean.round(6)), tuple(scale.round(6)), tuple(w.round(6)))
+        which of them hold the answer)."""
+        return cls(Logistic.fit(questions, features, l2=l2))
 
 
 @lru_cache(maxsize=8)
