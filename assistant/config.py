@@ -74,6 +74,9 @@ class Settings:
     # conditional logit of search/fusion.py, shipped for the default model; any other model
     # keeps the weights). See docs/benchmarks.md for why "fitted" is not the default.
     fusion: str = "weights"
+    # `search` orders its k passages by the answer's pick head (the passage holding the sentence
+    # that states what is asked first; `ExtractiveAnswerer.ordered`); off: the fusion's order
+    rerank: bool = True
     faiss_index: str = "auto"  # auto | flat | ivf | hnsw
 
     # Stores: "local" (FAISS + BM25 files in index_dir) or "qdrant" (a server, a cluster, or

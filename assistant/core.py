@@ -81,13 +81,24 @@ class Assistant:
 
     def search(self, question: str, k: int | None = None, *, sources: Sequence[str] | None = None,
                since: str | None = None, until: str | None = None) -> list[Passage]:
-        """The k best passages. `sources` (article file names, with or without extension),
-        `since` and `until` (YYYY-MM-DD, inclusive) restrict them: see `selection`."""
+        """The k best passages. With `settings.rerank` (the default), the fusion's best
+        max(k, settings.k) are reordered by the answer's pick head, the one whose sentence
+        states what is asked first, each scored by that sentence's pick probability
+        (`ExtractiveAnswerer.ordered`), then cut to k (a smaller k never reorders). `sources`
+        (article file names, with or without extension), `since` and `until` (YYYY-MM-DD,
+        inclusive) restrict them: see `selection`."""
         filters = Filters.parse(sources, since, until)
         retriever = self.retriever
         asked = retriever.spelled(Question.read(self.check_question(question)))
+        k = k or self.settings.k
         with self._stage("search"):
-            return retriever.search(asked, k or self.settings.k, filters)
+            if not self.settings.rerank:
+                return retriever.search(asked, k, filters)
+            from .answer.extractive import ExtractiveAnswerer
+
+            # at least the passages an answer reads are reordered: a smaller k cuts that list
+            pool = retriever.search(asked, max(k, self.settings.k), filters)
+            return ExtractiveAnswerer(self.settings).ordered(asked, pool, retriever)[:k]
 
     def selection(self, *, sources: Sequence[str] | None = None, since: str | None = None,
                   until: str | None = None) -> Selection | None:

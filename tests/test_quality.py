@@ -57,18 +57,19 @@ def report(settings_and_bot: tuple[Settings, Assistant]) -> dict[str, Any]:
 def test_retrieval_levels(report: dict[str, Any]) -> None:
     t = report["totals"]
     assert t["answerable"] == 136 and t["out_of_scope"] == 29
-    # measured when the scorer landed: hit@1 0.757, hit@5 0.926 (retrieval did not change)
-    assert t["hit@1"] >= 0.74, t
-    assert t["hit@5"] >= 0.91, t
+    # measured (docs/benchmarks.md): hit@1 0.824 with search's rerank (0.787 in the fusion's
+    # order), hit@5 0.963
+    assert t["hit@1"] >= 0.80, t
+    assert t["hit@5"] >= 0.95, t
 
 
 def test_answer_levels(report: dict[str, Any]) -> None:
     t, kinds = report["totals"], report["by_kind"]
-    # measured (docs/benchmarks.md): first sentence 0.787, answer 0.860, short 0.750,
-    # 1.31 sentences an answer; fact first 0.86; list answers 6/9
-    assert t["first_sentence_match"] >= 0.77, t
+    # measured (docs/benchmarks.md): first sentence 0.809, answer 0.860, short 0.766,
+    # 1.31 sentences an answer; fact first 0.87; list answers 5/9
+    assert t["first_sentence_match"] >= 0.79, t
     assert t["answer_match"] >= 0.83, t
-    assert t["short_match"] >= 0.73, t
+    assert t["short_match"] >= 0.75, t
     assert t["sentences_per_answer"] <= 1.35, t
     assert kinds["fact"]["first_sentence_match"] >= 0.84, kinds["fact"]
     assert kinds["date"]["short_match"] >= 0.85, kinds["date"]

@@ -210,6 +210,27 @@ class ExtractiveAnswerer:
         question, _, ranked = self.candidates(question, passages, retriever)
         return self.answers(question, passages, retriever, ranked)
 
+    def ordered(self, question: Question, passages: list[Passage],
+                retriever: HybridRetriever) -> list[Passage]:
+        """The passages rescored by the pick head and sorted (what `Assistant.search` returns,
+        `settings.rerank`): each passage's score becomes the pick's probability of its best
+        sentence (the softmax over the sentences inside the passages; a sentence belongs to the
+        passage its start falls in; 0 for a passage without one), ties in their search order.
+        The passage stating what is asked comes first. The pick alone: neither the reader nor
+        the refusal is read."""
+        if not passages:
+            return passages
+        question, terms = self.prepared(question, passages, retriever)
+        inside = self.described(question, passages, retriever, terms, neighbours=False)
+        probability = picked(self.scorer().pick, [c.features for c in inside])
+        best = [0.0] * len(passages)
+        for c, p in zip(inside, probability):
+            for i, passage in enumerate(passages):
+                if passage.source == c.passage.source and passage.start <= c.start < passage.end:
+                    best[i] = max(best[i], p)
+        order = sorted(range(len(passages)), key=lambda i: (-round(best[i], 6), i))
+        return [replace(passages[i], score=round(best[i], 6)) for i in order]
+
     def candidates(self, question: Question, passages: list[Passage],
                    retriever: HybridRetriever) -> tuple[Question, Terms, list[Candidate]]:
         """The question and its terms (`prepared`) and every candidate sentence, best first,
@@ -344,10 +365,12 @@ class ExtractiveAnswerer:
         return default_scorer(s.embedding_model if semantic else ANY_MODEL)
 
     def described(self, question: Question, passages: list[Passage],
-                  retriever: HybridRetriever, terms: Terms) -> list[Candidate]:
-        """Every candidate sentence of the passages with its `pairs.PAIR_FEATURES`."""
+                  retriever: HybridRetriever, terms: Terms, *,
+                  neighbours: bool = True) -> list[Candidate]:
+        """Every candidate sentence of the passages with its `pairs.PAIR_FEATURES`
+        (`neighbours`: see `sentence_candidates`)."""
         articles = {p.source: retriever.article_text(p.source) for p in passages}
-        candidates = sentence_candidates(passages, articles)
+        candidates = sentence_candidates(passages, articles, neighbours=neighbours)
         if not candidates or not terms.weights:
             return []
         kind = question.kind
@@ -464,11 +487,11 @@ def _redundant(a: Candidate, b: Candidate) -> bool:
     return bool(union) and len(a.terms & b.terms) / len(union) > 0.6
 
 
-def sentence_candidates(passages: Sequence[Passage],
-                        articles: dict[str, str | None]) -> list[Candidate]:
-    """Every sentence mostly inside a retrieved passage, and the one just before and after it,
-    once (overlapping chunks de-duplicated), attached to the best-ranked passage holding it
-    (widened to cover it), with exact offsets into the article text."""
+def sentence_candidates(passages: Sequence[Passage], articles: dict[str, str | None], *,
+                        neighbours: bool = True) -> list[Candidate]:
+    """Every sentence mostly inside a retrieved passage, and (`neighbours`) the one just before
+    and after it, once (overlapping chunks de-duplicated), attached to the best-ranked passage
+    holding it (widened to cover it), with exact offsets into the article text."""
     seen: set[tuple[str, int]] = set()
     out: list[Candidate] = []
     for rank, p in enumerate(passages):
@@ -481,7 +504,8 @@ def sentence_candidates(passages: Sequence[Passage],
                   if mostly_inside(spans[i][0] + base, spans[i][1] + base, p.start, p.end)]
         if not inside:
             continue
-        around = [i for i in (inside[0] - 1, inside[-1] + 1) if 0 <= i < len(spans)]
+        around = [i for i in (inside[0] - 1, inside[-1] + 1)
+                  if neighbours and 0 <= i < len(spans)]
         for i in sorted(set(inside) | set(around)):
             a, b = spans[i]
             lo, hi = a + base, b + base
