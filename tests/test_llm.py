@@ -7,13 +7,14 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant import Answer, Assistant, Settings
+from assistant import Answer, Assistant, Passage, Settings
 from assistant.answer.extractive import NOT_FOUND, make_answerer
 from assistant.answer.llm import (
     DATA_END,
@@ -46,6 +47,12 @@ def llm_bot(seed_assistant: Assistant, llm_settings: Settings) -> Assistant:
     return Assistant(llm_settings, seed_assistant.retriever)
 
 
+def _fused(bot: Assistant, question: str, k: int | None = None) -> list[Passage]:
+    """The passages an answerer reads, in the order it reads them: the fusion's (`search`
+    without `settings.rerank`, which reorders what `search` shows, not what `ask` reads)."""
+    return Assistant(replace(bot.settings, rerank=False), bot.retriever).search(question, k)
+
+
 def _ask(bot: Assistant, question: str, **kw: object) -> tuple[list[str], Answer]:
     *pieces, answer = bot.ask_stream(question, mode="llm", **kw)  # type: ignore[arg-type]
     assert isinstance(answer, Answer) and all(isinstance(p, str) for p in pieces)
@@ -76,7 +83,7 @@ def test_unknown_citations_dropped_and_the_rest_renumbered(
 ) -> None:
     openai_server.reply = Reply(
         text="Premier fait [3]. Inventé [7]. Second fait [1][3]. Fin [2; 9].")
-    passages = llm_bot.search(SURFACE, k=3)
+    passages = _fused(llm_bot, SURFACE, k=3)
     pieces, answer = _ask(llm_bot, SURFACE, k=3)
     assert answer.text == "Premier fait [1]. Inventé. Second fait [2][1]. Fin [3]."
     assert "".join(pieces) == answer.text
@@ -217,7 +224,7 @@ def test_request_holds_system_prompt_and_delimited_passages(
     llm_bot: Assistant, openai_server: FakeOpenAIServer  # noqa: F811
 ) -> None:
     openai_server.reply = Reply(text="Réponse [1].")
-    passages = llm_bot.search(SURFACE)
+    passages = _fused(llm_bot, SURFACE)
     _ask(llm_bot, SURFACE)
     (request,) = openai_server.requests
     assert request.path == "/v1/chat/completions"
