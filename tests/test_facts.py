@@ -16,7 +16,7 @@ from assistant.answer.pairs import (
     picked,
 )
 from assistant.config import E5_MODEL_NAME
-from assistant.text.facts import fact_spans, implied_unit
+from assistant.text.facts import fact_spans, implied_unit, slot
 from assistant.text.kinds import is_list_question
 from assistant.text.reading import Question
 from assistant.text.sentences import series_length
@@ -97,6 +97,18 @@ def test_facts_the_question_already_states_are_not_answers() -> None:
 def test_kind_only_questions_imply_a_unit_and_lists_are_recognised() -> None:
     unit = implied_unit("Quel âge a la directrice ?")
     assert unit is not None and unit.search("48 ans") and not unit.search("48 startups")
+    # an age as articles state it, not a length of time
+    for age in ("Inès Barjavel, 38 ans, dirige", "cet ingénieur de 46 ans", "À 47 ans, ce natif",
+                "J'ai 54 ans", "le pôle fête ses dix ans", "Karim Benhaddou (36 ans)"):
+        assert unit.search(age), age
+    for length in ("il faut souvent cinq ou six ans pour vendre", "elle a dirigé pendant huit ans",
+                   "il y a six ans", "d'ici à cinq ans", "en moins de deux ans",
+                   "qui a vingt ans de métier", "elle a travaillé dix ans comme"):
+        assert not unit.search(length), length
+    question = "Quel âge a la directrice ?"
+    sentence = "Il faut six ans pour cela, dit Léa Roy, 42 ans."
+    spans = slot("number", sentence, question, ("directeur",), unit=unit)
+    assert spans[0].text == "42 ans" and spans[0].score > 10 * spans[1].score
     assert implied_unit("Quel est le budget ?") is None
     assert is_list_question("Citez les villes partenaires de Nancy.")
     assert is_list_question("Quels territoires le pôle fédère-t-il ?")

@@ -94,9 +94,33 @@ _ROLE_BEFORE = re.compile(
     r"|chargé|chargée|secrétaire|trésorier|trésorière|M\.|Mme|Mr)[\s\u00a0,]*$",
     re.IGNORECASE)
 
+#: An age as articles state it: alone, after a comma or a parenthesis ("Inès Barjavel, 38 ans,"),
+#: "de" ("cet ingénieur de 46 ans", "âgés de 19 à 54 ans"), "à" ("À 47 ans"), a form of "avoir"
+#: ("j'ai 54 ans", "qui a 91 ans") or "ses" ("fête ses dix ans"); not a length of time ("il faut
+#: cinq ou six ans pour", "pendant huit ans", "il y a deux ans", "d'ici à cinq ans", "en moins
+#: de deux ans", "vingt ans de métier").
+_AGE = re.compile(
+    rf"(?:^{_S}*|[,(]{_S}*|(?:(?<![\w’'])(?:(?<!ici )à|(?<!plus )(?<!moins )(?<!près )(?<!amis )de"
+    rf"|ses|(?<!y )a|avait|aura)|j['’]ai){_S}+)"
+    rf"(?:\d+|(?i:{_SPELLED_FIGURE})){_S}+ans\b(?!{_S}+d(?:e\b|['’]))",
+    re.IGNORECASE)
+
+#: A person named as a role's former holder, in the clause before the name: "son prédécesseur,
+#: Corentin ...", "Le premier directeur, Armand ...", "il a succédé à la première directrice du
+#: laboratoire, Hermine ...".
+_FORMER_BEFORE = re.compile(
+    r"\b(?:prédécesseur|prédécesseure|ancien|ancienne|ex|premier|première|précédent|précédente"
+    r"|succédé|succède|remplace|remplacé|remplacée)\b[^.;:!?«»()]{0,40}$", re.IGNORECASE)
+#: A question that asks about a former holder (or a first one, a founder): "Qui dirigeait ...
+#: avant ... ?", "Qui était le premier directeur ... ?" (folded, as `folded_question` writes it).
+_FORMER_ASKED = re.compile(
+    r"\b(?:ancien|ancienne|avant|premier|premiere|precedent|precedente|predecesseur|succede"
+    r"|etait|dirigeait|presidait|avait|a dirige|a preside|fonde|fondateur|fondatrice"
+    r"|cofondateur|cofondatrice|cree|former|previous|first|before|was|founded|founder)\b")
+
 #: What a kind-only attribute implies about the answer's unit ("Quel âge ?" -> "48 ans").
 IMPLIED_UNIT = {
-    "age": re.compile(r"\bans\b"),
+    "age": _AGE,
     "surface": re.compile(r"m²|m2\b|mètres carrés|hectares?|\bha\b", re.IGNORECASE),
     "superficie": re.compile(r"m²|m2\b|mètres carrés|hectares?|\bha\b", re.IGNORECASE),
     "altitude": re.compile(r"\bmètres\b|\bm\b"),
@@ -257,6 +281,13 @@ _DURATION_BEFORE = re.compile(r"\b(?:pendant|depuis|durant|il y a|dans|pour|apr�
                               r"|environ|quelque))?\s*$", re.IGNORECASE)
 
 
+def states_age(sentence: str, start: int, end: int) -> bool:
+    """Whether the figure at `start:end` of `sentence` is an age (`_AGE`), not a length of time
+    (`_DURATION_BEFORE`: "pendant huit ans", "au bout de six ans")."""
+    return (any(m.start() < end and start < m.end() for m in _AGE.finditer(sentence))
+            and not _DURATION_BEFORE.search(sentence[max(0, start - 30):start]))
+
+
 def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
          attribute: str | None = None,
          unit: re.Pattern[str] | None = None) -> tuple[FactSpan, ...]:
@@ -265,12 +296,14 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
     colon or parenthesis counting as a word; 0.25 when no focus word is in the sentence; divided
     by `UNIT_MISSING` for an amount without its currency, an area without its unit, a figure
     without the `unit` the question implies (`implied_unit`: "Combien de temps ?" -> mois,
-    ans...), a length of time when an age is asked ("pendant huit ans"), a figure in another
-    unit than the count asked ("51 ans" for "combien de salariés", `_OTHER_UNIT`); /5 for a
-    name right after a person's role when a name is asked, /2 for a body's
-    name when a person is asked; x0.8 for a figure in letters. A figure
-    that counts the `attribute` asked ("146 candidatures" for "combien de candidatures"), a
-    place that names it ("rue de Longvic" for "Dans quelle rue ... ?"), comes first. Best
+    ans...), a figure that is not an age when an age is asked (`states_age`: "pendant huit
+    ans", "il faut cinq ou six ans pour"), a figure in another unit than the count asked ("51
+    ans" for "combien de salariés", `_OTHER_UNIT`); /5 for a name right after a person's role
+    when a name is asked, /2 for a body's name when a person is asked, /3 for a role's former
+    holder ("son prédécesseur, Corentin ...") unless the question asks about one ("Qui
+    dirigeait ... avant ... ?"); x0.8 for a figure in letters. A figure that counts the
+    `attribute` asked ("146 candidatures" for "combien de candidatures"), a place that names it
+    ("rue de Longvic" for "Dans quelle rue ... ?"), comes first. Best
     first."""
     spans = fact_spans(kind, sentence, question)
     if not spans:
@@ -297,11 +330,10 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
             score /= UNIT_MISSING
         elif kind == "area" and not _AREA_SIGN.search(s.text):
             score /= UNIT_MISSING
+        elif unit is IMPLIED_UNIT["age"] and not states_age(sentence, s.start, s.end):
+            score /= UNIT_MISSING  # "Quel âge ?": "Inès Barjavel, 38 ans", not "pendant huit ans"
         elif unit is not None and not unit.search(sentence[s.start:s.end + 12]):
             score /= UNIT_MISSING  # "Combien de temps ?": "neuf mois", not "huit entreprises"
-        elif unit is IMPLIED_UNIT["age"] and _DURATION_BEFORE.search(
-                sentence[max(0, s.start - 30):s.start]):
-            score /= UNIT_MISSING  # "Quel âge ?": not "pendant huit ans"
         elif (kind == "number" and unit is None and attribute and _OTHER_UNIT.search(s.text)
               and not attribute_matches(attribute, _terms_of(s.text))):
             score /= UNIT_MISSING  # "Combien de salariés ?": not "51 ans"
@@ -309,6 +341,9 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
             score *= 0.8
         if kind == "person" and names_a_body(s.text):
             score /= 2  # "Feuillets de Normandie", "Région Normandie": not a person
+        if (kind == "person" and _FORMER_BEFORE.search(sentence[max(0, s.start - 80):s.start])
+                and not _FORMER_ASKED.search(folded_question(question))):
+            score /= 3  # "Qui dirige ... ?": not "son prédécesseur, Corentin ..."
         if kind == "name" and _ROLE_BEFORE.search(sentence[max(0, s.start - 40):s.start]):
             score /= 5  # "sa directrice Malika ...": a person, not the body asked
         if (attribute and kind in FIGURE_KINDS | {"place"}
