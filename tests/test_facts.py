@@ -109,6 +109,10 @@ def test_kind_only_questions_imply_a_unit_and_lists_are_recognised() -> None:
     sentence = "Il faut six ans pour cela, dit Léa Roy, 42 ans."
     spans = slot("number", sentence, question, ("directeur",), unit=unit)
     assert spans[0].text == "42 ans" and spans[0].score > 10 * spans[1].score
+    # a name asked ("Quelle startup ... ?") is a body's, not a person's
+    name = Question.read("Quelle startup a remporté le prix ?")
+    assert short_answer(name, "Lauréate du prix, Léa Martin présente Ombelle Énergie.") == (
+        "Ombelle Énergie")
     assert implied_unit("Quel est le budget ?") is None
     assert is_list_question("Citez les villes partenaires de Nancy.")
     assert is_list_question("Quels territoires le pôle fédère-t-il ?")

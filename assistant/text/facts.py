@@ -299,7 +299,8 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
     ans...), a figure that is not an age when an age is asked (`states_age`: "pendant huit
     ans", "il faut cinq ou six ans pour"), a figure in another unit than the count asked ("51
     ans" for "combien de salariés", `_OTHER_UNIT`); /5 for a name right after a person's role
-    when a name is asked, /2 for a body's name when a person is asked, /3 for a role's former
+    when a name is asked, /2 for a person's name (one opening with a first name) when a name is
+    asked and for a body's name when a person is asked, /3 for a role's former
     holder ("son prédécesseur, Corentin ...") unless the question asks about one ("Qui
     dirigeait ... avant ... ?"); x0.8 for a figure in letters. A figure that counts the
     `attribute` asked ("146 candidatures" for "combien de candidatures"), a place that names it
@@ -346,6 +347,8 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
             score /= 3  # "Qui dirige ... ?": not "son prédécesseur, Corentin ..."
         if kind == "name" and _ROLE_BEFORE.search(sentence[max(0, s.start - 40):s.start]):
             score /= 5  # "sa directrice Malika ...": a person, not the body asked
+        elif kind == "name" and opens_with_first_name(s.text):
+            score /= 2  # "Quelle entreprise ... ?": not "Romain Lacrampe-Idiart"
         if (attribute and kind in FIGURE_KINDS | {"place"}
                 and attribute_matches(attribute, _terms_of(s.text))):
             score += 1.0
