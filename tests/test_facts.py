@@ -16,7 +16,7 @@ from assistant.answer.pairs import (
     picked,
 )
 from assistant.config import E5_MODEL_NAME
-from assistant.text.facts import fact_spans, implied_unit, slot
+from assistant.text.facts import fact_spans, former_holder, implied_unit, slot
 from assistant.text.kinds import is_list_question
 from assistant.text.reading import Question
 from assistant.text.sentences import series_length
@@ -92,6 +92,23 @@ def test_facts_the_question_already_states_are_not_answers() -> None:
         "trois écoles", "900 étudiants"]
     # a sentence's first word and capitalised function words are no names
     assert fact_spans("name", "C'est tout un écosystème. Le lieu ouvre.", "Quel lieu ?") == ()
+
+
+def test_a_role_s_former_holder_is_told_from_the_current_one() -> None:
+    before = "Son prédécesseur, Corentin Lebrun, est parti diriger une agence."
+    now = "La directrice, Léa Martin, est arrivée en 2021."
+
+    def former(question: str, sentence: str) -> float:
+        return pair_features(Question.read(question), base={}, sentence=sentence, context="",
+                             title="", ordinal=3, rank=0, best_dense=0.0,
+                             article_terms=frozenset())["former"]
+
+    assert former_holder(before, before.index("Corentin"), "Qui dirige le laboratoire ?")
+    assert former("Qui dirige le laboratoire ?", before) == 1.0
+    assert former("Qui dirige le laboratoire ?", now) == 0.0
+    # asked about the former one, or not about a person: no such feature
+    assert former("Qui dirigeait le laboratoire avant elle ?", before) == 0.0
+    assert former("Quelle agence dirige-t-il ?", before) == 0.0
 
 
 def test_kind_only_questions_imply_a_unit_and_lists_are_recognised() -> None:

@@ -41,6 +41,8 @@ an unanswerable one ("Quel âge a X ?" finds X's sentence, never an age) being i
     kind_none the question asks no kind of fact the rules know ("Pourquoi...", "Comment...")
     slot      how close the sentence's best fact of the asked kind is to the words of what is
               asked (`text/facts.slot`; 0 when it holds no such fact)
+    former    a person is asked ("Qui dirige ... ?") and the sentence's best name is a role's
+              former holder ("son prédécesseur, Corentin ...", `facts.former_holder`)
     unit      the unit a kind-only attribute implies is in the sentence ("Quel âge ?": "ans";
               0.5 when the question implies none)
     focus_article share of the focus words found anywhere in the sentence's article: an
@@ -70,7 +72,7 @@ import numpy as np
 
 from ..linear import Logistic
 from ..text.analysis import analyzed
-from ..text.facts import FIGURE_KINDS, fact_spans, slot
+from ..text.facts import FIGURE_KINDS, fact_spans, former_holder, slot
 from ..text.question import attribute_matches, matches
 from ..text.reading import Question
 from ..text.sentences import near_figures, series_length
@@ -78,7 +80,8 @@ from ..text.sentences import near_figures, series_length
 PAIR_FEATURES = ("own", "local", "article", "prior", "fact", "shape", "dense", "dense_gap",
                  "focus", "names", "attribute", "lead", "quote", "length", "rank", "english",
                  "fact_person", "fact_figure", "fact_date", "fact_named", "kind_none",
-                 "slot", "unit", "focus_article", "list_items", "list_shape", "list_series")
+                 "slot", "unit", "focus_article", "list_items", "list_shape", "list_series",
+                 "former")
 LEAD_CHARS = 2  # sentences of an article that count as its lead
 ANY_MODEL = "*"  # the fit for an embedding model without its own (no cosine features)
 _QUOTE = re.compile(r"[«“\"]")
@@ -117,6 +120,8 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
     f["kind_none"] = 1.0 if q.kind is None else 0.0
     spans = slot(q.kind, sentence, q.text, q.focus, q.attribute, q.unit)
     f["slot"] = spans[0].score if spans else 0.0
+    f["former"] = (1.0 if spans and q.kind == "person"
+                   and former_holder(sentence, spans[0].start, q.text) else 0.0)
     f["unit"] = 0.5 if q.unit is None else 1.0 if q.unit.search(sentence) else 0.0
     f["focus_article"] = (sum(1 for t in q.focus if matches(t, article_terms)) / len(q.focus)
                           if q.focus else 1.0)
@@ -132,8 +137,10 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
 #: What the answers head reads: the best candidate's features, its pick probability, and the
 #: question-level evidence of `decision.gather` (coverage of the best passage, focus words and
 #: attribute over the best few candidates, best cosine).
-#: (`list_series` tells which sentence lists the items, not whether the articles hold them.)
-ANSWER_FEATURES = (*(f for f in PAIR_FEATURES if f != "list_series"), "pick", "coverage",
+#: (`list_series` tells which sentence lists the items, `former` which sentence names the
+#: current holder, not whether the articles hold them: the pick reads them, this head does not.)
+PICK_ONLY = frozenset({"list_series", "former"})
+ANSWER_FEATURES = (*(f for f in PAIR_FEATURES if f not in PICK_ONLY), "pick", "coverage",
                    "focus_pool", "attribute_pool", "semantic")
 
 

@@ -288,6 +288,13 @@ def states_age(sentence: str, start: int, end: int) -> bool:
             and not _DURATION_BEFORE.search(sentence[max(0, start - 30):start]))
 
 
+def former_holder(sentence: str, start: int, question: str) -> bool:
+    """Whether the person named at `start` is a role's former holder ("son prédécesseur,
+    Corentin ...") and the question does not ask about one ("Qui dirigeait ... avant ... ?")."""
+    return (bool(_FORMER_BEFORE.search(sentence[max(0, start - 80):start]))
+            and not _FORMER_ASKED.search(folded_question(question)))
+
+
 def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
          attribute: str | None = None,
          unit: re.Pattern[str] | None = None) -> tuple[FactSpan, ...]:
@@ -342,8 +349,7 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
             score *= 0.8
         if kind == "person" and names_a_body(s.text):
             score /= 2  # "Feuillets de Normandie", "Région Normandie": not a person
-        if (kind == "person" and _FORMER_BEFORE.search(sentence[max(0, s.start - 80):s.start])
-                and not _FORMER_ASKED.search(folded_question(question))):
+        if kind == "person" and former_holder(sentence, s.start, question):
             score /= 3  # "Qui dirige ... ?": not "son prédécesseur, Corentin ..."
         if kind == "name" and _ROLE_BEFORE.search(sentence[max(0, s.start - 40):s.start]):
             score /= 5  # "sa directrice Malika ...": a person, not the body asked
