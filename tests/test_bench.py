@@ -47,6 +47,29 @@ def test_quality(tmp_path: Path) -> None:
     assert set(data["sweep"]) >= {"0/0", "1/0", "0.3/0.4"}
 
 
+def test_short_answers(tmp_path: Path) -> None:
+    failures = tmp_path / "failures.jsonl"
+    data = run_script("short_answers", tmp_path, "--limit", "12", "--failures", str(failures))
+    md = (tmp_path / "short_answers.md").read_text(encoding="utf-8")
+    assert "| all |" in md and "short answer right" in md
+    asked = sum(sum(c.values()) for c in data["counts"].values())
+    assert asked == 12
+    right = sum(c.get("right", 0) for c in data["counts"].values())
+    assert right >= 6  # most of our first questions get their fact
+    lines = failures.read_text("utf-8").splitlines()
+    assert len(lines) == data["failures"]
+    assert all({"question", "short", "got", "sentence"} <= json.loads(x).keys() for x in lines)
+
+
+def test_short_answer_holds_the_written_fact() -> None:
+    from short_answers import holds
+    assert holds("14,6 millions d'euros", "14,6 millions d'euros")
+    assert holds("une quarantaine de mentors", "une quarantaine de mentors bénévoles")  # half
+    assert holds("Lorraine Signal, baptisée", "Lorraine Signal")
+    assert not holds("1.000", "entre 1.000 et 1.500 emplois")
+    assert not holds(None, "Urbik") and not holds("Ville de Paris", "Urbik")
+
+
 def test_speed(tmp_path: Path) -> None:
     data = run_script("speed", tmp_path, "--tiny", timeout=900)
     models = data["models"]

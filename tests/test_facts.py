@@ -174,6 +174,25 @@ def test_the_kind_asked_by_the_noun_of_the_question(question: str, kind: str) ->
     assert Question.read(question).kind == kind
 
 
+@pytest.mark.parametrize(("question", "kind", "attribute"), [
+    ("How many young companies joined the program?", "number", "entrepris"),
+    ("How many members does the cooperative have?", "number", "membr"),
+    ("How much money did the startup raise when it left the program?", "money", None),
+    ("What is Terrebleue's budget for its first year?", "money", None),
+    ("Quel est l'apport de la Région au budget du cluster ?", "money", None),
+    ("Quelle est la longueur de la piste ?", "number", None),
+])
+def test_english_counts_and_kinds_of_figures(question: str, kind: str,
+                                            attribute: str | None) -> None:
+    """What "how many" counts is the attribute of an English question (its French term); a
+    question asking an amount, a length, a sum of money is read as such, "when" after "how
+    much" included."""
+    view = Question.read(question)
+    assert view.kind == kind
+    if attribute is not None or view.english:
+        assert view.attribute == attribute
+
+
 def test_a_typed_question_finds_its_names_in_the_articles() -> None:
     """Typed without capitals, a question shows no names; its words that the retrieved articles
     write with a capital inside a sentence become its names (what the answer checks)."""
@@ -214,6 +233,30 @@ def test_a_typed_question_finds_its_names_in_the_articles() -> None:
      "40 personnes"),
     ("Quel âge a la directrice ?",
      "La directrice a travaillé pendant huit ans dans un laboratoire ; elle a 45 ans.", "45 ans"),
+    # a name alone at the head of its sentence, described right after it; not an adverb
+    ("Quelle startup fabrique des ruches connectées ?",
+     "Abeillon, une startup née il y a deux ans, fabrique des ruches connectées.",
+     "Abeillon"),
+    ("Quelle startup a reçu le prix du jury ?",
+     "Ensuite, Verrine a reçu le prix du jury, doté de 5 000 euros.", "Verrine"),
+    ("Quelle entreprise conçoit les capteurs ?",
+     "Parmi elles : Sondaxe, qui conçoit les capteurs des serres.", "Sondaxe"),
+    # the name after a sentence's first word ("Originaire de Blois" -> "Blois")
+    ("De quelle ville vient la directrice ?",
+     "Originaire de Vierzon, elle a dirigé un musée avant de rejoindre le laboratoire.",
+     "Vierzon"),
+    # a place with its common noun ("la vallée d'Aspe", "les halles de la Minoterie")
+    ("Où se tiendra le salon ?",
+     "Le salon se tiendra en mars dans les halles de la Minoterie.", "halles de la Minoterie"),
+    # a length or a temperature asked: a figure in its unit
+    ("Quelle est la longueur de la piste ?",
+     "Le site compte 14 boxes et une piste de 650 mètres.", "650 mètres"),
+    ("À quelle température chauffe le four ?",
+     "Le four de 3 mètres de long chauffe à 1 200 degrés.", "1 200 degrés"),
+    # "combien d'argent" asks an amount
+    ("Combien d'argent les douze startups ont-elles levé ?",
+     "Les douze startups, soit 40 emplois, ont levé 3,1 millions d'euros.",
+     "3,1 millions d'euros"),
 ])
 def test_short_answer_rules_of_kinds(question: str, sentence: str, short: str) -> None:
     assert short_answer(Question.read(question), sentence) == short

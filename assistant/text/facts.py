@@ -67,10 +67,11 @@ _PERSON = re.compile(
     rf"(?:-[A-ZÀ-ÖØ-Þ]{{2,}})?)+(?![\w’'-])"
 )
 _GEO = (r"rue|quai|place|avenue|boulevard|allée|cours|chemin|route|quartier|col|mont|lac|port"
-        r"|parc|zone|site|campus|technopôle|technopole|île|plateau|vallée|faubourg")
+        r"|parc|zone|site|campus|technopôle|technopole|île|plateau|vallée|faubourg|halles?"
+        r"|hauteurs|parvis|rive|berges|colline|gare|pays")
 _PLACE = re.compile(rf"(?<![\w])(?:(?:à|au|aux|en|dans|près de|sur)(?={_S})|(?:{_GEO})(?={_S}))"
                     rf"(?:{_S}+(?:{_GEO}))?"
-                    rf"(?:{_S}+(?:de{_S}+)?(?:l['’]|la|le|les|du|de la|des|de))?"
+                    rf"(?:{_S}+(?:de{_S}+)?(?:l['’]|la|le|les|du|de la|des|de|d['’]))?"
                     rf"{_S}*{_NAME_WORD}(?:{_LINK}{_NAME_WORD})*")
 #: A place described rather than named: the former building a lieu occupies ("dans une ancienne
 #: corderie du port de pêche, ..."), up to the end of its clause.
@@ -129,10 +130,14 @@ IMPLIED_UNIT = {
     "pourcentage": re.compile(r"%|pour ?cent"),
     "taux": re.compile(r"%|pour ?cent"),
     "part": re.compile(r"%|pour ?cent|tiers|quart|moitié"),
+    "longueur": re.compile(r"\b(?:mètres|m|kilomètres|km)\b"),
+    "distance": re.compile(r"\b(?:mètres|m|kilomètres|km)\b"),
+    "temperature": re.compile(r"\bdegrés\b|°"),
 }
 _IMPLIED_WORD = re.compile(r"\b(?:quel(?:le)?s?\s+(?:est\s+|etait\s+)?(?:l'|la\s+|le\s+)?"
                            r"|how\s+|combien de\s+|what\s+(?:is\s+)?(?:the\s+)?)"
-                           r"(age|surface|superficie|altitude|hauteur|duree"
+                           r"(age|surface|superficie|altitude|hauteur|duree|longueur|distance"
+                           r"|temperature"
                            r"|pourcentage|taux|part|proportion|temps|old|big|large|long|share"
                            r"|percentage)\b")
 _IMPLIED_EN = {"old": "age", "big": "surface", "large": "surface", "long": "duree",
@@ -211,15 +216,38 @@ def _names(pattern: re.Pattern[str], sentence: str) -> list[FactSpan]:
         before = sentence[:start].rstrip(" \u00a0«\"“(-–—•")
         if lead:
             start, text = start + lead.end(), text[lead.end():]
-        elif (not before or before[-1] in ".!?…:»\"”") and not re.search(
-                rf"^{_NAME_WORD}{_S}+(?:&{_S}+)?{_NAME_WORD}", text):
-            # a sentence's first word has its capital anyway: alone, it is no name
-            continue
+        elif ((not before or before[-1] in ".!?…»\"”")
+              and not re.search(rf"^{_NAME_WORD}{_S}+(?:&{_S}+)?{_NAME_WORD}", text)
+              and not _named_subject(text, sentence[start + len(text):])):
+            # a sentence's first word has its capital anyway: alone, it is no name, and what
+            # follows it is one on its own ("Originaire de Blois" -> "Blois")
+            rest = re.match(rf"{_NAME_WORD}{_LINK}(?=[A-ZÀ-ÖØ-Þ])", text)
+            if rest is None:
+                continue
+            start, text = start + rest.end(), text[rest.end():]
         words = [strip_elision(w).lower() for w in re.findall(r"[\w’'-]+", text)]
         named = text[:1].isupper() if pattern is _NAME_RUN else bool(re.search(_NAME_WORD, text))
         if named and len(text) > 1 and not all(w in STOPWORDS for w in words):
             out.append(FactSpan(start, start + len(text), text))
     return out
+
+
+#: Words that open a sentence followed by a comma without being a name ("Ensuite, une
+#: soixantaine ..."); adverbs in "-ment" are told by their ending.
+_SENTENCE_ADVERBS = frozenset("""ensuite aujourd'hui aujourd’hui desormais enfin ainsi ici la puis
+alors cependant neanmoins pourtant hier demain egalement bref outre certes surtout depuis or donc
+mais car avant apres ensemble deja autrefois jadis toutefois pourquoi resultat bilan objectif
+lundi mardi mercredi jeudi vendredi samedi dimanche""".split())
+
+
+def _named_subject(word: str, after: str) -> bool:
+    """Whether a sentence's capitalised first word, alone, is a name all the same: described
+    right after it ("Houlographe, une startup fondée ...", "Calorik, spécialisée dans ...",
+    "Holocène a été cofondée ..."), and no adverb ("Ensuite, une soixantaine ...")."""
+    folded = fold_accents(word.lower())
+    return (" " not in word and bool(re.match(rf"(?:,|{_S}*\(|{_S}+a{_S}+été\b)", after))
+            and folded not in _SENTENCE_ADVERBS and folded not in STOPWORDS
+            and not folded.endswith("ment") and not word.isupper())
 
 
 def _extend_unit(sentence: str, end: int, kind: str) -> int:

@@ -50,7 +50,8 @@ _NUMBER_Q = re.compile(
     r"(?:le\s+|la\s+|l')?"
     r"(montant|nombre|somme|budget|cout|surface|superficie|taille|pourcentage|part|chiffre"
     r"|effectif|capacite|prix|valeur|investissement|financement|enveloppe|fonds|proportion"
-    r"|taux|duree|age|subvention|dotation|levee|loyer|salaire|cotisation|tarif|aide financiere)\b"
+    r"|taux|duree|age|subvention|dotation|levee|loyer|salaire|cotisation|tarif|aide financiere"
+    r"|apport|longueur|distance|hauteur|altitude|temperature)\b"
 )
 #: Words that name the kind of fact asked ("la surface", "le montant"): the kind check of the
 #: candidate sentences (`sentences.fact_score`) answers them, not their letters.
@@ -65,14 +66,14 @@ def kind_terms() -> frozenset[str]:
 
 _MONEY_WORDS = {"montant", "somme", "budget", "cout", "prix", "investissement", "financement",
                 "enveloppe", "fonds", "subvention", "dotation", "levee", "loyer", "salaire",
-                "cotisation", "tarif", "aide financiere"}
+                "cotisation", "tarif", "aide financiere", "apport"}
 _AREA_WORDS = {"surface", "superficie", "taille"}
 #: A count, a share or a length of time, whatever it counts ("le nombre de startups financées",
 #: "la part du budget").
 _COUNT_WORDS = {"nombre", "effectif", "capacite", "pourcentage", "part", "proportion", "taux",
                 "duree", "age"}
 _AREA_UNIT = r"\bsurface\b|\bm2\b|\bm²|\bmetres? carres?\b|\bhectares?\b|\bkm2\b"
-_MONEY_UNIT = r"\beuros?\b|\bdollars?\b"
+_MONEY_UNIT = r"\beuros?\b|\bdollars?\b|\bargent\b"  # "combien d'argent"
 _MONEY_FR = (r"\bcout|\beuros?\b|\bfinanc|\binvest|\bloyer|\btarif|\bprix\b|\bsubvention"
              r"|\bcotisation|\bsalaire|\bdotation")
 # "Combien de startups ont été financées ?" counts startups: what "combien de" counts (its noun
@@ -111,7 +112,7 @@ _FREQUENCY_EN = re.compile(r"\bhow (?:often|frequently)\b|\bat what (?:frequency
                            r"|\b(?:what|which) (?:is|was) the (?:frequency|periodicity)\b")
 # "what is the (yearly) budget", "what share of": the word naming the figure asked.
 _NUMBER_EN = re.compile(r"\b(?:what|which) (?:is |was |were |are )?(?:the |its |their )?"
-                        r"(?:[a-z-]+ ){0,2}?(amount|number|budget|cost|size|area|price|capacity"
+                        r"(?:[a-z-]+(?:'s'?|\s+)\s*){0,2}?(amount|number|budget|cost|size|area|price|capacity"
                         r"|total|surface|share|percentage|proportion|rate|duration|turnover"
                         r"|revenue)\b")
 _HOW_MUCH_EN = re.compile(r"\bhow (many|much|big|large|long)\b((?:\s+[\w²'-]+){0,3})")
@@ -140,7 +141,7 @@ def question_kind(question: str) -> str | None:
     q = folded_question(question)
     if _PERSON_Q.search(q) or _PERSON_NOUN_Q.search(q) or _PERSON_EN.search(q):
         return "person"
-    if _DATE_Q.search(q) or _DATE_EN.search(q):
+    if _DATE_Q.search(q) or (_DATE_EN.search(q) and not _HOW_MUCH_EN.match(q)):
         return "date"
     if _FREQUENCY_Q.search(q) or _FREQUENCY_EN.search(q):
         return "frequency"
@@ -220,7 +221,7 @@ _MEASURE_WORDS = frozenset("""montant nombre somme chiffre valeur prix cout tota
 taux part pourcentage proportion duree metres hectares""".split())
 #: The attribute *is* the kind of fact (the kind check answers it): no noun to look for.
 _KIND_ONLY = frozenset("""surface superficie taille date dates annee annees nom noms jour jours
-mois capacite effectif temps fois age""".split())
+mois capacite effectif temps fois age longueur distance hauteur altitude temperature""".split())
 #: Auxiliaries and adverbs between "qui" and its verb ("qui va diriger", "qui a finalement été
 #: élu").
 _AUXILIARY = frozenset("va vont doit doivent peut peuvent finalement deja aussi alors".split())

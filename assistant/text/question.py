@@ -257,6 +257,24 @@ def english_gloss(question: str, *, first_only: bool = False) -> str:
     return " ".join(dict.fromkeys(out))
 
 
+_HOW_MANY = re.compile(r"\bhow many\s+((?:[a-z-]+\s+){0,2})", re.IGNORECASE)
+
+
+def english_attribute(question: str) -> str | None:
+    """What an English question counts, as the French term an article writes ("How many young
+    companies ...?" -> "entrepris", "How many members ...?" -> "membr"): the first plural noun
+    after "how many" that the glossary knows; None for any other question."""
+    m = _HOW_MANY.search(question)
+    if m is None:
+        return None
+    for word in m.group(1).split():
+        gloss = _gloss_of(word.lower()) if word.lower().endswith("s") else ()
+        terms = analyze(gloss[0]) if gloss else []
+        if terms:
+            return terms[0]
+    return None
+
+
 # -- follow-up questions -----------------------------------------------------------------------
 _FOLLOW_UP_START = re.compile(
     r"^\s*(?:et|mais|alors|aussi|puis|ensuite|idem|pareil|même question)\b", re.IGNORECASE

@@ -13,7 +13,8 @@ completed with the previous question's subject, see `question.contextualize`):
     entities   terms of the words written with a capital (not the first word)
     names      entities of 3 letters or more, not figures: what an article must mention
     kind       the kind of fact asked (`kinds.question_kind`), read on the user's own words
-    attribute  what a French question asks about its topic (`kinds.attribute_term`)
+    attribute  what a French question asks about its topic (`kinds.attribute_term`); in an
+               English one, what "how many" counts (`question.english_attribute`)
     focus      content terms that are neither names nor figures
     english    share of English function words
     unit       the unit a kind-only attribute implies ("Quel âge ?" -> "ans")
@@ -40,6 +41,7 @@ from .question import (
     compound_forms,
     content_terms,
     derived_terms,
+    english_attribute,
     english_gloss,
     english_phrasing,
     english_share,
@@ -86,7 +88,7 @@ class Question:
             asked=asked, text=text, terms=tuple(terms), content=tuple(content),
             entities=entities, names=tuple(name_terms(text)),
             kind=question_kind(asked) or question_kind(text),
-            attribute=attribute_term(text) if english < ENGLISH else None,
+            attribute=attribute_term(text) if english < ENGLISH else english_attribute(text),
             focus=tuple(t for t in content if t not in entities and not t.isdigit()),
             english=english, unit=implied_unit(text), is_list=is_list_question(asked),
             alternates=tuple(compound_forms(text).items()))
