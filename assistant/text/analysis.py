@@ -48,7 +48,10 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer("french")
 
 
+@lru_cache(maxsize=65536)
 def fold_accents(word: str) -> str:
+    """`word` without its accents ("écoles" -> "ecoles"); words, names and questions come back
+    often: cached."""
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 

@@ -143,8 +143,14 @@ def matches(term: str, found: AbstractSet[str]) -> bool:
         return True
     if not term.isalpha():
         return False
-    forward, backward = _sorted_affixes(found if isinstance(found, frozenset)
-                                        else frozenset(found))
+    return _derived(term, found if isinstance(found, frozenset) else frozenset(found))
+
+
+@lru_cache(maxsize=65536)
+def _derived(term: str, found: frozenset[str]) -> bool:
+    """`matches` beyond the exact stem, cached: the same sentences' term sets come back for
+    every feature of a question and between its search and its answer."""
+    forward, backward = _sorted_affixes(found)
     n = len(term)
     return ((n >= 5 and _has_prefix(forward, term))  # a longer word starts with the term
             or any(term[:i] in found for i in range(5, n))  # the term starts with a word
