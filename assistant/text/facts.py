@@ -103,7 +103,7 @@ _ROLE_BEFORE = re.compile(
 _AGE = re.compile(
     rf"(?:^{_S}*|[,(]{_S}*|(?:(?<![\w’'])(?:(?<!ici )à|(?<!plus )(?<!moins )(?<!près )(?<!amis )de"
     rf"|ses|(?<!y )a|avait|aura)|j['’]ai){_S}+)"
-    rf"(?:\d+|(?i:{_SPELLED_FIGURE})){_S}+ans\b(?!{_S}+d(?:e\b|['’]))",
+    rf"(?P<figure>\d+|(?i:{_SPELLED_FIGURE})){_S}+ans\b(?!{_S}+d(?:e\b|['’]))",
     re.IGNORECASE)
 
 #: A person named as a role's former holder, in the clause before the name: "son prédécesseur,
@@ -309,11 +309,25 @@ _DURATION_BEFORE = re.compile(r"\b(?:pendant|depuis|durant|il y a|dans|pour|apr�
                               r"|environ|quelque))?\s*$", re.IGNORECASE)
 
 
+@lru_cache(maxsize=4096)
+def ages(sentence: str) -> tuple[tuple[int, int], ...]:
+    """The spans ("38 ans") of the ages `sentence` states (`_AGE`), lengths of time left out
+    (`_DURATION_BEFORE`: "pendant huit ans", "au bout de six ans"): the one definition of an
+    age, read by the short answer (`states_age`) and by the pick's `unit` (`states_unit`)."""
+    return tuple((m.start("figure"), m.end()) for m in _AGE.finditer(sentence)
+                 if not _DURATION_BEFORE.search(
+                     sentence[max(0, m.start("figure") - 30):m.start("figure")]))
+
+
 def states_age(sentence: str, start: int, end: int) -> bool:
-    """Whether the figure at `start:end` of `sentence` is an age (`_AGE`), not a length of time
-    (`_DURATION_BEFORE`: "pendant huit ans", "au bout de six ans")."""
-    return (any(m.start() < end and start < m.end() for m in _AGE.finditer(sentence))
-            and not _DURATION_BEFORE.search(sentence[max(0, start - 30):start]))
+    """Whether the figure at `start:end` of `sentence` is an age (`ages`)."""
+    return any(a < end and start < b for a, b in ages(sentence))
+
+
+def states_unit(unit: re.Pattern[str], sentence: str) -> bool:
+    """Whether `sentence` states a figure in the `unit` a question implies (`implied_unit`):
+    an age (`ages`), a surface, a length of time..."""
+    return bool(ages(sentence)) if unit is IMPLIED_UNIT["age"] else bool(unit.search(sentence))
 
 
 def former_holder(sentence: str, start: int, question: str) -> bool:
