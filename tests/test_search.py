@@ -118,6 +118,10 @@ def test_derived_words_the_stemmer_keeps_apart_join_the_bm25_query(
     assert derived_terms(["dirig"]) == ["direct", "directeur", "directric"]
     assert matches("dirig", frozenset({"directric"})) and matches("fond", frozenset({"fondatric"}))
     assert not matches("cre", frozenset({"creativ"}))
+    # an article's terms (more than `CACHED_SET`, not cached) match as a sentence's do
+    article = frozenset({"cofondateur", "directric"} | {f"mot{i}" for i in range(400)})
+    assert matches("fondateur", article) and matches("dirig", article)
+    assert not matches("creativ", article) and not matches("creativ", frozenset({"cre"}))
     # BM25 alone finds a director's passage from "dirige" ("directrice du site"); without the
     # derived stems its top 3 holds none
     lexical = Assistant.load(seed_settings.replace(dense_weight=0.0, sentence_weight=0.0),

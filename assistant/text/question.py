@@ -143,13 +143,21 @@ def matches(term: str, found: AbstractSet[str]) -> bool:
         return True
     if not term.isalpha():
         return False
-    return _derived(term, found if isinstance(found, frozenset) else frozenset(found))
+    found = found if isinstance(found, frozenset) else frozenset(found)
+    if len(found) > CACHED_SET:  # an article's terms, built afresh for each question
+        return _derived(term, found)
+    return _cached_derived(term, found)
 
 
-@lru_cache(maxsize=65536)
+#: Term sets up to this size (a sentence, a passage's context) have their `matches` cached: the
+#: same sentences come back for every feature of a question and between its search and its
+#: answer. Larger ones (a whole article's terms) are new objects each question: kept in a
+#: cache, they would only hold memory.
+CACHED_SET = 256
+
+
 def _derived(term: str, found: frozenset[str]) -> bool:
-    """`matches` beyond the exact stem, cached: the same sentences' term sets come back for
-    every feature of a question and between its search and its answer."""
+    """`matches` beyond the exact stem."""
     forward, backward = _sorted_affixes(found)
     n = len(term)
     return ((n >= 5 and _has_prefix(forward, term))  # a longer word starts with the term
@@ -157,6 +165,9 @@ def _derived(term: str, found: frozenset[str]) -> bool:
             or (n >= 7 and _has_prefix(backward, term[::-1]))  # a longer word ends with it
             or any(term[i:] in found for i in range(1, n - 6))  # it ends with a long word
             or any(_has_prefix(forward, p) for p in _derivations().get(term, ())))
+
+
+_cached_derived = lru_cache(maxsize=65536)(_derived)
 
 
 @lru_cache(maxsize=1)
