@@ -208,9 +208,18 @@ def _synonyms() -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType({t: tuple(sorted(others)) for t, others in table.items()})
 
 
-@lru_cache(maxsize=4096)
 def _sorted_affixes(found: frozenset[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The words of `found` sorted, and sorted reversed, cached per set: thousands of
+    sentences' sets, a few articles' (one question's articles, built afresh each question)."""
+    return (_sentence_affixes if len(found) <= CACHED_SET else _article_affixes)(found)
+
+
+def _sort_affixes(found: frozenset[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted(found)), tuple(sorted(f[::-1] for f in found))
+
+
+_sentence_affixes = lru_cache(maxsize=4096)(_sort_affixes)
+_article_affixes = lru_cache(maxsize=64)(_sort_affixes)
 
 
 def _has_prefix(words: tuple[str, ...], prefix: str) -> bool:
