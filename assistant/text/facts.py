@@ -330,6 +330,15 @@ def states_unit(unit: re.Pattern[str], sentence: str) -> bool:
     return bool(ages(sentence)) if unit is IMPLIED_UNIT["age"] else bool(unit.search(sentence))
 
 
+def in_unit(unit: re.Pattern[str], sentence: str, start: int, end: int) -> bool:
+    """Whether the figure at `start:end` of `sentence` is in the `unit` a question implies: an
+    age (`states_age`: "Inès Barjavel, 38 ans", not "pendant huit ans"), or the unit written
+    right after it ("neuf mois", not "huit entreprises")."""
+    if unit is IMPLIED_UNIT["age"]:
+        return states_age(sentence, start, end)
+    return bool(unit.search(sentence[start:end + 12]))
+
+
 def former_holder(sentence: str, start: int, question: str) -> bool:
     """Whether the person named at `start` is a role's former holder ("son prédécesseur,
     Corentin ...") and the question does not ask about one ("Qui dirigeait ... avant ... ?")."""
@@ -380,9 +389,7 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
             score /= UNIT_MISSING
         elif kind == "area" and not _AREA_SIGN.search(s.text):
             score /= UNIT_MISSING
-        elif unit is IMPLIED_UNIT["age"] and not states_age(sentence, s.start, s.end):
-            score /= UNIT_MISSING  # "Quel âge ?": "Inès Barjavel, 38 ans", not "pendant huit ans"
-        elif unit is not None and not unit.search(sentence[s.start:s.end + 12]):
+        elif unit is not None and not in_unit(unit, sentence, s.start, s.end):
             score /= UNIT_MISSING  # "Combien de temps ?": "neuf mois", not "huit entreprises"
         elif (kind == "number" and unit is None and attribute and _OTHER_UNIT.search(s.text)
               and not attribute_matches(attribute, _terms_of(s.text))):

@@ -112,7 +112,8 @@ _FREQUENCY_EN = re.compile(r"\bhow (?:often|frequently)\b|\bat what (?:frequency
                            r"|\b(?:what|which) (?:is|was) the (?:frequency|periodicity)\b")
 # "what is the (yearly) budget", "what share of": the word naming the figure asked.
 _NUMBER_EN = re.compile(r"\b(?:what|which) (?:is |was |were |are )?(?:the |its |their )?"
-                        r"(?:[a-z-]+(?:'s'?|\s+)\s*){0,2}?(amount|number|budget|cost|size|area|price|capacity"
+                        r"(?:[a-z-]+(?:'s'?|\s+)\s*){0,2}?"  # "autan numerique's budget"
+                        r"(amount|number|budget|cost|size|area|price|capacity"
                         r"|total|surface|share|percentage|proportion|rate|duration|turnover"
                         r"|revenue)\b")
 _HOW_MUCH_EN = re.compile(r"\bhow (many|much|big|large|long)\b((?:\s+[\w²'-]+){0,3})")
