@@ -16,7 +16,7 @@ from assistant.answer.pairs import (
     picked,
 )
 from assistant.config import E5_MODEL_NAME
-from assistant.text.facts import fact_spans, former_holder, implied_unit, slot
+from assistant.text.facts import fact_spans, former_holder, implied_unit, slot, speaker
 from assistant.text.kinds import is_list_question
 from assistant.text.reading import Question
 from assistant.text.sentences import series_length
@@ -109,6 +109,29 @@ def test_a_role_s_former_holder_is_told_from_the_current_one() -> None:
     # asked about the former one, or not about a person: no such feature
     assert former("Qui dirigeait le laboratoire avant elle ?", before) == 0.0
     assert former("Quelle agence dirige-t-il ?", before) == 0.0
+
+
+def test_a_quoted_speaker_and_a_list_s_introduction_are_read() -> None:
+    quoted = "« Nous voulons grandir », insiste Maud Kerléan, directrice du lieu."
+    assert speaker(quoted)
+    assert not speaker("Maud Kerléan dirige le lieu depuis 2020.")
+    assert not speaker("« Nous voulons grandir », dit-elle.")  # nobody named
+
+    def features(question: str, sentence: str, intro: str | None = None) -> dict[str, float]:
+        return pair_features(Question.read(question), base={}, sentence=sentence, context="",
+                             title="", ordinal=3, rank=0, best_dense=0.0,
+                             article_terms=frozenset(), bullet=intro is not None, intro=intro)
+
+    assert features("Qui dirige le lieu ?", quoted)["speaker"] == 1.0
+    assert features("Combien de salariés compte le lieu ?", quoted)["speaker"] == 0.0
+    intro = "Les services proposés aux créateurs :"
+    item = "un atelier de prototypage ouvert le soir"
+    asked = "Quels services la Filature propose-t-elle aux créateurs ?"
+    assert features(asked, item, intro)["list_intro"] == 1.0  # services, propos, créateur
+    assert features(asked, intro)["list_intro"] == 1.0
+    assert features(asked, item)["list_intro"] == 0.0  # not in a list
+    assert features("Quel service propose-t-elle aux créateurs ?", item, intro)[
+        "list_intro"] == 0.0  # not a list question
 
 
 def test_kind_only_questions_imply_a_unit_and_lists_are_recognised() -> None:

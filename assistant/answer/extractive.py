@@ -404,7 +404,7 @@ class ExtractiveAnswerer:
                                        title=c.passage.title, ordinal=c.ordinal, rank=c.rank,
                                        best_dense=best_dense,
                                        article_terms=words[c.passage.source],
-                                       bullet=c.intro is not None)
+                                       bullet=c.intro is not None, intro=c.intro)
         return candidates
 
 

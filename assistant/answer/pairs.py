@@ -54,6 +54,12 @@ an unanswerable one ("Quel âge a X ?" finds X's sentence, never an age) being i
     list_series for a list question, the items of an enumeration in prose ("un atelier, une
               salle d'immersion et un studio", `sentences.series_length`): a third per item
               after the first, at most 1; 0 for other questions
+    speaker   a person is asked and the sentence quotes one of its people by name ("»,
+              insiste Maud Kerléan, directrice ...", `facts.speaker`): who speaks for a
+              place is often who runs it
+    list_intro for a list question, the share of its focus words in the line introducing the
+              bulleted list the sentence belongs to (or that it is): an item inherits what its
+              introduction says ("Les services proposés aux créateurs :")
 """
 
 from __future__ import annotations
@@ -72,7 +78,7 @@ import numpy as np
 
 from ..linear import Logistic
 from ..text.analysis import analyzed
-from ..text.facts import FIGURE_KINDS, fact_spans, former_holder, slot, states_unit
+from ..text.facts import FIGURE_KINDS, fact_spans, former_holder, slot, speaker, states_unit
 from ..text.question import attribute_matches, matches
 from ..text.reading import Question
 from ..text.sentences import near_figures, series_length
@@ -81,7 +87,7 @@ PAIR_FEATURES = ("own", "local", "article", "prior", "fact", "shape", "dense", "
                  "focus", "names", "attribute", "lead", "quote", "length", "rank", "english",
                  "fact_person", "fact_figure", "fact_date", "fact_named", "kind_none",
                  "slot", "unit", "focus_article", "list_items", "list_shape", "list_series",
-                 "former")
+                 "former", "speaker", "list_intro")
 LEAD_CHARS = 2  # sentences of an article that count as its lead
 ANY_MODEL = "*"  # the fit for an embedding model without its own (no cosine features)
 _QUOTE = re.compile(r"[«“\"]")
@@ -89,10 +95,12 @@ _QUOTE = re.compile(r"[«“\"]")
 
 def pair_features(q: Question, *, base: dict[str, float], sentence: str, context: str,
                   title: str, ordinal: int, rank: int, best_dense: float,
-                  article_terms: frozenset[str], bullet: bool = False) -> dict[str, float]:
+                  article_terms: frozenset[str], bullet: bool = False,
+                  intro: str | None = None) -> dict[str, float]:
     """The `PAIR_FEATURES` of one candidate: `base` holds own, local, article, prior, fact,
     shape and (when sentence vectors are used) dense; `ordinal` is the sentence's position in
-    its article (0 for the first); `article_terms` the analysed terms of its article."""
+    its article (0 for the first); `article_terms` the analysed terms of its article; `intro`
+    the line introducing it when it is a bulleted item."""
     own_terms = analyzed(sentence)
     around = own_terms | analyzed(f"{context}\n{title}")
     f = dict(base)
@@ -131,15 +139,21 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
                        else 0.0)
     # items named in prose ("un atelier, une salle d'immersion et un studio"): 3 items 2/3, 4+ 1
     f["list_series"] = min(1.0, max(0, series_length(sentence) - 1) / 3) if q.is_list else 0.0
+    f["list_intro"] = 0.0
+    if q.is_list and q.focus and (intro or sentence.rstrip().endswith(":")):
+        heading = analyzed(intro or sentence)
+        f["list_intro"] = sum(1 for t in q.focus if matches(t, heading)) / len(q.focus)
+    f["speaker"] = 1.0 if q.kind == "person" and speaker(sentence) else 0.0
     return f
 
 
 #: What the answers head reads: the best candidate's features, its pick probability, and the
 #: question-level evidence of `decision.gather` (coverage of the best passage, focus words and
 #: attribute over the best few candidates, best cosine).
-#: (`list_series` tells which sentence lists the items, `former` which sentence names the
-#: current holder, not whether the articles hold them: the pick reads them, this head does not.)
-PICK_ONLY = frozenset({"list_series", "former"})
+#: (`list_series` and `list_intro` tell which sentence lists the items, `former` and `speaker`
+#: which sentence names the person asked, not whether the articles hold them: the pick reads
+#: them, this head does not.)
+PICK_ONLY = frozenset({"list_series", "former", "speaker", "list_intro"})
 ANSWER_FEATURES = (*(f for f in PAIR_FEATURES if f not in PICK_ONLY), "pick", "coverage",
                    "focus_pool", "attribute_pool", "semantic")
 

@@ -346,6 +346,21 @@ def former_holder(sentence: str, start: int, question: str) -> bool:
             and not _FORMER_ASKED.search(folded_question(question)))
 
 
+def speaker(sentence: str) -> bool:
+    """Whether a person the sentence names speaks in it: named right after a quotation and a
+    verb of speech ("», insiste Maud Kerléan, directrice ...")."""
+    return any(_SPEAKER_BEFORE.search(sentence[max(0, m.start() - 40):m.start()])
+               for m in _PERSON.finditer(sentence))
+
+
+#: A quotation's end and a verb of speech, right before a name.
+_SPEAKER_BEFORE = re.compile(
+    r"[»”\"]\s*,?\s*(?:dit|explique|indique|précise|souligne|insiste|affirme|ajoute|confie"
+    r"|résume|estime|assure|rappelle|raconte|note|observe|poursuit|conclut|reconnaît|détaille"
+    r"|commente|lance|martèle|prévient|avance|glisse|témoigne|juge|relève|analyse|sourit"
+    r"|s['’]enthousiasme|se réjouit|se félicite|admet|reprend|complète)\s+$")
+
+
 def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
          attribute: str | None = None,
          unit: re.Pattern[str] | None = None) -> tuple[FactSpan, ...]:
