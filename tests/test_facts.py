@@ -120,7 +120,7 @@ def test_a_quoted_speaker_and_a_list_s_introduction_are_read() -> None:
     def features(question: str, sentence: str, intro: str | None = None) -> dict[str, float]:
         return pair_features(Question.read(question), base={}, sentence=sentence, context="",
                              title="", ordinal=3, rank=0, best_dense=0.0,
-                             article_terms=frozenset(), bullet=intro is not None, intro=intro)
+                             article_terms=frozenset(), intro=intro)
 
     assert features("Qui dirige le lieu ?", quoted)["speaker"] == 1.0
     assert features("Combien de salariés compte le lieu ?", quoted)["speaker"] == 0.0

@@ -46,6 +46,7 @@ from ..text.reading import Question
 from ..text.sentences import (
     display,
     fact_score,
+    introduces_list,
     is_bullet,
     mostly_inside,
     proper_nouns,
@@ -404,7 +405,7 @@ class ExtractiveAnswerer:
                                        title=c.passage.title, ordinal=c.ordinal, rank=c.rank,
                                        best_dense=best_dense,
                                        article_terms=words[c.passage.source],
-                                       bullet=c.intro is not None, intro=c.intro)
+                                       intro=c.intro)
         return candidates
 
 
@@ -414,7 +415,7 @@ MAX_ITEMS = 12  # items of a list shown in an answer
 def list_items(best: Candidate, ranked: Sequence[Candidate]) -> list[Candidate]:
     """The bulleted items of the list `best` introduces (a line ending with ":") or belongs to,
     among the candidates, in reading order."""
-    intro = best.intro or (best.text if best.text.rstrip().endswith(":") else None)
+    intro = best.intro or (best.text if introduces_list(best.text) else None)
     if intro is None:
         return []
     items = [c for c in ranked if c.intro == intro and c.passage.source == best.passage.source]
@@ -536,7 +537,7 @@ def _list_intro(article: str, spans: Sequence[tuple[int, int]],
     for a, b in reversed(spans[max(0, i - 12):i]):
         if is_bullet(article[a:b]):
             continue
-        return (display(article[a:b]), a) if article[a:b].rstrip().endswith(":") else None
+        return (display(article[a:b]), a) if introduces_list(article[a:b]) else None
     return None
 
 

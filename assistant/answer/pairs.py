@@ -81,7 +81,7 @@ from ..text.analysis import analyzed
 from ..text.facts import FIGURE_KINDS, fact_spans, former_holder, slot, speaker, states_unit
 from ..text.question import attribute_matches, matches
 from ..text.reading import Question
-from ..text.sentences import near_figures, series_length
+from ..text.sentences import introduces_list, near_figures, series_length
 
 PAIR_FEATURES = ("own", "local", "article", "prior", "fact", "shape", "dense", "dense_gap",
                  "focus", "names", "attribute", "lead", "quote", "length", "rank", "english",
@@ -95,7 +95,7 @@ _QUOTE = re.compile(r"[«“\"]")
 
 def pair_features(q: Question, *, base: dict[str, float], sentence: str, context: str,
                   title: str, ordinal: int, rank: int, best_dense: float,
-                  article_terms: frozenset[str], bullet: bool = False,
+                  article_terms: frozenset[str],
                   intro: str | None = None) -> dict[str, float]:
     """The `PAIR_FEATURES` of one candidate: `base` holds own, local, article, prior, fact,
     shape and (when sentence vectors are used) dense; `ordinal` is the sentence's position in
@@ -135,14 +135,13 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
                           if q.focus else 1.0)
     f["list_items"] = (min(1.0, len(fact_spans("name", sentence, q.text)) / 3) if q.is_list
                        else 0.0)
-    f["list_shape"] = (1.0 if q.is_list and (bullet or sentence.rstrip().endswith(":"))
-                       else 0.0)
+    opens_list = introduces_list(sentence)
+    f["list_shape"] = 1.0 if q.is_list and (intro is not None or opens_list) else 0.0
     # items named in prose ("un atelier, une salle d'immersion et un studio"): 3 items 2/3, 4+ 1
     f["list_series"] = min(1.0, max(0, series_length(sentence) - 1) / 3) if q.is_list else 0.0
-    f["list_intro"] = 0.0
-    if q.is_list and q.focus and (intro or sentence.rstrip().endswith(":")):
-        heading = analyzed(intro or sentence)
-        f["list_intro"] = sum(1 for t in q.focus if matches(t, heading)) / len(q.focus)
+    heading = analyzed(intro) if intro else own_terms if opens_list else None
+    f["list_intro"] = (sum(1 for t in q.focus if matches(t, heading)) / len(q.focus)
+                       if q.is_list and q.focus and heading is not None else 0.0)
     f["speaker"] = 1.0 if q.kind == "person" and speaker(sentence) else 0.0
     return f
 

@@ -118,6 +118,12 @@ _FORMER_ASKED = re.compile(
     r"\b(?:ancien|ancienne|avant|premier|premiere|precedent|precedente|predecesseur|succede"
     r"|etait|dirigeait|presidait|avait|a dirige|a preside|fonde|fondateur|fondatrice"
     r"|cofondateur|cofondatrice|cree|former|previous|first|before|was|founded|founder)\b")
+#: A quotation's end and a verb of speech, right before a name.
+_SPEAKER_BEFORE = re.compile(
+    r"[»”\"]\s*,?\s*(?:dit|explique|indique|précise|souligne|insiste|affirme|ajoute|confie"
+    r"|résume|estime|assure|rappelle|raconte|note|observe|poursuit|conclut|reconnaît|détaille"
+    r"|commente|lance|martèle|prévient|avance|glisse|témoigne|juge|relève|analyse|sourit"
+    r"|s['’]enthousiasme|se réjouit|se félicite|admet|reprend|complète)\s+$")
 
 #: What a kind-only attribute implies about the answer's unit ("Quel âge ?" -> "48 ans").
 IMPLIED_UNIT = {
@@ -351,14 +357,6 @@ def speaker(sentence: str) -> bool:
     verb of speech ("», insiste Maud Kerléan, directrice ...")."""
     return any(_SPEAKER_BEFORE.search(sentence[max(0, m.start() - 40):m.start()])
                for m in _PERSON.finditer(sentence))
-
-
-#: A quotation's end and a verb of speech, right before a name.
-_SPEAKER_BEFORE = re.compile(
-    r"[»”\"]\s*,?\s*(?:dit|explique|indique|précise|souligne|insiste|affirme|ajoute|confie"
-    r"|résume|estime|assure|rappelle|raconte|note|observe|poursuit|conclut|reconnaît|détaille"
-    r"|commente|lance|martèle|prévient|avance|glisse|témoigne|juge|relève|analyse|sourit"
-    r"|s['’]enthousiasme|se réjouit|se félicite|admet|reprend|complète)\s+$")
 
 
 def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],

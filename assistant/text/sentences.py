@@ -165,6 +165,11 @@ def is_bullet(sentence: str) -> bool:
     return sentence[:1] in "•◦▪▫‣●○·*" or bool(re.match(r"[–—-]\s", sentence))
 
 
+def introduces_list(sentence: str) -> bool:
+    """A line that introduces a bulleted list: it ends with a colon."""
+    return sentence.rstrip().endswith(":")
+
+
 # -- what a sentence holds ----------------------------------------------------------------------
 _NAME_WORD = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+(?:-[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]+)?"
 _PERSON = re.compile(
