@@ -78,7 +78,7 @@ import numpy as np
 
 from ..linear import Logistic
 from ..text.analysis import analyzed
-from ..text.facts import FIGURE_KINDS, fact_spans, former_holder, slot, speaker, states_unit
+from ..text.facts import FIGURE_KINDS, fact_spans, slot, speaker, states_unit
 from ..text.question import attribute_matches, matches
 from ..text.reading import Question
 from ..text.sentences import introduces_list, near_figures, series_length
@@ -128,8 +128,7 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
     f["kind_none"] = 1.0 if q.kind is None else 0.0
     spans = slot(q.kind, sentence, q.text, q.focus, q.attribute, q.unit)
     f["slot"] = spans[0].score if spans else 0.0
-    f["former"] = (1.0 if spans and q.kind == "person"
-                   and former_holder(sentence, spans[0].start, q.text) else 0.0)
+    f["former"] = 1.0 if spans and spans[0].former else 0.0
     f["unit"] = 0.5 if q.unit is None else 1.0 if states_unit(q.unit, sentence) else 0.0
     f["focus_article"] = (sum(1 for t in q.focus if matches(t, article_terms)) / len(q.focus)
                           if q.focus else 1.0)

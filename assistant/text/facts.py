@@ -158,6 +158,7 @@ class FactSpan:
     end: int
     text: str
     score: float = 0.0  # closeness to the words of what is asked (1: right beside them)
+    former: bool = False  # a person named as a role's former holder (`former_holder`)
 
 
 def implied_unit(question: str) -> re.Pattern[str] | None:
@@ -411,7 +412,8 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
             score *= 0.8
         if kind == "person" and names_a_body(s.text):
             score /= 2  # "Feuillets de Normandie", "Région Normandie": not a person
-        if kind == "person" and former_holder(sentence, s.start, question):
+        former = kind == "person" and former_holder(sentence, s.start, question)
+        if former:
             score /= 3  # "Qui dirige ... ?": not "son prédécesseur, Corentin ..."
         if kind == "name" and _ROLE_BEFORE.search(sentence[max(0, s.start - 40):s.start]):
             score /= 5  # "sa directrice Malika ...": a person, not the body asked
@@ -420,7 +422,7 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
         if (attribute and kind in FIGURE_KINDS | {"place"}
                 and attribute_matches(attribute, _terms_of(s.text))):
             score += 1.0
-        scored.append(FactSpan(s.start, s.end, s.text, round(score, 4)))
+        scored.append(FactSpan(s.start, s.end, s.text, round(score, 4), former))
     return tuple(sorted(scored, key=lambda s: (-s.score, s.start)))
 
 
