@@ -17,7 +17,7 @@ from assistant.answer.pairs import (
 )
 from assistant.config import E5_MODEL_NAME
 from assistant.text.facts import fact_spans, former_holder, implied_unit, slot, speaker
-from assistant.text.kinds import is_list_question
+from assistant.text.kinds import is_list_question, without_request
 from assistant.text.reading import Question
 from assistant.text.sentences import series_length
 
@@ -159,6 +159,22 @@ def test_kind_only_questions_imply_a_unit_and_lists_are_recognised() -> None:
     assert is_list_question("Which companies joined the cluster?")
     assert not is_list_question("Quel est le budget du pôle ?")
     assert not is_list_question("What is the budget?")
+
+
+def test_the_imperative_of_a_request_is_not_what_it_asks_about() -> None:
+    """ "Citez" would find "cité", "Nommez" "nommé": the verb opening a request is no term."""
+    listed = Question.read("Citez les ateliers ouverts par la Filature.")
+    assert listed.is_list and listed.focus == ("ateli", "ouvert")
+    assert listed.terms == ("ateli", "ouvert", "filatur") and listed.names == ("filatur",)
+    for asked in ("Énumérez les ateliers ouverts par la Filature.",
+                  "nommez les ateliers ouverts par la filature",
+                  "Et donnez-moi les ateliers ouverts par la Filature."):
+        assert Question.read(asked).terms == listed.terms, asked  # typed: no names, same terms
+    assert without_request("Donnez le nom du directeur.") == "le nom du directeur."
+    # a past participle inside the question stays a term
+    assert "nomm" in Question.read("Qui a été nommé à la tête de la Filature ?").terms
+    assert without_request("Quelle cité accueille la Filature ?") == (
+        "Quelle cité accueille la Filature ?")
 
 
 def test_shipped_scorer_loads_for_each_model_and_its_trees_round_trip() -> None:

@@ -283,8 +283,10 @@ def attribute_term(question: str) -> str | None:
 # -- lists ---------------------------------------------------------------------------------------
 # "Citez les villes...", "Quels sont les partenaires...", "Quelles entreprises...", "Which
 # companies...", "List the...": the answer is several items.
+_LIST_VERB = r"(?:citez|nommez|[eé]num[eé]rez|listez)"  # a request for several items
+_ASK_VERB = r"(?:donnez|indiquez|pr[eé]cisez)"  # a request for one or several
 _LIST_Q = re.compile(
-    r"^(?:et\s+)?(?:citez|nommez|enumerez|listez|donnez(?:-moi)? les|indiquez les)\b"
+    rf"^(?:et\s+)?(?:{_LIST_VERB}|{_ASK_VERB}(?:-moi)? les)\b"
     r"|\bquel(?:le)?s\s+(?:sont|etaient|seront)\s+(?:les|ses|leurs|des)\b"
     r"|\bquel(?:le)?s\s+(?!sont\b|etaient\b|seront\b)[a-z-]+s\b"
     r"|^(?:list|name)\b|\b(?:what|which) (?:are|were) the\b"
@@ -295,3 +297,15 @@ _LIST_Q = re.compile(
 def is_list_question(question: str) -> bool:
     """Whether the question asks for several items (a list)."""
     return _LIST_Q.search(folded_question(question)) is not None
+
+
+# The imperative that opens a request ("Citez les villes...", "Donnez-moi le nom..."): it says
+# how to answer, not what about ("citez" would find "cité", "nommez" "nommé").
+_REQUEST = re.compile(rf"^\s*(?:et\s+)?(?:{_LIST_VERB}|{_ASK_VERB})(?:[- ]moi)?\b\s*",
+                      re.IGNORECASE)
+
+
+def without_request(question: str) -> str:
+    """The question without the imperative that opens it, if any ("Citez les villes
+    partenaires." -> "les villes partenaires.")."""
+    return _REQUEST.sub("", question, count=1)

@@ -4,7 +4,8 @@
 from the user's words (`asked`) and what is searched (`text`: the same words, or a follow-up
 completed with the previous question's subject, see `question.contextualize`):
 
-    terms      the French analysis of `text` (the BM25 query), with the stems derived from its
+    terms      the French analysis of `text` (the BM25 query; not the imperative that opens a
+               request, "Citez", `kinds.without_request`), with the stems derived from its
                words that the stemmer keeps apart (`question.derived_terms`: "préside" ->
                "president"); for an English question, with the French words of its glossary
                (`question.english_gloss`)
@@ -36,7 +37,7 @@ from itertools import combinations, product
 
 from .analysis import analyze, fold_accents, strip_elision
 from .facts import implied_unit
-from .kinds import attribute_term, is_list_question, question_kind
+from .kinds import attribute_term, is_list_question, question_kind, without_request
 from .question import (
     compound_forms,
     content_terms,
@@ -75,8 +76,9 @@ class Question:
     def read(cls, asked: str, text: str | None = None) -> Question:
         text = asked if text is None else text
         english = english_share(text)
-        entities = frozenset(entity_terms(text))
-        terms, content = analyze(text), content_terms(text)
+        topic = without_request(text)  # "Citez les villes..." is about "les villes..."
+        entities = frozenset(entity_terms(topic))
+        terms, content = analyze(topic), content_terms(topic)
         terms += derived_terms(terms)  # "préside" finds "président"
         if english >= ENGLISH:  # French words for the English ones: articles are in French
             terms = list(dict.fromkeys(terms + analyze(english_gloss(text))))
@@ -86,7 +88,7 @@ class Question:
                         if t not in content]
         return cls(
             asked=asked, text=text, terms=tuple(terms), content=tuple(content),
-            entities=entities, names=tuple(name_terms(text)),
+            entities=entities, names=tuple(name_terms(topic)),
             kind=question_kind(asked) or question_kind(text),
             attribute=attribute_term(text) if english < ENGLISH else english_attribute(text),
             focus=tuple(t for t in content if t not in entities and not t.isdigit()),
