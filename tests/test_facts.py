@@ -109,6 +109,13 @@ def test_a_role_s_former_holder_is_told_from_the_current_one() -> None:
     # asked about the former one, or not about a person: no such feature
     assert former("Qui dirigeait le laboratoire avant elle ?", before) == 0.0
     assert former("Quelle agence dirige-t-il ?", before) == 0.0
+    # a body named closer to the role asked ("diriger Lumen de Bretagne") is no person: the
+    # sentence's person is still the former holder
+    body = ("Le laboratoire était resté sans pilote un an : son prédécesseur, Corentin Lebrun, "
+            "était parti fin 2019 diriger Lumen de Bretagne, l'agence régionale du livre.")
+    spans = slot("person", body, "Qui dirige le laboratoire ?", ("dirig", "laboratoir"))
+    assert spans[0].text == "Lumen de Bretagne" and spans[0].body and not spans[0].former
+    assert former("Qui dirige le laboratoire ?", body) == 1.0
 
 
 def test_a_quoted_speaker_and_a_list_s_introduction_are_read() -> None:

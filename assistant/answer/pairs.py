@@ -41,8 +41,9 @@ an unanswerable one ("Quel âge a X ?" finds X's sentence, never an age) being i
     kind_none the question asks no kind of fact the rules know ("Pourquoi...", "Comment...")
     slot      how close the sentence's best fact of the asked kind is to the words of what is
               asked (`text/facts.slot`; 0 when it holds no such fact)
-    former    a person is asked ("Qui dirige ... ?") and the sentence's best name is a role's
-              former holder ("son prédécesseur, Corentin ...", `facts.former_holder`)
+    former    a person is asked ("Qui dirige ... ?") and the sentence's best person's name (not
+              a body's) is a role's former holder ("son prédécesseur, Corentin ...",
+              `facts.former_holder`)
     unit      the unit a kind-only attribute implies is in the sentence ("Quel âge ?": "ans";
               0.5 when the question implies none)
     focus_article share of the focus words found anywhere in the sentence's article: an
@@ -128,7 +129,8 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
     f["kind_none"] = 1.0 if q.kind is None else 0.0
     spans = slot(q.kind, sentence, q.text, q.focus, q.attribute, q.unit)
     f["slot"] = spans[0].score if spans else 0.0
-    f["former"] = 1.0 if spans and spans[0].former else 0.0
+    people = [s for s in spans if not s.body]  # "... diriger Feuillets de Normandie": a body
+    f["former"] = 1.0 if people and people[0].former else 0.0
     f["unit"] = 0.5 if q.unit is None else 1.0 if states_unit(q.unit, sentence) else 0.0
     f["focus_article"] = (sum(1 for t in q.focus if matches(t, article_terms)) / len(q.focus)
                           if q.focus else 1.0)

@@ -159,6 +159,7 @@ class FactSpan:
     text: str
     score: float = 0.0  # closeness to the words of what is asked (1: right beside them)
     former: bool = False  # a person named as a role's former holder (`former_holder`)
+    body: bool = False  # a body's name when a person is asked (`names_a_body`)
 
 
 def implied_unit(question: str) -> re.Pattern[str] | None:
@@ -410,7 +411,8 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
             score /= UNIT_MISSING  # "Combien de salariés ?": not "51 ans"
         if kind in FIGURE_KINDS and not re.search(r"\d", s.text):
             score *= 0.8
-        if kind == "person" and names_a_body(s.text):
+        body = kind == "person" and names_a_body(s.text)
+        if body:
             score /= 2  # "Feuillets de Normandie", "Région Normandie": not a person
         former = kind == "person" and former_holder(sentence, s.start, question)
         if former:
@@ -422,7 +424,7 @@ def slot(kind: str | None, sentence: str, question: str, focus: tuple[str, ...],
         if (attribute and kind in FIGURE_KINDS | {"place"}
                 and attribute_matches(attribute, _terms_of(s.text))):
             score += 1.0
-        scored.append(FactSpan(s.start, s.end, s.text, round(score, 4), former))
+        scored.append(FactSpan(s.start, s.end, s.text, round(score, 4), former, body))
     return tuple(sorted(scored, key=lambda s: (-s.score, s.start)))
 
 
