@@ -104,6 +104,10 @@ def test_english_question_is_read_with_its_french_words() -> None:
     assert english_gloss("Who founded it? Running costs") == (
         "fonder fondé fondée créé diriger piloter animer coût coûter coûté")
     assert english_gloss("Who founded it?", first_only=True) == "fonder"
+    # the words of training, money and places that articles write in French
+    assert english_gloss("How long is the internship of the trainees?") == (
+        "stage stagiaire apprenant")
+    assert english_gloss("What placement rate, which loan?") == "taux prêt"
     french = Question.read("Combien de candidatures le programme a-t-il reçues ?")
     assert french.terms == tuple(analyze(french.text))
 
