@@ -322,10 +322,15 @@ def test_the_attribute_asked_its_synonyms_and_the_figures_that_count_it() -> Non
     # figures in letters, compound or fractions, count the words beside them
     assert "entrepris" in near_figures("L'incubateur compte vingt-deux jeunes entreprises.")
     assert "budget" in near_figures("La Région finance un tiers du budget.")
-    # synonyms serve the attribute only
+    # synonyms serve the attribute, and the focus words the pick reads in a sentence
     found = analyzed("La société emploie 320 personnes et compte 45 emplois.")
     assert not matches("salari", found) and attribute_matches("salari", found)
     assert not attribute_matches("habit", found)
+    focus = pair_features(Question.read("Citez les startups lauréates."), base={},
+                          sentence="Trois jeunes pousses ont été primées.", context="",
+                          title="", ordinal=3, rank=0, best_dense=0.0,
+                          article_terms=frozenset())["focus"]
+    assert focus == 0.5  # "startups" by "jeunes pousses", not "lauréates"
     assert opens_with_first_name("Marie-Laure Vie") and opens_with_first_name("MICHEL HEINRICH")
     assert not opens_with_first_name("Région Normandie")
     assert names_a_body("Région Normandie") and names_a_body("Feuillets de Normandie")

@@ -27,7 +27,9 @@ an unanswerable one ("Quel âge a X ?" finds X's sentence, never an age) being i
     shape     minus a penalty for headings, questions, list introductions, run-on paragraphs
     dense     cosine of the sentence's vector with the question's
     dense_gap that cosine minus the best one among the candidates
-    focus     share of the question's focus words (what is asked about the topic) in the sentence
+    focus     share of the question's focus words (what is asked about the topic) in the sentence,
+              each or one of its synonyms (`question.attribute_matches`: "jeunes pousses" for
+              "startups")
     names     share of the question's names in the sentence and its context
     attribute the attribute asked ("combien de salariés") is in the sentence, beside a figure
               when a figure is asked (0.5 when the question names no attribute)
@@ -107,7 +109,7 @@ def pair_features(q: Question, *, base: dict[str, float], sentence: str, context
     f = dict(base)
     f.setdefault("dense", 0.0)
     f["dense_gap"] = f["dense"] - best_dense
-    f["focus"] = (sum(1 for t in q.focus if matches(t, own_terms)) / len(q.focus)
+    f["focus"] = (sum(1 for t in q.focus if attribute_matches(t, own_terms)) / len(q.focus)
                   if q.focus else 0.5)
     f["names"] = (sum(1 for t in q.names if matches(t, around)) / len(q.names)
                   if q.names else 0.5)
