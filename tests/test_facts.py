@@ -182,6 +182,10 @@ def test_the_imperative_of_a_request_is_not_what_it_asks_about() -> None:
     assert "nomm" in Question.read("Qui a été nommé à la tête de la Filature ?").terms
     assert without_request("Quelle cité accueille la Filature ?") == (
         "Quelle cité accueille la Filature ?")
+    # in English too: "name" would be glossed "nom", "nommé", "baptisé"
+    named = Question.read("Name the workshops opened by the Filature.")
+    assert named.is_list and "nom" not in named.terms and "ateli" in named.terms
+    assert without_request("Tell me who runs the Filature.") == "who runs the Filature."
 
 
 def test_shipped_scorer_loads_for_each_model_and_its_trees_round_trip() -> None:

@@ -299,9 +299,11 @@ def is_list_question(question: str) -> bool:
     return _LIST_Q.search(folded_question(question)) is not None
 
 
-# The imperative that opens a request ("Citez les villes...", "Donnez-moi le nom..."): it says
-# how to answer, not what about ("citez" would find "cité", "nommez" "nommé").
-_REQUEST = re.compile(rf"^\s*(?:et\s+)?(?:{_LIST_VERB}|{_ASK_VERB})(?:[- ]moi)?\b\s*",
+# The imperative that opens a request ("Citez les villes...", "Donnez-moi le nom...", "Name the
+# startups...", "Tell me who..."): it says how to answer, not what about ("citez" would find
+# "cité", "nommez" "nommé", and "name" is glossed "nom").
+_REQUEST = re.compile(rf"^\s*(?:(?:et|and)\s+)?(?:{_LIST_VERB}|{_ASK_VERB}"
+                      r"|name|list|enumerate|give|tell|show)(?:[- ]moi| me| us)?\b\s*",
                       re.IGNORECASE)
 
 

@@ -81,10 +81,10 @@ class Question:
         terms, content = analyze(topic), content_terms(topic)
         terms += derived_terms(terms)  # "préside" finds "président"
         if english >= ENGLISH:  # French words for the English ones: articles are in French
-            terms = list(dict.fromkeys(terms + analyze(english_gloss(text))))
+            terms = list(dict.fromkeys(terms + analyze(english_gloss(topic))))
             phrasing = english_phrasing()
             content = [t for t in content if t not in phrasing]
-            content += [t for t in content_terms(english_gloss(text, first_only=True))
+            content += [t for t in content_terms(english_gloss(topic, first_only=True))
                         if t not in content]
         return cls(
             asked=asked, text=text, terms=tuple(terms), content=tuple(content),
