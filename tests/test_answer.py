@@ -19,6 +19,7 @@ from assistant.answer.extractive import (
     Candidate,
     ExtractiveAnswerer,
     answer_pieces,
+    cite,
     contextualize,
     make_answerer,
     sentence_candidates,
@@ -193,6 +194,26 @@ def test_bulleted_fact_comes_with_its_list_introduction(seed_assistant: Assistan
         "Combien de projets la Louvre Lens Vallée a-t-elle accompagnés depuis 2013 ?")
     assert "en quelques chiffres : 79 projets accompagnés depuis 2013 [" in answer.text
     assert "•" not in answer.text
+
+
+def test_list_items_are_bulleted_under_their_introduction() -> None:
+    """A list's introduction on its own line, then its items bulleted, each cited; one item
+    of a list keeps its introduction inline."""
+    article = ("Les services proposés :\n- un incubateur de six mois ;\n- un atelier de "
+               "prototypage.")
+    passage = Passage(7, 1.0, article, "lieu.txt", "Le lieu", 0, len(article))
+    intro = "Les services proposés :"
+    items = [Candidate(passage, 0, article.index(t), article.index(t) + len(t), t, 1.0, i,
+                       intro=intro)
+             for i, t in enumerate(["un incubateur de six mois ;", "un atelier de prototypage."],
+                                   1)]
+    answer = cite(items)
+    assert answer.text == ("Les services proposés :\n- un incubateur de six mois ; [1]\n"
+                           "- un atelier de prototypage. [1]")
+    assert [p.chunk_id for p in answer.citations] == [7]
+    assert "".join(answer_pieces(answer)) == answer.text
+    assert answer_sentences(answer)[1] == "un atelier de prototypage. [1]"
+    assert cite(items[:1]).text == "Les services proposés : un incubateur de six mois ; [1]"
 
 
 # -- streaming ---------------------------------------------------------------------------------

@@ -543,12 +543,15 @@ def _list_intro(article: str, spans: Sequence[tuple[int, int]],
 
 def cite(chosen: Sequence[Candidate], notice: str | None = None, *,
          short: str | None = None) -> Answer:
-    """The answer text, each sentence followed by [n], numbered in order of first use; a short
-    answer (`short`, taken from the first sentence) leads, in bold, on a line of its own."""
+    """The answer text, each sentence followed by [n], numbered in order of first use; the items
+    of a list bulleted under their introduction's line; a short answer (`short`, taken from the
+    first sentence) leads, in bold, on a line of its own."""
     citations: list[Passage] = []
     number_of: dict[int, int] = {}
     parts: list[str] = []
     intros_shown: set[str] = set()
+    bullets = len(chosen) > 1 and all(c.intro for c in chosen)
+    after_intro = "\n" if bullets else " "
     for c in chosen:
         n = number_of.get(c.passage.chunk_id)
         if n is None:
@@ -556,13 +559,12 @@ def cite(chosen: Sequence[Candidate], notice: str | None = None, *,
             n = number_of[c.passage.chunk_id] = len(citations)
         else:
             citations[n - 1] = _union(citations[n - 1], c.passage)
-        text = c.text
-        if c.intro and c.intro not in intros_shown:
+        text = f"- {c.text}" if bullets else c.text
+        if c.intro and c.intro not in intros_shown:  # the list's introduction, on its line
             intros_shown.add(c.intro)
-            text = f"{c.intro.rstrip(' :')} : {text}"
+            text = f"{c.intro.rstrip(' :')} :{after_intro}{text}"
         parts.append(f"{text} {marker(n)}")
-    bullets = len(chosen) > 1 and all(c.intro for c in chosen)
-    body = "\n".join(f"- {p}" for p in parts) if bullets else " ".join(parts)
+    body = "\n".join(parts) if bullets else " ".join(parts)
     if short:
         body = f"**{short}** {marker(1)}\n{body}"
     return Answer(body, citations, in_corpus=True, notice=notice, short=short)
