@@ -40,6 +40,7 @@ from assistant import Assistant, Settings
 from assistant.answer.extractive import ExtractiveAnswerer
 from assistant.config import PACKAGED_MODEL
 from assistant.embed.base import resolve_model
+from assistant.embed.reader import load_weights, reader_weights_path
 from assistant.evaluation import load_question_files, run_eval, score_passages, totals
 from assistant.index.builder import build
 from assistant.ingest.corpus import SUFFIXES
@@ -166,6 +167,7 @@ def run(*, k: int, sweep: tuple[tuple[float, float], ...], limit: int | None,
         "minilm": other,
         "minilm_heldout": other_held, "tutorial": tutorial, "sweep": swept,
         "scorer": ExtractiveAnswerer(default).scorer().about,
+        "reader": load_weights(reader_weights_path())[1],
     }
     write_results("quality", data, markdown(data), out)
     return data
@@ -238,6 +240,17 @@ def markdown(data: dict[str, Any]) -> str:
                     f"({r.get('answerable_refused_off_topic', '–')})"]
                    for name, r in (("in sample (fitted on all)", fit),
                                    ("cross-validated by article (5 folds)", cv)) if r]
+    read = data.get("reader", {})
+    first, refuse = read.get("cross_validated_by_article", {}).get("by", {}), read.get("refuse")
+    if first and refuse:  # the reader's own folds: both heads and the reader without the fold
+        by = refuse["by"]
+        scorer_rows.append([
+            f"cross-validated with the reader (`bench/train_reader.py`'s folds, "
+            f"{refuse['questions']} questions)",
+            round(first["all reader"] / first["all n"], 4),
+            f"{by['near refused with reader']}/{by['near n']}",
+            f"{by['far refused with reader']}/{by['far n']}", "–",
+            f"{by['answerable refused with reader']}/{by['answerable n']}", "–"])
     sweep_rows = [[key, s["hit@1"], s["hit@3"], s["hit@5"], s["mrr"], _fmt(s["search_ms_p50"], 1)]
                   for key, s in sweep.items()]
     return "\n".join([

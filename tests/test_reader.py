@@ -19,6 +19,7 @@ from assistant.embed.reader import (
     QUERY,
     TOP,
     load_weights,
+    reader_refusal,
     reader_use,
     reader_weights_path,
     shared_reader,
@@ -47,7 +48,8 @@ def test_the_shipped_weights_say_how_they_were_fitted() -> None:
 
 def test_the_export_scores_as_the_weights_do_in_torch() -> None:
     """The int8 export against the same weights in fp32 torch (what training ran), on pairs
-    tokenized by transformers as in training: the same order, scores within a few hundredths."""
+    tokenized by transformers as in training: the same order (of scores apart by more than a
+    tenth), scores within a few hundredths."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -78,7 +80,13 @@ def test_the_export_scores_as_the_weights_do_in_torch() -> None:
         hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"][..., None].float()
         want = head((hidden * mask).sum(1) / mask.sum(1)).squeeze(-1).numpy()
-    assert list(np.argsort(got)) == list(np.argsort(want))
+    # sentences that say nothing of what is asked sit together near the bottom (within a few
+    # hundredths): the order of the others is kept
+    assert int(np.argmax(got)) == int(np.argmax(want))
+    for i in range(len(want)):
+        for j in range(len(want)):
+            if want[i] > want[j] + 0.1:
+                assert got[i] > got[j], (got, want)
     assert np.abs(got - want).max() < 0.05 * (want.max() - want.min()) + 0.05
 
 
@@ -128,9 +136,57 @@ def test_the_weights_carry_their_cross_validation() -> None:
     the reader, at least as many first sentences right as the pick alone, careful and typed."""
     _, meta = load_weights(reader_weights_path())
     by = meta["cross_validated_by_article"]["by"]
-    assert by["careful n"] > 1000 and by["typed n"] > 1000
+    assert by["careful n"] > 800 and by["typed n"] > 800  # 4 of the 5 folds
     assert by["careful reader"] >= by["careful base"]
     assert by["typed reader"] >= by["typed base"]
+
+
+def test_the_weights_carry_how_the_reader_weighs_in_the_refusal() -> None:
+    """Chosen out of fold: more unanswerable questions refused with the reader than by the
+    answers head alone, no more answerable ones, reading few questions."""
+    _, meta = load_weights(reader_weights_path())
+    use = reader_refusal()
+    assert use is not None and 1 <= use.top <= TOP and use.weight > 0 and use.band > 0
+    by = meta["refuse"]["by"]
+    assert by["answerable n"] > 2000 and by["near n"] > 500
+    assert by["answerable refused with reader"] <= by["answerable refused"]
+    unanswerable = [by[f"{kind} refused"] for kind in ("near", "far")]
+    with_reader = [by[f"{kind} refused with reader"] for kind in ("near", "far")]
+    assert sum(with_reader) > sum(unanswerable) and with_reader[0] > unanswerable[0]
+    assert by["read"] <= 0.3 * meta["refuse"]["questions"]
+
+
+def test_an_unsure_answers_head_asks_the_reader_and_a_sure_one_does_not() -> None:
+    """At the answers head's threshold the reader decides: the sentence giving the surface
+    answers "Quelle est la surface ... ?", the weather in Perpignan does not; far from the
+    threshold the head's decision stands, and without the reader the threshold alone."""
+    use = reader_refusal()
+    assert use is not None
+    answerer = ExtractiveAnswerer(Settings())
+    question = Question.read(QUESTION)
+    right = _candidates([0.9, 0.05, 0.03, 0.02])[1:2] * use.top
+    wrong = _candidates([0.9, 0.05, 0.03, 0.02])[2:3] * use.top
+    threshold = 0.3
+    assert answerer.weighed(question, right, threshold, threshold)
+    assert not answerer.weighed(question, wrong, threshold, threshold)
+    sure, doubtful = 0.99, 0.001  # log-odds far beyond any band
+    assert not use.reads(sure, threshold) and not use.reads(doubtful, threshold)
+    assert answerer.weighed(question, wrong, sure, threshold)
+    assert not answerer.weighed(question, right, doubtful, threshold)
+    off = ExtractiveAnswerer(replace(Settings(), reader=False))
+    assert off.weighed(question, wrong, threshold, threshold)
+    assert not off.weighed(question, right, threshold * 0.99, threshold)
+
+
+def test_the_reader_keeps_its_last_scores() -> None:
+    """The refusal and the re-ordering of one answer read the same pairs once: the scores of
+    pairs already read come back the same, alone or among new ones."""
+    reader = shared_reader(Settings())
+    assert reader is not None
+    first = reader.scores(QUESTION, SENTENCES)
+    again = reader.scores(QUESTION, [SENTENCES[2], SENTENCES[1]])
+    assert again.tolist() == [first[2], first[1]]
+    assert reader.scores(QUESTION + " ", SENTENCES[:1]).shape == (1,)
 
 
 def test_a_pair_is_cut_as_training_cut_it() -> None:

@@ -20,7 +20,9 @@ of the articles of its best candidate sentences mentions ("la French Tech de Bor
 such article speaks of Bordeaux) is out of the corpus, whatever else matches; so is a question
 none of whose words the corpus knows (another script, another language; figures and one- or
 two-letter tokens do not count). The evidence is read, with the best candidate's own features,
-by the answers head of the pair scorer (`pairs.py`), fitted by `bench/fit_scorer.py`.
+by the answers head of the pair scorer (`pairs.py`), fitted by `bench/fit_scorer.py`; where that
+head is unsure, the reader (`embed/reader.py`: question and sentence read together) weighs in
+(`ExtractiveAnswerer.weighed`).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from ..config import Settings
-from ..embed.reader import reader_use, shared_reader
+from ..embed.reader import reader_refusal, reader_use, shared_reader
 from ..errors import ConfigError
 from ..records import Answer, Passage
 from ..records import cite as marker
@@ -281,14 +281,29 @@ class ExtractiveAnswerer:
                 ranked: Sequence[Candidate]) -> bool:
         """Whether the corpus answers a question on the articles' topic (`off_topic`, read
         first by `answer` and `in_corpus`): the rules, then the answers head of the scorer over
-        its threshold (`settings.refusal_threshold` overrides the fitted one)."""
+        its threshold (`settings.refusal_threshold` overrides the fitted one), with the reader's
+        view where the head is unsure (`weighed`)."""
         row = self.answer_evidence(question, passages, retriever, ranked)
         if row is None:
             return False
         scorer = self.scorer()
-        threshold = self.settings.refusal_threshold
-        return scorer.answers.probability(row) >= (
-            scorer.threshold if threshold is None else threshold)
+        probability = scorer.answers.probability(row)
+        if self.settings.refusal_threshold is not None:
+            return probability >= self.settings.refusal_threshold
+        return self.weighed(question, ranked, probability, scorer.threshold)
+
+    def weighed(self, question: Question, ranked: Sequence[Candidate], probability: float,
+                threshold: float) -> bool:
+        """The answers head's decision (`probability` over `threshold`), with the reader's view
+        of the pick's best candidates where the head is unsure (`reader_refusal`)."""
+        use = reader_refusal() if self.settings.reader and ranked else None
+        if use is None or not use.reads(probability, threshold):
+            return probability >= threshold
+        reader = shared_reader(self.settings)
+        if reader is None:
+            return probability >= threshold
+        return use.answered(probability, threshold,
+                            reader.scores(question.text, [c.text for c in ranked[:use.top]]))
 
     def off_topic(self, question: Question, retriever: HybridRetriever) -> bool:
         """The question is plainly off the articles' topic: the scorer's `topic` head on its

@@ -13,11 +13,19 @@ without pickle, 6.4 MB; its metadata holds how it is used and its cross-validati
 (`e5_export.ensure_reader`: steps reader-prepare, reader-trace, quantize) builds the whole pair
 model once into the model cache next to the embedder's, sharing its word table and tokenizer.
 
-How it is used (`ExtractiveAnswerer.reread`): only when the pick is unsure (the best
-candidate's pick probability under `unsure`), the pick's few best candidates are re-ordered by
-log(pick probability) + `weight` x reader score (`reader_use`: the three numbers chosen on the
-out-of-fold scores of the cross-validation by article). The refusal decision is made before, on
-the pick alone, and does not change.
+It is trained to tell, among the candidates and a learned "no answer", where the answer is: an
+unanswerable question's weight goes to "no answer", whose score is folded into the head's bias,
+so that a score above 0 says "this sentence answers more than nothing does".
+
+How it is used, both times only where the fitted heads are unsure (the numbers chosen on the
+out-of-fold scores of the cross-validation by article, kept in the weights' metadata):
+- the refusal (`ExtractiveAnswerer.answers`, `reader_refusal`): when the answers head's log-odds
+  is within `band` of its threshold's, the question is answered when
+  log-odds - threshold's + `weight` x log(sum of exp(reader scores of the pick's `top` best))
+  reaches `offset`;
+- the order (`ExtractiveAnswerer.reread`, `reader_use`): when the pick is unsure (the best
+  candidate's pick probability under `unsure`), the pick's few best candidates are re-ordered by
+  log(pick probability) + `weight` x reader score.
 """
 
 from __future__ import annotations
@@ -26,9 +34,10 @@ import hashlib
 import json
 import logging
 import threading
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -45,7 +54,11 @@ TOP = 4  # best candidates of the pick head it is trained on (it re-orders `read
 MAX_TOKENS = 128  # of a (question, sentence) pair
 QUERY, PASSAGE = "query: ", "passage: "  # e5's prompts, the question's and the sentence's
 FORMAT = 1
-SHAPES = 8  # input shapes whose kernels the runtime keeps (least recently used go)
+RECENT = 64  # (question, sentence) pairs whose scores are kept
+#: Input shapes whose kernels the runtime keeps (least recently used go): every shape a read can
+#: have (1 to `TOP` pairs, padded to 16 to `MAX_TOKENS` tokens by 16). With 8, reads of changing
+#: shapes evicted each other: 150-200 ms a read of 1-2 pairs instead of 20-90 ms (+2 MB)
+SHAPES = TOP * MAX_TOKENS // 16
 WEIGHTS_FILE = "reader.npz"
 
 
@@ -69,6 +82,44 @@ def reader_use() -> tuple[float, float, int]:
     with np.load(reader_weights_path(), allow_pickle=False) as saved:
         meta = json.loads(str(saved["meta"]))
     return float(meta["weight"]), float(meta["unsure"]), int(meta["use_top"])
+
+
+class Refusal(NamedTuple):
+    """How the reader weighs in the refusal (see the module's docstring)."""
+
+    top: int
+    weight: float
+    band: float
+    offset: float
+
+    def reads(self, probability: float, threshold: float) -> bool:
+        """Whether the answers head is unsure enough for the reader to be asked."""
+        return abs(log_odds(probability) - log_odds(threshold)) < self.band
+
+    def answered(self, probability: float, threshold: float, scores: np.ndarray) -> bool:
+        """The decision with the reader's `scores` of the pick's `top` best candidates."""
+        most = float(np.max(scores))
+        evidence = most + float(np.log(np.exp(np.asarray(scores) - most).sum()))
+        return (log_odds(probability) - log_odds(threshold) + self.weight * evidence
+                >= self.offset)
+
+
+def log_odds(probability: float) -> float:
+    p = min(max(probability, 1e-6), 1.0 - 1e-6)
+    return float(np.log(p / (1.0 - p)))
+
+
+@lru_cache(maxsize=1)
+def reader_refusal() -> Refusal | None:
+    """How the reader weighs in the refusal, as chosen on the cross-validation; None for weights
+    trained without unanswerable questions (they say nothing of "no answer")."""
+    with np.load(reader_weights_path(), allow_pickle=False) as saved:
+        meta = json.loads(str(saved["meta"]))
+    use = meta.get("refuse")
+    if not use:
+        return None
+    return Refusal(int(use["top"]), float(use["weight"]), float(use["band"]),
+                   float(use["offset"]))
 
 
 class Reader:
@@ -95,6 +146,8 @@ class Reader:
              "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
              "CPU_RUNTIME_CACHE_CAPACITY": SHAPES})
         self._request = self._compiled.create_infer_request()
+        # the last pairs' scores: the refusal and the re-ordering of one answer read the same
+        self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def warm_up(self) -> None:
         """One inference per usual padded length of a pair (a server pays the runtime's set-up
@@ -127,16 +180,26 @@ class Reader:
         return ids, mask
 
     def scores(self, question: str, sentences: list[str]) -> np.ndarray:
-        """The reader's score of each (question, sentence) pair: higher, a better answer (only
-        differences between the sentences of one question mean something)."""
-        if not sentences:
-            return np.zeros(0, dtype=np.float32)
-        ids, mask = self.encoded(question, sentences)
+        """The reader's score of each (question, sentence) pair: higher, a better answer; above
+        0, a better one than "no answer" (the last `RECENT` pairs' are kept)."""
         with self._lock:
-            result = self._request.infer({"inputs_embeds": looked_up(self._table, self._scales,
-                                                                     ids),
-                                          "attention_mask": mask})
-            return np.array(result[self._compiled.output(0)], dtype=np.float32).reshape(-1)
+            known = {s: self._recent[(question, s)] for s in sentences
+                     if (question, s) in self._recent}
+        missing = list(dict.fromkeys(s for s in sentences if s not in known))
+        if missing:
+            ids, mask = self.encoded(question, missing)
+            with self._lock:
+                result = self._request.infer({"inputs_embeds": looked_up(
+                    self._table, self._scales, ids), "attention_mask": mask})
+                out = np.array(result[self._compiled.output(0)], dtype=np.float32).reshape(-1)
+                known.update(zip(missing, out.tolist()))
+        with self._lock:
+            for s in sentences:
+                self._recent[(question, s)] = known[s]
+                self._recent.move_to_end((question, s))
+            while len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
+        return np.array([known[s] for s in sentences], dtype=np.float32)
 
 
 _READERS: dict[tuple[Path, int], Reader | None] = {}
