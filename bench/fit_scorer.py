@@ -90,6 +90,8 @@ TOPIC_FILE = DATA / "topic.jsonl"
 TOPIC_C = 10.0
 COSINE = ("dense", "dense_gap", "semantic")  # left out of the fit for any other model
 FOLDS = 5
+MAX_FALSE_SHARE = 0.03  # of answerable training questions the answers head's threshold refuses
+TOPIC_FALSE_SHARE = 0.001  # ... and the topic head's
 
 
 def training_files() -> list[Path]:
@@ -371,9 +373,9 @@ def describe_all() -> tuple[list[Example], list[TopicRow]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-false-share", type=float, default=0.03,
+    parser.add_argument("--max-false-share", type=float, default=MAX_FALSE_SHARE,
                         help="share of answerable training questions the threshold may refuse")
-    parser.add_argument("--topic-false-share", type=float, default=0.001,
+    parser.add_argument("--topic-false-share", type=float, default=TOPIC_FALSE_SHARE,
                         help="share of answerable training questions the topic head may refuse")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()

@@ -81,7 +81,6 @@ REFUSE_OFFSET = tuple(round(x, 1) for x in np.arange(-4.0, 4.01, 0.1))
 #: Share of the questions whose refusal may read pairs: a tenth (a band of 0.5) refused out of
 #: fold 359 near and 216 far; 30% (a band of 1.5) 364 and 221 for three times the reads
 MAX_READ = 0.1
-SHARE, TOPIC_SHARE = 0.03, 0.001  # the answers and topic heads' false shares (fit_scorer's)
 
 
 def kinds() -> dict[str, str]:
@@ -276,8 +275,8 @@ def main() -> None:
     for k in [int(x) for x in args.folds.split(",") if x]:
         train = [ex for ex in examples if fold[ex.group] != k]
         test = [ex for ex in examples if fold[ex.group] == k]
-        scorer = fit_scorer.fit(train, SHARE, (), (
-            [r for r in extra if extra_fold[r.group] != k], TOPIC_SHARE))
+        scorer = fit_scorer.fit(train, fit_scorer.MAX_FALSE_SHARE, (), (
+            [r for r in extra if extra_fold[r.group] != k], fit_scorer.TOPIC_FALSE_SHARE))
         pick = scorer.pick
         groups = trained_on(pick, train)
         print(f"fold {k}: {len(groups)} training questions cached "
@@ -384,12 +383,9 @@ def choose_refusal(rows: list[dict[str, Any]]) -> dict[str, Any]:
     base = margin < 0
     budget = int(base[answerable].sum())
 
-    def lse(x: list[float]) -> float:
-        return float(np.logaddexp.reduce(np.array(x)))
-
     best: dict[str, Any] | None = None
     for t in REFUSE_TOP:
-        evidence = np.array([lse(r["reader"][:t]) for r in rows])
+        evidence = np.array([Refusal.evidence(r["reader"][:t]) for r in rows])
         for band in REFUSE_BAND:
             reads = live & (np.abs(margin) < band)
             if reads.sum() > MAX_READ * len(rows):

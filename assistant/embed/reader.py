@@ -76,11 +76,16 @@ def reader_key() -> str:
 
 
 @lru_cache(maxsize=1)
+def _meta() -> dict[str, Any]:
+    """The shipped weights' metadata (how they are used, how they were fitted)."""
+    with np.load(reader_weights_path(), allow_pickle=False) as saved:
+        return dict(json.loads(str(saved["meta"])))
+
+
 def reader_use() -> tuple[float, float, int]:
     """(weight of the reader's score, pick probability under which it is read, how many of the
     pick's best candidates it re-orders), as chosen on the cross-validation."""
-    with np.load(reader_weights_path(), allow_pickle=False) as saved:
-        meta = json.loads(str(saved["meta"]))
+    meta = _meta()
     return float(meta["weight"]), float(meta["unsure"]), int(meta["use_top"])
 
 
@@ -98,10 +103,13 @@ class Refusal(NamedTuple):
 
     def answered(self, probability: float, threshold: float, scores: np.ndarray) -> bool:
         """The decision with the reader's `scores` of the pick's `top` best candidates."""
-        most = float(np.max(scores))
-        evidence = most + float(np.log(np.exp(np.asarray(scores) - most).sum()))
-        return (log_odds(probability) - log_odds(threshold) + self.weight * evidence
-                >= self.offset)
+        return (log_odds(probability) - log_odds(threshold)
+                + self.weight * self.evidence(scores) >= self.offset)
+
+    @staticmethod
+    def evidence(scores: Any) -> float:
+        """What the reader's scores say against "no answer": log(sum of exp(scores))."""
+        return float(np.logaddexp.reduce(np.asarray(scores, dtype=np.float64)))
 
 
 def log_odds(probability: float) -> float:
@@ -109,13 +117,10 @@ def log_odds(probability: float) -> float:
     return float(np.log(p / (1.0 - p)))
 
 
-@lru_cache(maxsize=1)
 def reader_refusal() -> Refusal | None:
     """How the reader weighs in the refusal, as chosen on the cross-validation; None for weights
     trained without unanswerable questions (they say nothing of "no answer")."""
-    with np.load(reader_weights_path(), allow_pickle=False) as saved:
-        meta = json.loads(str(saved["meta"]))
-    use = meta.get("refuse")
+    use = _meta().get("refuse")
     if not use:
         return None
     return Refusal(int(use["top"]), float(use["weight"]), float(use["band"]),
