@@ -288,3 +288,24 @@ def test_soak_helpers(tmp_path: Path) -> None:
     assert "every minute" in md and "--update-every" not in md
     md = markdown({**data, "update_every_s": 15.0})
     assert "every 15 s" in md and "`python bench/soak.py --minutes 2 --update-every 15`" in md
+
+
+def _row(answerable: bool, prob: float, reader: float) -> dict[str, Any]:
+    """One out-of-fold row of `bench/train_reader.py` (what `choose_refusal` reads)."""
+    return {"answerable": answerable, "near": not answerable, "typed": False, "gated": False,
+            "prob": prob, "threshold": 0.5, "reader": [reader] * 4}
+
+
+def test_the_reader_in_the_refusal_is_chosen_within_its_reading_budget() -> None:
+    """`choose_refusal` refuses more unanswerable questions where the reader disagrees with an
+    unsure answers head, no more answerable ones; with every question in the band (more than
+    `MAX_READ` read by any use), it chooses none rather than failing."""
+    import train_reader
+
+    sure = [_row(True, 0.95, 3.0)] * 60 + [_row(False, 0.05, -3.0)] * 30
+    unsure = [_row(True, 0.52, 3.0)] * 4 + [_row(False, 0.52, -4.0)] * 4
+    use = train_reader.choose_refusal(sure + unsure)
+    assert use is not None
+    assert use["by"]["near refused"] == 30 and use["by"]["near refused with reader"] == 34
+    assert use["by"]["answerable refused with reader"] <= use["by"]["answerable refused"] == 0
+    assert train_reader.choose_refusal(unsure * 10) is None
