@@ -3,8 +3,9 @@
     python bench/fit_scorer.py [--max-false-share 0.02] [--out PATH] [--report PATH]
 
 Training data is ours only: the question files of `bench/data/` (written over our own articles,
-`bench/data/articles/`, and over the articles of `corpus/` and ../shared/eval/articles, without
-reading the evaluation questions) and `tests/data/heldout_questions.jsonl`,
+`bench/data/articles/` and `articles_d/`, and over the articles of `corpus/` and
+../shared/eval/articles, without reading the evaluation questions; checked by rule with
+`bench/check_questions.py`) and `tests/data/heldout_questions.jsonl`,
 `tests/data/near_domain_seed.jsonl`; each question also as people type it (lower case, no
 accents, no question mark). The evaluation files of ../shared/eval are never read here: they
 measure the result (`bench/quality.py`, `assistant eval`).
@@ -73,11 +74,14 @@ DATA = ROOT / "bench" / "data"
 NEIGHBOURS = ROOT.parent / "shared" / "eval" / "articles"
 #: (article directories beside corpus/, question files): each file is read over the articles its
 #: questions were written for (a far question of one file may name the city of an article of
-#: our own, written later).
+#: our own, written later). train_d (954 questions drafted over 24 more articles of our own,
+#: `articles_d/`, checked by `bench/check_questions.py`) is read apart from the earlier ones, so
+#: that their described candidates, and the reader's out-of-fold rows over them, stay as they were.
 SETS = [
     ([NEIGHBOURS], ["train_a.jsonl", "train_b.jsonl", "../../tests/data/heldout_questions.jsonl",
                     "../../tests/data/near_domain_seed.jsonl"]),
     ([NEIGHBOURS, DATA / "articles"], ["train_own.jsonl", "train_c.jsonl"]),
+    ([NEIGHBOURS, DATA / "articles_d"], ["train_d.jsonl"]),
 ]
 OUT = ROOT / "assistant" / "data" / "scorer.json"
 #: Questions labelled on or off the corpus's topic only (no answer looked for): the topic head's
@@ -397,7 +401,8 @@ def main() -> None:
                          + (f"; without {', '.join(without)}" if without else ""),
             "fitted_on": [str(p.relative_to(ROOT)) for p in training_files()]
                          + ["each question's typed twin"],
-            "articles": ["corpus/", "../shared/eval/articles/", "bench/data/articles/"],
+            "articles": ["corpus/", "../shared/eval/articles/", "bench/data/articles/",
+                         "bench/data/articles_d/"],
             "date": time.strftime("%Y-%m-%d"),
             "questions": len(examples),
             "training": measure(scorer, examples),

@@ -245,8 +245,8 @@ def markdown(data: dict[str, Any]) -> str:
     if first and refuse:  # the reader's own folds: both heads and the reader without the fold
         by = refuse["by"]
         scorer_rows.append([
-            f"cross-validated with the reader (`bench/train_reader.py`'s folds, "
-            f"{refuse['questions']} questions)",
+            f"cross-validated with the reader (`bench/train_reader.py`'s folds over the "
+            f"{refuse['questions']} questions it was trained and its use chosen on)",
             round(first["all reader"] / first["all n"], 4),
             f"{by['near refused with reader']}/{by['near n']}",
             f"{by['far refused with reader']}/{by['far n']}", "–",

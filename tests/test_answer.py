@@ -29,7 +29,7 @@ from assistant.cli import main
 from assistant.evaluation import answer_sentences, typed
 from assistant.text.analysis import analyze, analyzed
 from assistant.text.kinds import attribute_term, question_kind
-from assistant.text.question import Terms, _derivations, matches
+from assistant.text.question import Terms, _derivations, matches, towns_in
 from assistant.text.reading import Question
 from assistant.text.sentences import fact_score, near_figures, split_sentences
 
@@ -41,8 +41,6 @@ NEAR_DOMAIN = [
     "Quel est le budget de la French Tech Rennes ?",
     "Quand a été inauguré le Wacano de Nice ?",
 ]
-# Known limit: a name written without its capital ("qui dirige la french tech de bordeaux ?")
-# is not recognised as a name, and the other evidence does not always refuse it.
 
 
 def _fact_questions(dev_questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -106,6 +104,16 @@ def test_near_domain_questions_about_absent_places_are_refused(
     assert not answer.in_corpus and answer.citations == []
     assert len(answer.leads) <= 3
     assert len({p.source for p in answer.leads}) == len(answer.leads)  # one per article
+
+
+@pytest.mark.parametrize("question", [q for q in NEAR_DOMAIN if towns_in(q)])
+def test_typed_questions_about_absent_towns_are_refused_as_the_careful_ones(
+    seed_assistant: Assistant, question: str
+) -> None:
+    """Typed without capitals ("qui dirige la french tech de bordeaux"), a question shows no
+    names, but the towns it names are still looked for in its answer's articles (`places`)."""
+    answer = seed_assistant.ask(typed(question))
+    assert (answer.text, answer.in_corpus, answer.citations) == (NOT_FOUND, False, [])
 
 
 def test_scorer_separates_dev_from_near_domain(

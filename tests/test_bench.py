@@ -309,3 +309,62 @@ def test_the_reader_in_the_refusal_is_chosen_within_its_reading_budget() -> None
     assert use["by"]["near refused"] == 30 and use["by"]["near refused with reader"] == 34
     assert use["by"]["answerable refused with reader"] <= use["by"]["answerable refused"] == 0
     assert train_reader.choose_refusal(unsure * 10) is None
+
+
+def test_the_training_questions_pass_their_checks(tmp_path: Path) -> None:
+    """Every training question of bench/data holds what it claims in the articles
+    (`bench/check_questions.py`, run as a script); a drafted file with a pattern absent from
+    its article, one spanning two sentences, a short answer elsewhere, an unanswerable question
+    with a source, an unknown article and a repeated question is reported line by line."""
+    proc = subprocess.run([sys.executable, str(BENCH / "check_questions.py")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no problem" in proc.stdout
+    source = "dijon-incubateur-sarment-alimentation"
+    drafts = [
+        {"id": "x1", "question": "Combien de candidatures ?", "sources": [source],
+         "answer_pattern": "87 candidatures", "kind": "fact", "asks": "number",
+         "short": "87 candidatures"},
+        {"id": "x2", "question": "Quelle surface ?", "sources": [source],
+         "answer_pattern": "9 999 m²", "kind": "fact", "asks": "area", "short": None},
+        {"id": "x3", "question": "Où et combien ?", "sources": [source],
+         "answer_pattern": "rue de Longvic.*1 200 m²", "kind": "fact", "asks": "area",
+         "short": None},
+        {"id": "x4", "question": "Qui dirige Sarment ?", "sources": [source],
+         "answer_pattern": "Roussotte, directrice de Sarment", "kind": "fact",
+         "asks": "person", "short": "Jeanne Dupont"},
+        {"id": "x5", "question": "Quel loyer ?", "sources": [source], "answer_pattern": None,
+         "kind": "out_of_scope", "asks": "money", "short": None, "near": True},
+        {"id": "x6", "question": "Quel budget ?", "sources": ["no-such-article"],
+         "answer_pattern": "budget", "kind": "fact", "asks": "money", "short": None},
+        {"id": "x7", "question": "combien de candidatures", "sources": [], "answer_pattern": None,
+         "kind": "out_of_scope", "asks": "number", "short": None, "near": False},
+    ]
+    path = tmp_path / "drafts.jsonl"
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in drafts), "utf-8")
+    proc = subprocess.run([sys.executable, str(BENCH / "check_questions.py"), str(path)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 1
+    reported = {line.split(": ")[1]: line for line in proc.stderr.splitlines()}
+    assert set(reported) == {"x2", "x3", "x4", "x5", "x6", "x7"}, proc.stderr
+    assert "not found" in reported["x2"] and "two sentences" in reported["x3"]
+    assert "Jeanne Dupont" in reported["x4"] and "no sources" in reported["x5"]
+    assert "no-such-article" in reported["x6"] and "same question as x1" in reported["x7"]
+
+
+def test_the_towns_list_leaves_out_the_words_our_articles_use() -> None:
+    """`assistant/data/places.txt` (written by `bench/places.py` from GeoNames) holds the towns
+    of France a typed question may name, none of which the project's articles write as a
+    common word in lower case ("vitré", "tours"), and no arrondissement."""
+    import places
+
+    from assistant.text.analysis import data_lines
+
+    towns = [line.strip() for line in data_lines("places.txt")]
+    assert len(towns) > 500 and {"limoges", "clermont-ferrand", "la rochelle", "caen"} <= set(
+        towns)
+    common = places.common_words(places.ARTICLES)
+    assert {"vitre", "tours", "sens"} <= common
+    assert not [t for t in towns
+                if any(w in common for w in t.split() if w not in ("la", "le", "les"))]
+    assert not [t for t in towns if any(ch.isdigit() for ch in t)]

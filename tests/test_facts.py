@@ -16,6 +16,7 @@ from assistant.answer.pairs import (
     picked,
 )
 from assistant.config import E5_MODEL_NAME
+from assistant.text.analysis import analyze
 from assistant.text.facts import fact_spans, former_holder, implied_unit, slot, speaker
 from assistant.text.kinds import is_list_question, without_request
 from assistant.text.reading import Question
@@ -256,6 +257,25 @@ def test_a_typed_question_finds_its_names_in_the_articles() -> None:
     careful = Question.read("Qui dirige le Composteur à Caen ?")
     assert careful.with_names_from(articles) is careful  # a careful question is unchanged
     assert set(careful.names) == set(named.names)
+
+
+def test_a_typed_question_names_the_towns_of_france_it_mentions() -> None:
+    """The towns a typed question names are its `places` (what the answer's articles must
+    mention), whether or not the retrieved articles write them; a town whose word the
+    articles write in lower case ("qu'une startup vienne") is a common word there, and one
+    whose name the project's articles use as a common word ("tours") is not in the list."""
+    articles = ["Le Composteur, à Caen, attend qu'une startup vienne s'y installer."]
+    q = Question.read("qui dirige la french tech de clermont-ferrand")
+    assert q.with_names_from(articles).places == tuple(analyze("clermont-ferrand"))
+    assert Question.read("combien de startups a vienne").with_names_from([]).places == tuple(
+        analyze("vienne"))
+    # the articles write "vienne" as a verb: no town there
+    assert Question.read("combien de startups a vienne").with_names_from(articles).places == ()
+    assert Question.read("combien de tours de table").with_names_from([]).places == ()
+    assert Question.read("combien a leve la rochelle").with_names_from([]).places == tuple(
+        analyze("la rochelle"))
+    careful = Question.read("Qui dirige la French Tech de Limoges ?")
+    assert careful.with_names_from(articles).places == ()  # its names are written
 
 
 @pytest.mark.parametrize(("question", "sentence", "short"), [

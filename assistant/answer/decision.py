@@ -17,7 +17,8 @@
 
 and two rules refuse before any fitted model: a French question that names something that none
 of the articles of its best candidate sentences mentions ("la French Tech de Bordeaux" when no
-such article speaks of Bordeaux) is out of the corpus, whatever else matches; so is a question
+such article speaks of Bordeaux; typed without capitals, the towns it names, see
+`Question.with_names_from`) is out of the corpus, whatever else matches; so is a question
 none of whose words the corpus knows (another script, another language; figures and one- or
 two-letter tokens do not count). The evidence is read, with the best candidate's own features,
 by the answers head of the pair scorer (`pairs.py`), fitted by `bench/fit_scorer.py`; where that
@@ -100,7 +101,7 @@ def gather(question: Question, coverage: float, topic: str, pool: Sequence[Sente
         focus = found / (sum(weights.values()) or 1.0)
     english = question.english
     absent: tuple[str, ...] = ()
-    names = question.names
+    names = question.names + tuple(t for t in question.places if t not in question.names)
     if names and english < ENGLISH:
         mentioned: set[str] = set()
         for text in articles:

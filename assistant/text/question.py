@@ -23,7 +23,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from .analysis import analyze, data_entries, data_lines, strip_elision
+from .analysis import analyze, data_entries, data_lines, fold_accents, strip_elision
 
 if TYPE_CHECKING:
     from ..search.retriever import HybridRetriever
@@ -94,6 +94,20 @@ def name_terms(text: str) -> list[str]:
 def names_among(entities: Iterable[str]) -> list[str]:
     """The entity terms that name a place or body: 3 letters or more, not a number."""
     return sorted(t for t in entities if len(t) >= 3 and not t.isdigit())
+
+
+def towns_in(text: str) -> list[str]:
+    """The towns of France (`assistant/data/places.txt`) that `text` names, as written there
+    (lower case, accents folded: "la rochelle", "clermont-ferrand"), longest first where two
+    overlap."""
+    folded = fold_accents(text.lower()).replace("’", "'")
+    return [m.group(0) for m in _towns().finditer(folded)]
+
+
+@lru_cache(maxsize=1)
+def _towns() -> re.Pattern[str]:
+    names = sorted({line.strip() for line in data_lines("places.txt")}, key=len, reverse=True)
+    return re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, names)) + r")(?![\w-])")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ completed with the previous question's subject, see `question.contextualize`):
 
 A question typed without capitals ("qui dirige le composteur a caen") shows no names; once its
 passages are retrieved, `with_names_from(texts)` reads them in the articles: the question's words
-that the articles write with a capital inside a sentence ("Composteur", "Caen").
+that the articles write with a capital inside a sentence ("Composteur", "Caen"); and, for the
+rule that refuses a question naming a place its answer's articles never mention, the towns of
+France it names (`places`: "limoges" in "qui dirige la french tech de limoges").
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from .question import (
     entity_terms,
     name_terms,
     names_among,
+    towns_in,
 )
 
 ENGLISH = 0.2  # a question with this share of English function words is read as English
@@ -71,6 +74,7 @@ class Question:
     unit: re.Pattern[str] | None
     is_list: bool
     alternates: tuple[tuple[str, str], ...] = ()  # see `question.compound_forms`
+    places: tuple[str, ...] = ()  # a typed question's towns, see `with_names_from`
 
     @classmethod
     def read(cls, asked: str, text: str | None = None) -> Question:
@@ -115,7 +119,9 @@ class Question:
     def with_names_from(self, texts: Iterable[str]) -> Question:
         """For a question typed without capitals, the same question whose names are its words
         that `texts` (the retrieved articles) write with a capital inside a sentence more often
-        than without; any other question unchanged."""
+        than without, and whose `places` are the terms of the towns of France it names
+        (`question.towns_in`) whose words `texts` do not write in lower case more often than
+        with a capital ("tours de table" is no town); any other question unchanged."""
         if not self.typed:
             return self
         forms = {fold_accents(strip_elision(w).lower()) for w in _WORD.findall(self.text)}
@@ -129,13 +135,19 @@ class Question:
                 lower[form] += down
         found = frozenset(t for f in capital if capital[f] > lower[f] for t in analyze(f)
                           if t in self.content)
-        if not found:
+        towns = [town for town in towns_in(self.text)
+                 if all(capital[w] >= lower[w] for w in town.split() if w not in _ARTICLES)]
+        places = tuple(dict.fromkeys(t for town in towns for t in analyze(town)))
+        if not found and not places:
             return self
+        if not found:
+            return replace(self, places=places)
         return replace(self, entities=found, names=tuple(names_among(found)),
-                       focus=tuple(t for t in self.focus if t not in found))
+                       focus=tuple(t for t in self.focus if t not in found), places=places)
 
 
 _ACCENT = re.compile(r"[à-ÿÀ-ß]")
+_ARTICLES = frozenset({"la", "le", "les"})  # a town's first word, written in lower case
 _PLAIN_WORD = re.compile(r"[a-zA-Z]{4,}")
 #: Where an accent changes the French stemmer's reading: the suffix ("-ité", "-ière", "-ée").
 SUFFIX_LETTERS = 5
