@@ -20,6 +20,8 @@ completed with the previous question's subject, see `question.contextualize`):
     english    share of English function words
     unit       the unit a kind-only attribute implies ("Quel âge ?" -> "ans")
     is_list    asks for several items
+    places     for a question typed without capitals, once read in its articles
+               (`with_names_from`): the terms of the towns of France it names
 
 A question typed without capitals ("qui dirige le composteur a caen") shows no names; once its
 passages are retrieved, `with_names_from(texts)` reads them in the articles: the question's words
