@@ -4,7 +4,7 @@
 
 Without arguments, every question file of `bench/fit_scorer.py` (`SETS`, read over its article
 directories and corpus/) and `bench/data/topic.jsonl`. With files, those, over corpus/, the
-neighbouring articles and `bench/data/articles` (or the `--articles` directories).
+neighbouring articles and our own (`bench/data/articles*/`), or the `--articles` directories.
 
 A question drafted in bulk is kept only if what it claims can be checked in the articles:
 
@@ -153,7 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--articles", nargs="*", type=Path,
-                        default=[NEIGHBOURS, DATA / "articles"])
+                        default=[NEIGHBOURS, *sorted(DATA.glob("articles*"))])
     args = parser.parse_args()
     if args.files:
         texts = articles_in(args.articles)
