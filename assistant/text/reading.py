@@ -123,7 +123,7 @@ class Question:
         that `texts` (the retrieved articles) write with a capital inside a sentence more often
         than without, and whose `places` are the terms of the towns of France it names
         (`question.towns_in`) whose words `texts` do not write in lower case more often than
-        with a capital ("tours de table" is no town); any other question unchanged."""
+        with a capital ("qu'une startup vienne": no town); any other question unchanged."""
         if not self.typed:
             return self
         forms = {fold_accents(strip_elision(w).lower()) for w in _WORD.findall(self.text)}
