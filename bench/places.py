@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.text.analysis import fold_accents  # noqa: E402
+from assistant.text.question import town_words  # noqa: E402
 
 OUT = ROOT / "assistant" / "data" / "places.txt"
 HEADER = """\
@@ -62,7 +63,7 @@ def towns(min_population: int, common: set[str]) -> list[str]:
     names = {fold_accents(c["name"].lower()) for c in cities
              if c["countrycode"] == "FR" and c["population"] >= min_population}
     return sorted(n for n in names if not any(ch.isdigit() for ch in n)
-                  and not any(w in common for w in n.split() if w not in ("la", "le", "les")))
+                  and not any(w in common for w in town_words(n)))
 
 
 def main() -> None:

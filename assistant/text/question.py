@@ -104,6 +104,15 @@ def towns_in(text: str) -> list[str]:
     return [m.group(0) for m in _towns().finditer(folded)]
 
 
+def town_words(town: str) -> list[str]:
+    """The words of a town's name (as `towns_in` gives it) that tell it from common words: all
+    but its articles ("la rochelle" -> ["rochelle"])."""
+    return [w for w in town.split() if w not in _TOWN_ARTICLES]
+
+
+_TOWN_ARTICLES = frozenset({"la", "le", "les"})
+
+
 @lru_cache(maxsize=1)
 def _towns() -> re.Pattern[str]:
     names = sorted({line.strip() for line in data_lines("places.txt")}, key=len, reverse=True)

@@ -53,6 +53,7 @@ from .question import (
     entity_terms,
     name_terms,
     names_among,
+    town_words,
     towns_in,
 )
 
@@ -138,18 +139,16 @@ class Question:
         found = frozenset(t for f in capital if capital[f] > lower[f] for t in analyze(f)
                           if t in self.content)
         towns = [town for town in towns_in(self.text)
-                 if all(capital[w] >= lower[w] for w in town.split() if w not in _ARTICLES)]
+                 if all(capital[w] >= lower[w] for w in town_words(town))]
         places = tuple(dict.fromkeys(t for town in towns for t in analyze(town)))
         if not found and not places:
             return self
-        if not found:
-            return replace(self, places=places)
+        # typed, it has no entities of its own (no capital): `found`, empty or not, is them
         return replace(self, entities=found, names=tuple(names_among(found)),
                        focus=tuple(t for t in self.focus if t not in found), places=places)
 
 
 _ACCENT = re.compile(r"[à-ÿÀ-ß]")
-_ARTICLES = frozenset({"la", "le", "les"})  # a town's first word, written in lower case
 _PLAIN_WORD = re.compile(r"[a-zA-Z]{4,}")
 #: Where an accent changes the French stemmer's reading: the suffix ("-ité", "-ière", "-ée").
 SUFFIX_LETTERS = 5
