@@ -352,19 +352,47 @@ def test_the_training_questions_pass_their_checks(tmp_path: Path) -> None:
     assert "no-such-article" in reported["x6"] and "same question as x1" in reported["x7"]
 
 
-def test_the_towns_list_leaves_out_the_words_our_articles_use() -> None:
-    """`assistant/data/places.txt` (written by `bench/places.py` from GeoNames) holds the towns
-    of France a typed question may name, none of which the project's articles write as a
-    common word in lower case ("vitré", "tours"), and no arrondissement."""
+def test_the_places_list_leaves_out_the_words_our_articles_use() -> None:
+    """`assistant/data/places.txt` (written by `bench/places.py` from GeoNames, CLDR and the
+    French dictionary) holds the places a typed question may name, as `places_in` reads them:
+    towns of France, countries and cities of the world in French; none whose only word the
+    project's articles write as a common word in lower case ("vitré", "tours", "suisse"), and
+    no arrondissement."""
     import places
 
     from assistant.text.analysis import data_lines
-    from assistant.text.question import town_words
+    from assistant.text.question import place_words
 
-    towns = [line.strip() for line in data_lines("places.txt")]
-    assert len(towns) > 500 and {"limoges", "clermont-ferrand", "la rochelle", "caen"} <= set(
-        towns)
+    names = [line.strip() for line in data_lines("places.txt")]
+    assert len(names) > 2500 and {"limoges", "clermont ferrand", "la rochelle", "caen",
+                                  "lisbonne", "tel aviv", "estonie", "guingamp"} <= set(names)
+    assert all(name == places.key(name) for name in names)  # as `places_in` compares them
     common = places.common_words(places.ARTICLES)
-    assert {"vitre", "tours", "sens"} <= common
-    assert not [t for t in towns if any(w in common for w in town_words(t))]
-    assert not [t for t in towns if any(ch.isdigit() for ch in t)]
+    assert {"vitre", "tours", "sens", "suisse"} <= common
+    assert not [n for n in names if all(w in common for w in place_words(n))]
+    assert not [n for n in names if any(ch.isdigit() for ch in n)]
+
+
+def test_the_places_builder_leaves_out_common_words(tmp_path: Path) -> None:
+    """`bench/places.py`'s filters on a hand-made dictionary: a word the articles write in lower
+    case is no place; a country or a city of CLDR is none where the dictionary has it as a word
+    other than a noun ("sale"), a city of the dictionary's proper nouns none where it has it at
+    all ("chine" as a noun), a small town none where its stem is a common word's ("contes")."""
+    import places
+
+    dic = tmp_path / "fr.dic"
+    dic.write_text("5\nsale/S. po:adj\nchine/S. po:nom\nconte/S. po:nom\nLisbonne po:npr\n"
+                   "Massimo po:prn\n", "utf-8")
+    dictionary = places.Dictionary(dic)
+    assert dictionary.proper == {"Lisbonne"}  # a first name is no place
+    common = {"vitre", "maison", "blanche"}
+    assert not places.kept("vitre", common)
+    assert not places.kept("maison blanche", common) and places.kept("la rochelle", common)
+    assert not places.kept("sale", common, dictionary)
+    assert places.kept("chine", common, dictionary)
+    assert not places.kept("chine", common, dictionary, nouns=True)
+    stems = places.stems(set(dictionary.lower))
+    assert not places.kept("contes", common, dictionary, nouns=True, common_stems=stems)
+    assert places.kept("mazamet", common, dictionary, nouns=True, common_stems=stems)
+    assert places.key("Clermont-Ferrand") == "clermont ferrand"
+    assert places.key("Côte d’Ivoire") == "cote d ivoire"

@@ -19,6 +19,7 @@ from assistant.config import E5_MODEL_NAME
 from assistant.text.analysis import analyze
 from assistant.text.facts import fact_spans, former_holder, implied_unit, slot, speaker
 from assistant.text.kinds import is_list_question, without_request
+from assistant.text.question import places_in
 from assistant.text.reading import Question
 from assistant.text.sentences import series_length
 
@@ -259,14 +260,16 @@ def test_a_typed_question_finds_its_names_in_the_articles() -> None:
     assert set(careful.names) == set(named.names)
 
 
-def test_a_typed_question_names_the_towns_of_france_it_mentions() -> None:
-    """The towns a typed question names are its `places` (what the answer's articles must
-    mention), whether or not the retrieved articles write them; a town whose word the
-    articles write in lower case ("qu'une startup vienne") is a common word there, and one
-    whose name the project's articles use as a common word ("tours") is not in the list."""
+def test_a_typed_question_names_the_places_it_mentions() -> None:
+    """The places a typed question names (a town of France, a country, a city of the world in
+    French) are its `places` (what the answer's articles must mention), whether or not the
+    retrieved articles write them; a town whose word the articles write in lower case ("qu'une
+    startup vienne") is a common word there, and one whose name the project's articles use as
+    a common word ("tours") is not in the list."""
     articles = ["Le Composteur, à Caen, attend qu'une startup vienne s'y installer."]
     q = Question.read("qui dirige la french tech de clermont-ferrand")
     assert q.with_names_from(articles).places == tuple(analyze("clermont-ferrand"))
+    assert places_in("la french tech de clermont ferrand") == ["clermont ferrand"]
     assert Question.read("combien de startups a vienne").with_names_from([]).places == tuple(
         analyze("vienne"))
     # the articles write "vienne" as a verb: no town there
@@ -274,6 +277,12 @@ def test_a_typed_question_names_the_towns_of_france_it_mentions() -> None:
     assert Question.read("combien de tours de table").with_names_from([]).places == ()
     assert Question.read("combien a leve la rochelle").with_names_from([]).places == tuple(
         analyze("la rochelle"))
+    # abroad, in French; an elided article or a hyphen does not hide the name
+    assert places_in("qui dirige l'accelerateur de tallinn, en estonie") == ["tallinn",
+                                                                             "estonie"]
+    assert places_in("l'incubateur de tel-aviv et celui de lisbonne") == ["tel aviv",
+                                                                          "lisbonne"]
+    assert places_in("une startup suisse vend des chaises") == []  # an adjective there
     careful = Question.read("Qui dirige la French Tech de Limoges ?")
     assert careful.with_names_from(articles).places == ()  # its names are written
 

@@ -17,7 +17,7 @@
 
 and two rules refuse before any fitted model: a French question that names something that none
 of the articles of its best candidate sentences mentions ("la French Tech de Bordeaux" when no
-such article speaks of Bordeaux; typed without capitals, the towns it names, see
+such article speaks of Bordeaux; typed without capitals, the places it names, see
 `Question.with_names_from`) is out of the corpus, whatever else matches; so is a question
 none of whose words the corpus knows (another script, another language; figures and one- or
 two-letter tokens do not count). The evidence is read, with the best candidate's own features,

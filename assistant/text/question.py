@@ -96,27 +96,43 @@ def names_among(entities: Iterable[str]) -> list[str]:
     return sorted(t for t in entities if len(t) >= 3 and not t.isdigit())
 
 
-def towns_in(text: str) -> list[str]:
-    """The towns of France (`assistant/data/places.txt`) that `text` names, as written there
-    (lower case, accents folded: "la rochelle", "clermont-ferrand"), longest first where two
-    overlap."""
-    folded = fold_accents(text.lower()).replace("’", "'")
-    return [m.group(0) for m in _towns().finditer(folded)]
+def places_in(text: str) -> list[str]:
+    """The places that `text` names (`assistant/data/places.txt`: the towns of France, the
+    countries, regions and departments, the cities of the world, as French writes them), as
+    written there: lower case, accents folded, one space between words where the name has a
+    space, a hyphen or an apostrophe ("la rochelle", "clermont ferrand", "tel aviv", "cote d
+    ivoire"); the longest where two overlap."""
+    words = _PLACE_WORD.findall(fold_accents(text.lower()))
+    places, longest = _places()
+    found, i = [], 0
+    while i < len(words):
+        for size in range(min(longest, len(words) - i), 0, -1):
+            name = " ".join(words[i:i + size])
+            if name in places:
+                found.append(name)
+                i += size
+                break
+        else:
+            i += 1
+    return found
 
 
-def town_words(town: str) -> list[str]:
-    """The words of a town's name (as `towns_in` gives it) that tell it from common words: all
-    but its articles ("la rochelle" -> ["rochelle"])."""
-    return [w for w in town.split() if w not in _TOWN_ARTICLES]
+def place_words(place: str) -> list[str]:
+    """The words of a place's name (as `places_in` gives it) that tell it from common words:
+    all but its articles and prepositions ("la rochelle" -> ["rochelle"])."""
+    return [w for w in place.split() if w not in _PLACE_LINKS]
 
 
-_TOWN_ARTICLES = frozenset({"la", "le", "les"})
+_PLACE_WORD = re.compile(r"[^\W_]+")
+_PLACE_LINKS = frozenset({"la", "le", "les", "l", "d", "de", "du", "des", "et", "en", "sur",
+                          "sous", "lez"})
 
 
 @lru_cache(maxsize=1)
-def _towns() -> re.Pattern[str]:
-    names = sorted({line.strip() for line in data_lines("places.txt")}, key=len, reverse=True)
-    return re.compile(r"(?<![\w-])(?:" + "|".join(map(re.escape, names)) + r")(?![\w-])")
+def _places() -> tuple[frozenset[str], int]:
+    """The names of `places.txt` and the most words one has."""
+    names = frozenset(line.strip() for line in data_lines("places.txt"))
+    return names, max(len(n.split()) for n in names)
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ completed with the previous question's subject, see `question.contextualize`):
     unit       the unit a kind-only attribute implies ("Quel âge ?" -> "ans")
     is_list    asks for several items
     places     for a question typed without capitals, once read in its articles
-               (`with_names_from`): the terms of the towns of France it names
+               (`with_names_from`): the terms of the places it names (towns, countries)
 
 A question typed without capitals ("qui dirige le composteur a caen") shows no names; once its
 passages are retrieved, `with_names_from(texts)` reads them in the articles: the question's words
 that the articles write with a capital inside a sentence ("Composteur", "Caen"); and, for the
-rule that refuses a question naming a place its answer's articles never mention, the towns of
-France it names (`places`: "limoges" in "qui dirige la french tech de limoges").
+rule that refuses a question naming a place its answer's articles never mention, the places it
+names (`places`: "limoges" in "qui dirige la french tech de limoges", "estonie", "lisbonne").
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ from .question import (
     entity_terms,
     name_terms,
     names_among,
-    town_words,
-    towns_in,
+    place_words,
+    places_in,
 )
 
 ENGLISH = 0.2  # a question with this share of English function words is read as English
@@ -77,7 +77,7 @@ class Question:
     unit: re.Pattern[str] | None
     is_list: bool
     alternates: tuple[tuple[str, str], ...] = ()  # see `question.compound_forms`
-    places: tuple[str, ...] = ()  # a typed question's towns, see `with_names_from`
+    places: tuple[str, ...] = ()  # a typed question's places, see `with_names_from`
 
     @classmethod
     def read(cls, asked: str, text: str | None = None) -> Question:
@@ -122,9 +122,10 @@ class Question:
     def with_names_from(self, texts: Iterable[str]) -> Question:
         """For a question typed without capitals, the same question whose names are its words
         that `texts` (the retrieved articles) write with a capital inside a sentence more often
-        than without, and whose `places` are the terms of the towns of France it names
-        (`question.towns_in`) whose words `texts` do not write in lower case more often than
-        with a capital ("qu'une startup vienne": no town); any other question unchanged."""
+        than without, and whose `places` are the terms of the places it names (a town of
+        France, a country, a city of the world: `question.places_in`) whose words `texts` do not
+        write in lower case more often than with a capital ("qu'une startup vienne": no town);
+        any other question unchanged."""
         if not self.typed:
             return self
         forms = {fold_accents(strip_elision(w).lower()) for w in _WORD.findall(self.text)}
@@ -138,9 +139,9 @@ class Question:
                 lower[form] += down
         found = frozenset(t for f in capital if capital[f] > lower[f] for t in analyze(f)
                           if t in self.content)
-        towns = [town for town in towns_in(self.text)
-                 if all(capital[w] >= lower[w] for w in town_words(town))]
-        places = tuple(dict.fromkeys(t for town in towns for t in analyze(town)))
+        named = [place for place in places_in(self.text)
+                 if all(capital[w] >= lower[w] for w in place_words(place))]
+        places = tuple(dict.fromkeys(t for place in named for t in analyze(place)))
         if not found and not places:
             return self
         # typed, it has no entities of its own (no capital): `found`, empty or not, is them
