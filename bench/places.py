@@ -24,7 +24,8 @@ a word the dictionary has in lower case ("sale", "suisse", "carrefour"), or whos
 common word's ("contes", "fosses"), but for the towns of 15,000 inhabitants or more, kept since
 they were measured ("bordeaux", "mâcon"); a name of several words all of which the articles use
 ("maison blanche"). At run time a place is one only where the retrieved articles do not write
-its words in lower case either (`Question.with_names_from`).
+all its words in lower case either (`Question.with_names_from`: "tel aviv" after "un tel
+projet" stays).
 """
 
 from __future__ import annotations

@@ -98,10 +98,10 @@ def names_among(entities: Iterable[str]) -> list[str]:
 
 def places_in(text: str) -> list[str]:
     """The places that `text` names (`assistant/data/places.txt`: the towns of France, the
-    countries, regions and departments, the cities of the world, as French writes them), as
-    written there: lower case, accents folded, one space between words where the name has a
-    space, a hyphen or an apostrophe ("la rochelle", "clermont ferrand", "tel aviv", "cote d
-    ivoire"); the longest where two overlap."""
+    countries and territories, the cities of the world, as French writes them), as written
+    there: lower case, accents folded, one space between words where the name has a space, a
+    hyphen or an apostrophe ("la rochelle", "clermont ferrand", "tel aviv", "cote d ivoire");
+    the longest where two overlap."""
     words = _PLACE_WORD.findall(fold_accents(text.lower()))
     places, longest = _places()
     found, i = [], 0

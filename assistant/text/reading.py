@@ -123,9 +123,9 @@ class Question:
         """For a question typed without capitals, the same question whose names are its words
         that `texts` (the retrieved articles) write with a capital inside a sentence more often
         than without, and whose `places` are the terms of the places it names (a town of
-        France, a country, a city of the world: `question.places_in`) whose words `texts` do not
-        write in lower case more often than with a capital ("qu'une startup vienne": no town);
-        any other question unchanged."""
+        France, a country, a city of the world: `question.places_in`) but those whose words
+        `texts` all write in lower case more often than with a capital ("qu'une startup
+        vienne": no town); any other question unchanged."""
         if not self.typed:
             return self
         forms = {fold_accents(strip_elision(w).lower()) for w in _WORD.findall(self.text)}
@@ -139,8 +139,8 @@ class Question:
                 lower[form] += down
         found = frozenset(t for f in capital if capital[f] > lower[f] for t in analyze(f)
                           if t in self.content)
-        named = [place for place in places_in(self.text)
-                 if all(capital[w] >= lower[w] for w in place_words(place))]
+        named = [place for place in places_in(self.text)  # "tel aviv" after "un tel projet"
+                 if any(capital[w] >= lower[w] for w in place_words(place))]
         places = tuple(dict.fromkeys(t for place in named for t in analyze(place)))
         if not found and not places:
             return self
