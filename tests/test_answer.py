@@ -441,8 +441,15 @@ def test_fact_score_of_frequencies_and_sentence_opening_names() -> None:
     ("Qui va diriger le réseau ?", "diriger"),  # past the auxiliary
     ("Qui a finalement été nommé ?", "nommé"),
     ("Quelle est la surface du bâtiment ?", None),  # the kind of fact itself: nothing more
-    ("Quand a-t-il été inauguré ?", None),
     ("Qu'est-ce que La Poudrière ?", None),
+    # a date question: the event it asks the date of, its verb
+    ("Quand a-t-il été inauguré ?", "inauguré"),
+    ("En quelle année la startup a-t-elle été créée ?", "créée"),
+    ("en quelle annee la startup a-t-elle ete creee", "créée"),  # typed: stemmed as written
+    ("À quelle date le fab lab a-t-il ouvert ses portes ?", "ouvert"),
+    ("En quelle année Jean Dupont a-t-il fondé la société ?", "fondé"),
+    ("Quand ouvre le marché ?", None),  # no auxiliary: no participle to read
+    ("Quelle est la date de l'inauguration ?", None),
 ])
 def test_attribute_term_is_what_is_asked_about_the_topic(question: str, word: str | None) -> None:
     assert attribute_term(question) == (analyze(word)[0] if word else None)

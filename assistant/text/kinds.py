@@ -252,9 +252,12 @@ ATTRIBUTE_KINDS = frozenset({"number", "money", "area", "person", "date"})
 def attribute_term(question: str) -> str | None:
     """The analyzed term of what a French question asks about its topic ("Combien d'habitants
     ... ?" -> "habit", "Quel est le montant de la subvention ... ?" -> "subvent", "Qui préside
-    ... ?" -> "presid"), or None when its wording names none (or it only names the kind of fact:
-    "Quelle est la surface ... ?")."""
+    ... ?" -> "presid"; a date question, the event it asks the date of: "Quand a-t-il été
+    inauguré ?" -> "inaugur"), or None when its wording names none (or it only names the kind
+    of fact: "Quelle est la surface ... ?")."""
     q = folded_question(question)
+    if (when := _WHEN.search(q)) is not None:
+        return _event(q[when.end():])
     for pattern in _ATTRIBUTE:
         m = pattern.search(q)
         if m is None or m.group(1) in _NOT_ATTRIBUTE:
@@ -278,6 +281,26 @@ def attribute_term(question: str) -> str | None:
         terms = analyze(word)
         return terms[0] if terms else None
     return None
+
+
+def _event(q: str) -> str | None:
+    """The event a date question asks the date of, as its verb's analysed term ("En quelle
+    année X a-t-elle été créée ?" -> "cre", "Quand a ouvert ... ?" -> "ouvert"), or None."""
+    m = _EVENT.search(q)
+    if m is None:
+        return None
+    # folded, a feminine participle stems apart ("fondee" -> "fonde", "fondée" -> "fond")
+    word = re.sub(r"e(e)s?$", r"\1", m.group(1))
+    terms = analyze(word)
+    return terms[0] if terms else None
+
+
+_WHEN = re.compile(r"^(?:et\s+)?(?:quand\b|en quelle annee\b|a quelle date\b|depuis quand\b"
+                   r"|en quel mois\b|depuis quelle annee\b)")
+_EVENT = re.compile(r"\b(?:a|ont|avait|avaient|aura|auront|est|sont|etait|sera|seront)"
+                    r"(?:-t-(?:il|elle|ils|elles|on)|-(?:il|elle|ils|elles))?"
+                    r"(?:\s+(?:ete|deja|finalement|officiellement|bien|vraiment))*"
+                    r"\s+([a-z]{3,}(?:e|es|ee|ees|i|is|ie|ies|t|ts|te|tes|u|us|ue|ues))\b")
 
 
 # -- lists ---------------------------------------------------------------------------------------
