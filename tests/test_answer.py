@@ -449,6 +449,8 @@ def test_fact_score_of_frequencies_and_sentence_opening_names() -> None:
     ("À quelle date le fab lab a-t-il ouvert ses portes ?", "ouvert"),
     ("En quelle année Jean Dupont a-t-il fondé la société ?", "fondé"),
     ("Quand ouvre le marché ?", None),  # no auxiliary: no participle to read
+    ("Quand aura lieu le prochain demo day ?", None),  # "avoir lieu": the event is the subject
+    ("Quand la fusion est-elle désormais prévue ?", "prévue"),
     ("Quelle est la date de l'inauguration ?", None),
 ])
 def test_attribute_term_is_what_is_asked_about_the_topic(question: str, word: str | None) -> None:

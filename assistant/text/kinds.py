@@ -287,7 +287,7 @@ def _event(q: str) -> str | None:
     """The event a date question asks the date of, as its verb's analysed term ("En quelle
     année X a-t-elle été créée ?" -> "cre", "Quand a ouvert ... ?" -> "ouvert"), or None."""
     m = _EVENT.search(q)
-    if m is None:
+    if m is None or m.group(1) == "lieu":  # "quand a lieu ... ?": the event is the subject
         return None
     # folded, a feminine participle stems apart ("fondee" -> "fonde", "fondée" -> "fond")
     word = re.sub(r"e(e)s?$", r"\1", m.group(1))
@@ -299,7 +299,7 @@ _WHEN = re.compile(r"^(?:et\s+)?(?:quand\b|en quelle annee\b|a quelle date\b|dep
                    r"|en quel mois\b|depuis quelle annee\b)")
 _EVENT = re.compile(r"\b(?:a|ont|avait|avaient|aura|auront|est|sont|etait|sera|seront)"
                     r"(?:-t-(?:il|elle|ils|elles|on)|-(?:il|elle|ils|elles))?"
-                    r"(?:\s+(?:ete|deja|finalement|officiellement|bien|vraiment))*"
+                    r"(?:\s+(?:ete|deja|desormais|finalement|officiellement|bien|vraiment))*"
                     r"\s+([a-z]{3,}(?:e|es|ee|ees|i|is|ie|ies|t|ts|te|tes|u|us|ue|ues))\b")
 
 
