@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from assistant.text.analysis import analyze, fold_accents  # noqa: E402
+from assistant.text.question import place_key as key  # noqa: E402
 from assistant.text.question import place_words  # noqa: E402
 
 OUT = ROOT / "assistant" / "data" / "places.txt"
@@ -65,7 +66,6 @@ HEADER = """\
 ARTICLES = [ROOT / "corpus", ROOT.parent / "shared" / "eval" / "articles",
             ROOT / "bench" / "data" / "articles", ROOT / "bench" / "data" / "articles_d"]
 _LOWER_WORD = re.compile(r"(?<![\w’'-])[a-zà-ÿœæ][\w-]*")
-_NAME_WORD = re.compile(r"[^\W_]+")
 _WORDY = re.compile(r"[A-ZÀ-Ý][a-zà-ÿ]+(?:['’ -][A-Za-zà-ÿ]+)*")  # no formula, no acronym
 
 
@@ -76,11 +76,6 @@ def common_words(directories: list[Path]) -> set[str]:
         for path in sorted(directory.glob("*.txt")) + sorted(directory.glob("*.md")):
             words |= {fold_accents(w) for w in _LOWER_WORD.findall(path.read_text("utf-8"))}
     return words
-
-
-def key(name: str) -> str:
-    """A name as `places.txt` writes it: "Clermont-Ferrand" -> "clermont ferrand"."""
-    return " ".join(_NAME_WORD.findall(fold_accents(name.lower())))
 
 
 class Dictionary:

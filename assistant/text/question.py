@@ -102,7 +102,7 @@ def places_in(text: str) -> list[str]:
     there: lower case, accents folded, one space between words where the name has a space, a
     hyphen or an apostrophe ("la rochelle", "clermont ferrand", "tel aviv", "cote d ivoire");
     the longest where two overlap."""
-    words = _PLACE_WORD.findall(fold_accents(text.lower()))
+    words = place_key(text).split()
     places, longest = _places()
     found, i = [], 0
     while i < len(words):
@@ -115,6 +115,12 @@ def places_in(text: str) -> list[str]:
         else:
             i += 1
     return found
+
+
+def place_key(text: str) -> str:
+    """`text` as `places.txt` writes a name: lower case, accents folded, one space between
+    words ("Clermont-Ferrand" -> "clermont ferrand", "Côte d'Ivoire" -> "cote d ivoire")."""
+    return " ".join(_PLACE_WORD.findall(fold_accents(text.lower())))
 
 
 def place_words(place: str) -> list[str]:
