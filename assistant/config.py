@@ -70,6 +70,10 @@ class Settings:
     dense_weight: float = 0.3  # chunk cosine in the fusion; see docs/benchmarks.md
     sentence_weight: float = 0.4  # best sentence cosine in the fusion (BM25 gets the rest)
     candidates: int = 50  # per leg, before fusion
+    # How far a candidate is raised towards its article's best candidate (search/retriever.py):
+    # 0, the default, keeps each passage's own score; 1 puts more passages of the best
+    # articles in the k (our questions and the dev files: see docs/benchmarks.md)
+    article_weight: float = 0.0
     # How the signals of a candidate add up: "weights" (the two above) or "fitted" (the
     # conditional logit of search/fusion.py, shipped for the default model; any other model
     # keeps the weights). See docs/benchmarks.md for why "fitted" is not the default.
@@ -167,6 +171,8 @@ class Settings:
         for name in ("dense_weight", "sentence_weight"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 self._refuse(name, "choisissez entre 0 et 1")
+        if not 0.0 <= self.article_weight <= 10.0:
+            self._refuse("article_weight", "choisissez entre 0 et 10")
         if self.refusal_threshold is not None and not 0.0 <= self.refusal_threshold <= 1.0:
             self._refuse("refusal_threshold", "choisissez entre 0 et 1 (une probabilité)")
         if self.dense_weight + self.sentence_weight > 1.0:

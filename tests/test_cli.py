@@ -101,6 +101,8 @@ def test_human_output_and_errors(
     ({"ASSISTANT_DENSE_WEIGHT": "0.8", "ASSISTANT_SENTENCE_WEIGHT": "0.5"},
      "dense_weight=0.8 (ASSISTANT_DENSE_WEIGHT) + sentence_weight=0.5 "
      "(ASSISTANT_SENTENCE_WEIGHT) : leur somme ne doit pas dépasser 1 (BM25 reçoit le reste)."),
+    ({"ASSISTANT_ARTICLE_WEIGHT": "-1"},
+     "article_weight=-1.0 (ASSISTANT_ARTICLE_WEIGHT) : choisissez entre 0 et 10."),
     ({"ASSISTANT_STORE": "qdrant"}, "store='qdrant' (ASSISTANT_STORE) : indiquez aussi "
      "qdrant_url (ASSISTANT_QDRANT_URL) ou qdrant_path (ASSISTANT_QDRANT_PATH)."),
     ({"ASSISTANT_UPLOAD_ENABLED": "peut-être"}, "ASSISTANT_UPLOAD_ENABLED='peut-être' : la "
