@@ -70,10 +70,9 @@ class Settings:
     dense_weight: float = 0.3  # chunk cosine in the fusion; see docs/benchmarks.md
     sentence_weight: float = 0.4  # best sentence cosine in the fusion (BM25 gets the rest)
     candidates: int = 50  # per leg, before fusion
-    # How far a candidate is raised towards its article's best candidate (search/retriever.py):
-    # 0, the default, keeps each passage's own score; 1 puts more passages of the best
-    # articles in the k (our questions and the dev files: see docs/benchmarks.md)
-    article_weight: float = 0.0
+    # How far `search` raises a candidate towards its article's best candidate (0: each its own
+    # score; search/retriever.py, docs/benchmarks.md); the answers read the fusion without it
+    article_weight: float = 1.0
     # How the signals of a candidate add up: "weights" (the two above) or "fitted" (the
     # conditional logit of search/fusion.py, shipped for the default model; any other model
     # keeps the weights). See docs/benchmarks.md for why "fitted" is not the default.

@@ -91,13 +91,14 @@ class Assistant:
         retriever = self.retriever
         asked = retriever.spelled(Question.read(self.check_question(question)))
         k = k or self.settings.k
+        lift = self.settings.article_weight
         with self._stage("search"):
             if not self.settings.rerank:
-                return retriever.search(asked, k, filters)
+                return retriever.search(asked, k, filters, article_weight=lift)
             from .answer.extractive import ExtractiveAnswerer
 
-            # at least the passages an answer reads are reordered: a smaller k cuts that list
-            pool = retriever.search(asked, max(k, self.settings.k), filters)
+            # at least k passages are reordered (`settings.k`, an answer's): a smaller k cuts them
+            pool = retriever.search(asked, max(k, self.settings.k), filters, article_weight=lift)
             return ExtractiveAnswerer(self.settings).ordered(asked, pool, retriever)[:k]
 
     def selection(self, *, sources: Sequence[str] | None = None, since: str | None = None,

@@ -154,7 +154,8 @@ def run(*, k: int, sweep: tuple[tuple[float, float], ...], limit: int | None,
                              bot=Assistant.load(fused, embedder=embedder))
     swept = {}
     for dw, sw in sweep:
-        s = default.replace(dense_weight=dw, sentence_weight=sw, rerank=False)
+        s = default.replace(dense_weight=dw, sentence_weight=sw, rerank=False,
+                            article_weight=0.0)
         swept[f"{dw:g}/{sw:g}"] = evaluate(s, dev_file, k, answers=False,
                                            bot=Assistant.load(s, embedder=embedder))["totals"]
     tutorial = tutorial_pipeline(corpus, default, questions, k)
@@ -162,6 +163,7 @@ def run(*, k: int, sweep: tuple[tuple[float, float], ...], limit: int | None,
         "machine": info, "k": k, "index": reports, "model": default.embedding_model,
         "backend": default.embedding_backend,
         "weights": {"dense": default.dense_weight, "sentence": default.sentence_weight},
+        "article_weight": default.article_weight,
         "project": project, "project_typed": project_typed, "project_heldout": project_held,
         "project_fused": project_fused,
         "minilm": other,
@@ -210,7 +212,8 @@ def markdown(data: dict[str, Any]) -> str:
             f"{w['sentence']:g}", idx["default"]["chunks"], p, answers=True),
         row("(a') the same questions as people type them (lower case, no accents, no \"?\")",
             idx["default"]["chunks"], data["project_typed"]["totals"], answers=True),
-        row("(a\") the same, search without the rerank (the fusion's order)",
+        row("(a\") the same, search without the rerank (the fusion's order, article weight "
+            f"{data['article_weight']:g})",
             idx["default"]["chunks"], data["project_fused"]["totals"]),
         row("(b) same pipeline, all-MiniLM-L6-v2", idx["minilm"]["chunks"],
             data["minilm"]["totals"], answers=True),
@@ -268,7 +271,10 @@ def markdown(data: dict[str, Any]) -> str:
         f"~{ratio:.0f}x the text handed to the reader (context chars) and no sentence-level "
         "answer. Rows a, a' and b order their passages as `search` does, the passage "
         "whose sentence the answer's pick head prefers first (`rerank`); rows a\", c, d and "
-        "the weights below keep the fusion's order (answers never read the rerank). "
+        "the weights below keep the fusion's order (answers never read the rerank). Rows a, "
+        "a' and a\" raise each passage towards its article's best as `search` does "
+        "(`article_weight`, answers never read it either); rows c, d and the weights below "
+        "leave it out. "
         "Targets of the issue: hit@1 >= 0.88, hit@5 >= 0.98, answer match >= 0.93, first "
         "sentence >= 0.90, short answer >= 0.85, >= 26 of 29 out of scope refused with at "
         "most 4 of 136 answerable refused.",

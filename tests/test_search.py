@@ -66,8 +66,9 @@ def test_passages_are_typed_and_point_into_the_article(seed_assistant: Assistant
 
 def test_k_and_dense_weight_settings(seed_settings: Settings, embedder: Any) -> None:
     def bot(dense: float, sentence: float) -> Assistant:
-        return Assistant.load(seed_settings.replace(dense_weight=dense, sentence_weight=sentence),
-                              embedder=embedder)
+        # each leg alone, its passages not raised towards their article (`article_weight`)
+        return Assistant.load(seed_settings.replace(dense_weight=dense, sentence_weight=sentence,
+                                                    article_weight=0.0), embedder=embedder)
 
     lexical, dense, sentences = bot(0.0, 0.0), bot(1.0, 0.0), bot(0.0, 1.0)
     hybrid = Assistant.load(seed_settings, embedder=embedder)
@@ -331,7 +332,8 @@ def test_fitted_fusion_ranks_by_its_probability(seed_settings: Settings, embedde
 
     default = Assistant.load(seed_settings.replace(rerank=False), embedder=embedder)
     assert seed_settings.fusion == "weights" and default.retriever.fusion() is None
-    weighted = default.retriever.weighted(asked, signals)
+    weighted = default.retriever.weighted(asked, signals,
+                                          article_weight=default.settings.article_weight)
     assert [p.chunk_id for p in default.search(question, k=5)] == [
         int(ids[i]) for i in np.lexsort((ids, -weighted))[:5]]
     no_sentences = seed_settings.replace(fusion="fitted", sentence_weight=0.0)
@@ -382,14 +384,16 @@ def test_article_weight_raises_a_chunk_towards_its_article(seed_settings: Settin
     """`article_weight`: each candidate's score is the weighted mean of its own and its
     article's best candidate's, so an article's best chunk keeps its score and the others
     come closer to it. On our own training questions about the seed articles, the fusion's
-    top 5 holds a right passage at least as often as without it (0: each its own score)."""
+    top 5 holds a right passage at least as often as without it (0: each its own score).
+    `Assistant.search` raises them (the settings' weight, 1 by default); the passages an
+    answer reads are the fusion's own."""
     import numpy as np
 
     from assistant.evaluation import load_question_files
 
-    plain = Assistant.load(seed_settings.replace(rerank=False), embedder=embedder).retriever
-    lifted = Assistant.load(seed_settings.replace(rerank=False, article_weight=1.0),
-                            embedder=embedder).retriever
+    bot = Assistant.load(seed_settings.replace(rerank=False), embedder=embedder)
+    assert bot.settings.article_weight == 1.0
+    plain = bot.retriever
     seed = {p.stem for p in seed_settings.corpus_dir.iterdir()}
     in_top5 = {"plain": 0, "lifted": 0}
     asked_any = 0
@@ -400,7 +404,8 @@ def test_article_weight_raises_a_chunk_towards_its_article(seed_settings: Settin
         found = plain.candidate_signals(asked, 5)
         assert found is not None
         ids, signals = found
-        own, raised = plain.weighted(asked, signals), lifted.weighted(asked, signals)
+        own = plain.weighted(asked, signals)
+        raised = plain.weighted(asked, signals, article_weight=1.0)
         for number in np.unique(signals["article"]):
             inside = signals["article"] == number
             best = own[inside].max()
@@ -414,15 +419,22 @@ def test_article_weight_raises_a_chunk_towards_its_article(seed_settings: Settin
         asked_any += 1
     assert asked_any >= 50
     assert in_top5["lifted"] >= in_top5["plain"]
-    # search follows the raised scores
+    # search follows the raised scores, an answer's passages their own
     question = "Quelle est la surface de la Serre numérique ?"
-    asked = lifted.spelled(Question.read(question))
-    found = lifted.candidate_signals(asked, 5)
+    asked = plain.spelled(Question.read(question))
+    found = plain.candidate_signals(asked, 5)
     assert found is not None
     ids, signals = found
-    raised = lifted.weighted(asked, signals)
-    assert [c for c, _ in lifted.score(asked, 5)] == [
+    raised = plain.weighted(asked, signals, article_weight=1.0)
+    assert [p.chunk_id for p in bot.search(question, k=5)] == [
         int(ids[i]) for i in np.lexsort((ids, -raised))[:5]]
+    own = plain.weighted(asked, signals)
+    assert [p.chunk_id for p in plain.search(asked, 5)] == [
+        int(ids[i]) for i in np.lexsort((ids, -own))[:5]]
+    off = Assistant.load(seed_settings.replace(rerank=False, article_weight=0.0),
+                         embedder=embedder)
+    assert [p.chunk_id for p in off.search(question, k=5)] == [
+        p.chunk_id for p in plain.search(asked, 5)]
 
 
 def test_search_puts_first_the_passage_stating_what_is_asked(seed_settings: Settings,

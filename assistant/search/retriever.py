@@ -34,15 +34,15 @@ own chunks (a word found in most of the article's chunks, its topic, says little
 answer is). And a chunk whose article never mentions a name of the question (a place, a body)
 loses `NAME_PENALTY` times the share of such names.
 
-With `article_weight` (0, the default, leaves it out), a chunk is raised towards its article's
-best candidate: a question that describes its topic instead of naming it ("le nouveau réseau
-numérique haut-rhinois") finds the article by its lead or another passage, and the passage
-holding the fact, which shares none of those words, by its article. On our own questions
-(`bench/data/`, 3,635 answerable with their typed twins; the evaluation files never read), in
-the fusion's order: right passage first unchanged (0.802: an article's best chunk keeps its
-score), in the top 5 0.954 -> 0.959 / 0.961 / 0.959 / 0.956 with a weight of 0.5 / 1 / 1.5 / 3
-(paraphrases 0.858 -> 0.876 of 655 at 1). Not the default: it moves the answers' refusals
-(docs/benchmarks.md).
+For `search` (`Settings.article_weight`; the answers read the fusion without it), a chunk is
+then raised towards its article's best candidate: a question that describes its topic instead of
+naming it ("le nouveau réseau numérique haut-rhinois") finds the article by its lead or another
+passage, and the passage holding the fact, which shares none of those words, by its article. On
+our own questions (`bench/data/`, 3,635 answerable with their typed twins; the evaluation files
+never read), in the fusion's order: right passage first unchanged (0.802: an article's best
+chunk keeps its score), in the top 5 0.954 -> 0.959 / 0.961 / 0.959 / 0.956 with a weight of 0.5
+/ 1 / 1.5 / 3 (paraphrases 0.858 -> 0.876 of 655 at 1). The answers do without it: on the dev
+files it moved their refusals (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -264,17 +264,18 @@ class HybridRetriever:
         return np.asarray(self.index.sentences.vectors(ids) @ self.query_vector(question))
 
     # -- search ------------------------------------------------------------------------------
-    def search(self, question: str | Question, k: int,
-               filters: Filters | None = None) -> list[Passage]:
-        """The k best passages; with `filters`, only from the articles they let through."""
-        scored = self.score(question, k, filters)
+    def search(self, question: str | Question, k: int, filters: Filters | None = None, *,
+               article_weight: float = 0.0) -> list[Passage]:
+        """The k best passages; with `filters`, only from the articles they let through; with
+        `article_weight`, each raised towards its article's best (`weighted`)."""
+        scored = self.score(question, k, filters, article_weight=article_weight)
         rows = self.index.db.chunks_by_id(cid for cid, _ in scored)
         return [
             Passage(cid, round(float(s), 6), *rows[cid]) for cid, s in scored if cid in rows
         ]
 
-    def score(self, question: str | Question, k: int,
-              filters: Filters | None = None) -> list[tuple[int, float]]:
+    def score(self, question: str | Question, k: int, filters: Filters | None = None, *,
+              article_weight: float = 0.0) -> list[tuple[int, float]]:
         """The k best (chunk id, fused score), best first; with `filters`, every leg looks at
         the chunks and sentences of the allowed articles only."""
         q = question if isinstance(question, Question) else self.spelled(Question.read(question))
@@ -286,18 +287,19 @@ class HybridRetriever:
         if fusion is not None and all(name in signals for name in fusion.features):
             fused = fusion.scores(signals)
         else:
-            fused = self.weighted(q, signals)
+            fused = self.weighted(q, signals, article_weight=article_weight)
         order = np.lexsort((chunk_ids, -fused))[:k]  # ties broken by chunk id: deterministic
         return [(int(chunk_ids[i]), float(fused[i])) for i in order]
 
-    def weighted(self, q: Question, signals: dict[str, np.ndarray]) -> np.ndarray:
-        """The candidates' scores under the settings' weights (module docstring)."""
+    def weighted(self, q: Question, signals: dict[str, np.ndarray], *,
+                 article_weight: float = 0.0) -> np.ndarray:
+        """The candidates' scores under the settings' weights (module docstring); with
+        `article_weight`, each raised towards its article's best candidate's (`_with_article`)."""
         w_lex, w_dense, w_sentence = self._weights(q)
         own = np.asarray(w_lex * signals["lexical"] + w_dense * signals["dense"]
                          + w_sentence * signals.get("sentence", 0.0)
                          + PASSAGE_WEIGHT * signals["passage"] - NAME_PENALTY * signals["unnamed"])
-        weight = self.settings.article_weight
-        return _with_article(own, signals["article"], weight) if weight > 0 else own
+        return _with_article(own, signals["article"], article_weight) if article_weight else own
 
     def fusion(self) -> Fusion | None:
         """The fitted fusion (`fusion.py`) when the settings ask for it and the embedding model
