@@ -7,6 +7,7 @@ import re
 import threading
 import types
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -343,18 +344,15 @@ def test_fitted_fusion_ranks_by_its_probability(seed_settings: Settings, embedde
         seed_settings.replace(fusion="learned")
 
 
-def test_fusion_fit_learns_from_right_passages(seed_assistant: Assistant) -> None:
-    """`Fusion.fit` (what bench/fit_fusion.py runs), on our own training questions about the
-    seed articles: on the questions it was fitted on, it puts a right passage first at least as
-    often as the settings' weights; its dict form scores the same."""
+def _seed_training_rows(retriever: Any, corpus_dir: Path) -> Iterator[tuple[Any, ...]]:
+    """Our own training questions about the seed articles (bench/data/train_a.jsonl), each
+    with the question as search reads it, its candidates' ids and signals, and which hold its
+    answer (from its article, with its pattern)."""
     import numpy as np
 
     from assistant.evaluation import load_question_files
-    from assistant.search.fusion import FUSION_FEATURES, Fusion
 
-    retriever = seed_assistant.retriever
-    seed = {p.stem for p in seed_assistant.settings.corpus_dir.iterdir()}
-    rows = []
+    seed = {p.stem for p in corpus_dir.iterdir()}
     for q in load_question_files([ROOT / "bench" / "data" / "train_a.jsonl"]):
         if not q.answerable or q.pattern is None or not set(q.sources) <= seed:
             continue
@@ -364,8 +362,22 @@ def test_fusion_fit_learns_from_right_passages(seed_assistant: Assistant) -> Non
         ids, signals = found
         chunks = retriever.index.db.chunks_by_id(int(c) for c in ids)
         right = np.array([q.matches(chunks[int(c)][0]) and q.from_source(chunks[int(c)][1])
-                          for c in ids], dtype=float)
-        rows.append((ids, signals, right, retriever.weighted(asked, signals)))
+                          for c in ids])
+        yield asked, ids, signals, right
+
+
+def test_fusion_fit_learns_from_right_passages(seed_assistant: Assistant) -> None:
+    """`Fusion.fit` (what bench/fit_fusion.py runs), on our own training questions about the
+    seed articles: on the questions it was fitted on, it puts a right passage first at least as
+    often as the settings' weights; its dict form scores the same."""
+    import numpy as np
+
+    from assistant.search.fusion import FUSION_FEATURES, Fusion
+
+    retriever = seed_assistant.retriever
+    rows = [(ids, signals, right.astype(float), retriever.weighted(asked, signals))
+            for asked, ids, signals, right
+            in _seed_training_rows(retriever, seed_assistant.settings.corpus_dir)]
     assert len(rows) >= 50
     fusion = Fusion.fit([(np.column_stack([s[f] for f in FUSION_FEATURES]), y)
                          for _, s, y, _ in rows])
@@ -389,21 +401,12 @@ def test_article_weight_raises_a_chunk_towards_its_article(seed_settings: Settin
     answer reads are the fusion's own."""
     import numpy as np
 
-    from assistant.evaluation import load_question_files
-
     bot = Assistant.load(seed_settings.replace(rerank=False), embedder=embedder)
     assert bot.settings.article_weight == 1.0
     plain = bot.retriever
-    seed = {p.stem for p in seed_settings.corpus_dir.iterdir()}
     in_top5 = {"plain": 0, "lifted": 0}
     asked_any = 0
-    for q in load_question_files([ROOT / "bench" / "data" / "train_a.jsonl"]):
-        if not q.answerable or q.pattern is None or not set(q.sources) <= seed:
-            continue
-        asked = plain.spelled(Question.read(q.question))
-        found = plain.candidate_signals(asked, 5)
-        assert found is not None
-        ids, signals = found
+    for asked, ids, signals, right in _seed_training_rows(plain, seed_settings.corpus_dir):
         own = plain.weighted(asked, signals)
         raised = plain.weighted(asked, signals, article_weight=1.0)
         for number in np.unique(signals["article"]):
@@ -411,9 +414,6 @@ def test_article_weight_raises_a_chunk_towards_its_article(seed_settings: Settin
             best = own[inside].max()
             assert np.isclose(raised[inside].max(), best)  # the article's best keeps its score
             assert np.allclose(raised[inside], (own[inside] + best) / 2)
-        chunks = plain.index.db.chunks_by_id(int(c) for c in ids)
-        right = np.array([q.matches(chunks[int(c)][0]) and q.from_source(chunks[int(c)][1])
-                          for c in ids])
         for name, scores in (("plain", own), ("lifted", raised)):
             in_top5[name] += bool(right[np.lexsort((ids, -scores))[:5]].any())
         asked_any += 1
