@@ -49,8 +49,10 @@ def llm_bot(seed_assistant: Assistant, llm_settings: Settings) -> Assistant:
 
 def _fused(bot: Assistant, question: str, k: int | None = None) -> list[Passage]:
     """The passages an answerer reads, in the order it reads them: the fusion's (`search`
-    without `settings.rerank`, which reorders what `search` shows, not what `ask` reads)."""
-    return Assistant(replace(bot.settings, rerank=False), bot.retriever).search(question, k)
+    without `settings.rerank` nor `settings.article_weight`, which change what `search` shows,
+    not what `ask` reads)."""
+    shown = replace(bot.settings, rerank=False, article_weight=0.0)
+    return Assistant(shown, bot.retriever).search(question, k)
 
 
 def _ask(bot: Assistant, question: str, **kw: object) -> tuple[list[str], Answer]:
