@@ -521,18 +521,16 @@ def _article_numbers(chunk_ids: np.ndarray, spans: dict[int, tuple[str, int, int
     not a signal the fusion weighs)."""
     numbers: dict[str, int] = {}
     return np.array([numbers.setdefault(spans[int(c)][0], len(numbers)) for c in chunk_ids],
-                    dtype=np.float64)
+                    dtype=np.int64)
 
 
 def _with_article(scores: np.ndarray, article: np.ndarray, weight: float) -> np.ndarray:
     """Each chunk's score raised towards its article's best candidate's: their mean, the
     article's best weighing `weight` (`Settings.article_weight`); an article's best chunk keeps
     its score."""
-    best = np.zeros_like(scores)
-    for number in np.unique(article):
-        inside = article == number
-        best[inside] = scores[inside].max()
-    return (scores + weight * best) / (1.0 + weight)
+    best = np.full(int(article.max()) + 1, -np.inf)
+    np.maximum.at(best, article, scores)  # per article number, its best candidate's score
+    return (scores + weight * best[article]) / (1.0 + weight)
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:
